@@ -1,0 +1,29 @@
+"""xpcnn: a convolutional neural network library from first principles, on NumPy or CuPy.
+
+Layers are written once against the Python array API standard; the backend module sends
+2-D correlations to ``scipy.signal`` (NumPy) or ``cupyx.scipy.signal`` (CuPy).
+"""
+
+from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
+from .errors import ShapeError, TrainingError, XpcnnDtypeError
+from .layers import (
+    Activation, Convolutional, Dense, Flatten, Layer, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh,
+)
+from .losses import (
+    binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
+    categorical_cross_entropy_prime, get_loss, mse, mse_prime,
+)
+from .model import Sequential, predict_classes
+from .optimizers import SGD, Adam, Optimizer, get_optimizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CPU", "Device", "DeviceError", "get_device", "to_device", "to_numpy",
+    "ShapeError", "TrainingError", "XpcnnDtypeError",
+    "Layer", "ParameterLayer", "Convolutional", "Dense", "Reshape", "Flatten",
+    "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",
+    "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
+    "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",
+    "Sequential", "predict_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
+]

@@ -1,0 +1,136 @@
+"""Convolutional layer: valid cross-correlation, exactly as derived, for a whole batch.
+
+Forward, for ``X: (N, C, H, W)`` (``j = 1..C`` input channels) and ``K: (D, C, k, k)``::
+
+    Y_i = B_i + Σ_j X_j ⋆ K_ij                      i = 1..D,  Y: (N, D, Ho, Wo)
+
+with ``Ho = H + 2·padding - k + 1`` (likewise ``Wo``). Backward, from ``∂E/∂Y: (N, D, Ho, Wo)``::
+
+    ∂E/∂K_ij = X_j ⋆ ∂E/∂Y_i                         summed over the batch
+    ∂E/∂B_i  = ∂E/∂Y_i                               summed over the batch (and over Ho, Wo
+                                                     for per-channel biases)
+    ∂E/∂X_j  = Σ_i ∂E/∂Y_i ∗full K_ij                (then cropped by the padding)
+
+Biases are *untied* by default, as in the derivation (``B_i`` has the shape of ``Y_i``, so
+``biases: (D, Ho, Wo)``); ``bias="tied"`` gives one bias per output channel (``(D,)``), as in
+PyTorch and Keras. The three products are computed by a convolution engine
+(:mod:`xpcnn.engines`): ``"signal"`` (scipy / cupyx correlation) or ``"gemm"`` (im2col).
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace
+
+from .. import backend
+from ..engines import get_engine, pad2d
+from ..errors import ShapeError
+from .base import ParameterLayer
+
+
+class Convolutional(ParameterLayer):
+    """``(N, C, H, W) -> (N, depth, Ho, Wo)`` with ``depth`` kernels of ``kernel_size × kernel_size``."""
+
+    def __init__(
+        self,
+        input_shape,
+        kernel_size: int,
+        depth: int,
+        *,
+        padding: "int | str" = 0,
+        bias: str = "untied",
+        engine: str = "auto",
+        dtype: str = "float32",
+        device="cpu",
+        seed=None,
+    ):
+        super().__init__(dtype, device, seed)
+        if len(tuple(input_shape)) != 3:
+            raise ShapeError(f"Convolutional: input_shape must be (C, H, W), got {tuple(input_shape)}")
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.kernel_size, self.depth = int(kernel_size), int(depth)
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            if self.kernel_size % 2 == 0:
+                raise ValueError("Convolutional: padding='same' needs an odd kernel_size")
+            padding = (self.kernel_size - 1) // 2
+        self.padding = int(padding)
+        if bias not in ("untied", "tied"):
+            raise ValueError(f"Convolutional: bias must be 'untied' or 'tied', got {bias!r}")
+        self.bias = bias
+        self.engine_name = engine
+        self.engine = get_engine(engine)
+        c, h, w = self.input_shape
+        self.out_hw = (h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1)
+        if min(self.out_hw) < 1:
+            raise ShapeError(
+                f"Convolutional: kernel_size {self.kernel_size} is larger than the padded input {self.input_shape}"
+            )
+        #: Set to False for a first layer: nobody needs ∂E/∂X there, and backward then returns None.
+        self.compute_input_gradient = True
+        self.reset_parameters(seed)
+
+    def config(self):
+        return {
+            "input_shape": list(self.input_shape),
+            "kernel_size": self.kernel_size,
+            "depth": self.depth,
+            "padding": self.padding,
+            "bias": self.bias,
+            "engine": self.engine_name,
+        }
+
+    def output_shape(self, input_shape):
+        return (self.depth, *self.out_hw)
+
+    def reset_parameters(self, rng=None) -> None:
+        rng = backend.new_rng(rng)
+        c = self.input_shape[0]
+        bound = 1.0 / math.sqrt(c * self.kernel_size * self.kernel_size)
+        bias_shape = (self.depth, *self.out_hw) if self.bias == "untied" else (self.depth,)
+        self.params = {
+            "kernels": self._init_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size), bound),
+            "biases": self._init_uniform(rng, bias_shape, bound),
+        }
+        self.grads = {}
+
+    @property
+    def kernels(self):
+        return self.params["kernels"]
+
+    @property
+    def biases(self):
+        return self.params["biases"]
+
+    def _bias_view(self, xp):
+        b = self.biases
+        return b if self.bias == "untied" else xp.reshape(b, (self.depth, 1, 1))
+
+    def forward(self, x):
+        x = self._check_input(x)
+        xp = array_namespace(x)
+        x_padded = pad2d(x, self.padding)
+        self._padded = x_padded
+        # Y_i = B_i + Σ_j X_j ⋆ K_ij
+        return self.engine.forward(x_padded, self.kernels) + self._bias_view(xp)
+
+    def backward(self, output_gradient, learning_rate=None):
+        x = self._saved_input()
+        self._check_gradient(output_gradient, (x.shape[0], self.depth, *self.out_hw))
+        xp = array_namespace(output_gradient)
+        # ∂E/∂K_ij = X_j ⋆ ∂E/∂Y_i
+        self.grads["kernels"] = self.engine.kernel_gradient(self._padded, output_gradient)
+        # ∂E/∂B_i = ∂E/∂Y_i
+        axes = (0,) if self.bias == "untied" else (0, 2, 3)
+        self.grads["biases"] = xp.sum(output_gradient, axis=axes)
+        input_gradient = None
+        if self.compute_input_gradient:
+            # ∂E/∂X_j = Σ_i ∂E/∂Y_i ∗full K_ij
+            input_gradient = self.engine.input_gradient(output_gradient, self.kernels)
+            p = self.padding
+            if p:
+                input_gradient = input_gradient[:, :, p:-p, p:-p]
+        return self._descend(input_gradient, learning_rate)
+

@@ -1,0 +1,71 @@
+"""Dense (fully connected) layer.
+
+Forward, for a batch of row vectors ``X`` of shape ``(N, in)``::
+
+    Y = X Wᵀ + b                      W: (out, in), b: (out,), Y: (N, out)
+
+Backward, from ``∂E/∂Y`` of shape ``(N, out)``::
+
+    ∂E/∂W = (∂E/∂Y)ᵀ X               (out, in)   summed over the batch by the product
+    ∂E/∂b = Σ_n ∂E/∂Y                 (out,)
+    ∂E/∂X = (∂E/∂Y) W                 (N, in)
+
+(The derivation writes one sample as a column vector, ``Y = W X + B``; stacking samples as
+rows gives the same equations transposed.)
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace
+
+from .. import backend
+from .base import ParameterLayer
+
+
+class Dense(ParameterLayer):
+    """``(N, input_size) -> (N, output_size)``. Weights start as ``U(±1/√input_size)`` like PyTorch."""
+
+    def __init__(self, input_size: int, output_size: int, *, dtype: str = "float32", device="cpu", seed=None):
+        super().__init__(dtype, device, seed)
+        self.input_size, self.output_size = int(input_size), int(output_size)
+        self.input_shape = (self.input_size,)
+        self.reset_parameters(seed)
+
+    def config(self) -> dict:
+        return {"input_size": self.input_size, "output_size": self.output_size}
+
+    def output_shape(self, input_shape):
+        return (self.output_size,)
+
+    def reset_parameters(self, rng=None) -> None:
+        rng = backend.new_rng(rng)
+        bound = 1.0 / math.sqrt(self.input_size)
+        self.params = {
+            "weights": self._init_uniform(rng, (self.output_size, self.input_size), bound),
+            "bias": self._init_uniform(rng, (self.output_size,), bound),
+        }
+        self.grads = {}
+
+    @property
+    def weights(self):
+        return self.params["weights"]
+
+    @property
+    def bias(self):
+        return self.params["bias"]
+
+    def forward(self, x):
+        x = self._check_input(x)
+        xp = array_namespace(x)
+        return xp.matmul(x, xp.matrix_transpose(self.weights)) + self.bias
+
+    def backward(self, output_gradient, learning_rate=None):
+        x = self._saved_input()
+        self._check_gradient(output_gradient, (x.shape[0], self.output_size))
+        xp = array_namespace(output_gradient)
+        self.grads["weights"] = xp.matmul(xp.matrix_transpose(output_gradient), x)
+        self.grads["bias"] = xp.sum(output_gradient, axis=0)
+        input_gradient = xp.matmul(output_gradient, self.weights)
+        return self._descend(input_gradient, learning_rate)

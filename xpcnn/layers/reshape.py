@@ -1,0 +1,62 @@
+"""Reshape and Flatten: no parameters, the gradient is reshaped back.
+
+    forward:  Y = reshape(X, (N, *output_shape))
+    backward: ∂E/∂X = reshape(∂E/∂Y, (N, *input_shape))
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace
+
+from ..errors import ShapeError
+from .base import Layer
+
+
+class Reshape(Layer):
+    """``(N, *input_shape) -> (N, *output_shape)``; shapes are given without the batch axis."""
+
+    def __init__(self, input_shape, output_shape):
+        super().__init__()
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self._output_shape = tuple(int(d) for d in output_shape)
+        if math.prod(self.input_shape) != math.prod(self._output_shape):
+            raise ShapeError(
+                f"Reshape: cannot reshape {self.input_shape} ({math.prod(self.input_shape)} values) "
+                f"to {self._output_shape} ({math.prod(self._output_shape)} values)"
+            )
+
+    def config(self):
+        return {"input_shape": list(self.input_shape), "output_shape": list(self._output_shape)}
+
+    def output_shape(self, input_shape):
+        return self._output_shape
+
+    def forward(self, x):
+        x = self._check_input(x)
+        xp = array_namespace(x)
+        return xp.reshape(x, (x.shape[0],) + self._output_shape)
+
+    def backward(self, output_gradient, learning_rate=None):
+        x = self._saved_input()
+        xp = array_namespace(output_gradient)
+        self._check_gradient(output_gradient, (x.shape[0],) + self._output_shape)
+        return xp.reshape(output_gradient, tuple(x.shape))
+
+
+class Flatten(Layer):
+    """``(N, *shape) -> (N, prod(shape))`` for any per-sample shape."""
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def forward(self, x):
+        x = self._check_input(x)
+        xp = array_namespace(x)
+        return xp.reshape(x, (x.shape[0], -1))
+
+    def backward(self, output_gradient, learning_rate=None):
+        x = self._saved_input()
+        xp = array_namespace(output_gradient)
+        return xp.reshape(output_gradient, tuple(x.shape))
