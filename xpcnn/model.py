@@ -146,8 +146,7 @@ class Sequential:
     def predict(self, x, batch_size: int = 256):
         """Outputs for ``x`` (any namespace), computed in batches, in the model's namespace."""
         self._check_batch(x)
-        n = x.shape[0]
-        outs = [self.forward(self._prepare(x[i:i + batch_size, ...])) for i in range(0, n, batch_size)]
+        outs = [self.forward(self._prepare(x[lo:hi, ...])) for lo, hi in _batches(x.shape[0], batch_size)]
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
@@ -202,8 +201,7 @@ class Sequential:
             start = time.perf_counter()
             order = backend.permutation(self.rng, n) if shuffle else None
             total_loss, correct = 0.0, 0.0
-            for b in range(batches):
-                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+            for b, (lo, hi) in enumerate(_batches(n, batch_size)):
                 if order is None:
                     xb, yb = self._prepare(x[lo:hi, ...]), self._prepare(y[lo:hi, ...])
                 else:
@@ -239,12 +237,17 @@ class Sequential:
         loss_fn, _ = get_loss(loss)
         n = x.shape[0]
         total_loss, correct = 0.0, 0.0
-        for i in range(0, n, batch_size):
-            yb = self._prepare(y[i:i + batch_size, ...])
-            out = self.forward(self._prepare(x[i:i + batch_size, ...]))
+        for lo, hi in _batches(n, batch_size):
+            yb = self._prepare(y[lo:hi, ...])
+            out = self.forward(self._prepare(x[lo:hi, ...]))
             total_loss = total_loss + loss_fn(yb, out) * yb.shape[0]
             correct = correct + _correct(self.xp, yb, out)
         return {"loss": float(total_loss) / n, "accuracy": float(correct) / n}
+
+
+def _batches(n: int, batch_size: int):
+    """``(lo, hi)`` bounds of consecutive batches; ``hi`` never passes ``n`` (strict slicing)."""
+    return [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
 
 
 def _correct(xp, y_true, y_pred):

@@ -87,7 +87,7 @@ class Layer:
         for name, p in self.params.items():
             p = backend.to_device(p, dev)
             if dtype is not None:
-                p = p.astype(backend.as_dtype(dev.xp, dtype))
+                p = dev.xp.astype(p, backend.as_dtype(dev.xp, dtype))
             self.params[name] = p
         self.grads = {}
         self._input = None

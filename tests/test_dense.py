@@ -1,0 +1,51 @@
+"""Dense layer: per-sample equations, finite differences, errors."""
+
+import numpy as np
+import pytest
+
+import xpcnn as xc
+from reference import check_layer_gradients
+
+
+def test_forward_and_backward_match_the_column_vector_equations_per_sample():
+    rng = np.random.default_rng(0)
+    dense = xc.Dense(4, 3, dtype="float64", seed=0)
+    x = rng.standard_normal((5, 4))
+    y = dense.forward(x)
+    dy = rng.standard_normal((5, 3))
+    dx = dense.backward(dy)
+    w, b = dense.weights, dense.bias
+    for n in range(5):  # the derivation's Y = W X + B with column vectors, one sample at a time
+        np.testing.assert_allclose(y[n], w @ x[n] + b)
+        np.testing.assert_allclose(dx[n], w.T @ dy[n])
+    np.testing.assert_allclose(dense.grads["weights"], sum(np.outer(dy[n], x[n]) for n in range(5)))
+    np.testing.assert_allclose(dense.grads["bias"], dy.sum(axis=0))
+
+
+def test_gradients_match_finite_differences():
+    rng = np.random.default_rng(1)
+    check_layer_gradients(xc.Dense(6, 4, dtype="float64", seed=1), rng.standard_normal((3, 6)), rng)
+
+
+def test_initialisation_is_pytorch_uniform_and_seeded():
+    a, b = xc.Dense(100, 10, seed=7), xc.Dense(100, 10, seed=7)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    assert a.weights.dtype == np.float32
+    assert np.abs(a.weights).max() <= 0.1
+
+
+def test_wrong_input_shape_names_layer_expected_and_received():
+    with pytest.raises(xc.ShapeError, match=r"Dense\(input_size=3380, output_size=100\).*\(N, 3380\).*\(2, 3381\)"):
+        xc.Dense(3380, 100).forward(np.zeros((2, 3381), np.float32))
+
+
+def test_backward_before_forward_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        xc.Dense(2, 2).backward(np.zeros((1, 2), np.float32))
+
+
+def test_wrong_output_gradient_shape_is_reported():
+    dense = xc.Dense(2, 3, dtype="float64")
+    dense.forward(np.zeros((4, 2)))
+    with pytest.raises(xc.ShapeError, match=r"expected output gradient of shape \(4, 3\), got \(4, 2\)"):
+        dense.backward(np.zeros((4, 2)))

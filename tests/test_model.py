@@ -1,0 +1,94 @@
+"""Sequential: shape chain, fit/evaluate/predict, seeds, and the errors a user meets."""
+
+import numpy as np
+import pytest
+
+import xpcnn as xc
+
+
+def seed_network(seed=0, dtype="float32", size=28):
+    o = size - 2
+    return xc.Sequential([
+        xc.Convolutional((1, size, size), 3, 5), xc.Sigmoid(), xc.Reshape((5, o, o), (5 * o * o,)),
+        xc.Dense(5 * o * o, 100), xc.Sigmoid(), xc.Dense(100, 2), xc.Sigmoid(),
+    ], seed=seed, dtype=dtype)
+
+
+def data(n=24, size=10, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 1, size, size), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, n)]
+    return x, y
+
+
+def test_fit_returns_per_epoch_history_and_learns_a_separable_toy_problem():
+    x, y = data(40)
+    x[y[:, 1] == 1] += 1.0  # class 1 is brighter
+    model = seed_network(size=10)
+    history = model.fit(x, y, epochs=15, batch_size=8, learning_rate=0.5, seed=0)
+    assert set(history) >= {"epoch", "loss", "accuracy", "seconds", "samples_per_s"}
+    assert len(history["loss"]) == 15 and history["epoch"][-1] == 15
+    assert history["loss"][-1] < history["loss"][0]
+    assert model.evaluate(x, y)["accuracy"] == 1.0
+
+
+def test_same_seed_same_weights_and_same_training():
+    x, y = data()
+    a, b = seed_network(3, size=10), seed_network(3, size=10)
+    a.fit(x, y, epochs=2, batch_size=5, seed=1)
+    b.fit(x, y, epochs=2, batch_size=5, seed=1)
+    for la, lb in zip(a.layers, b.layers):
+        for k in la.params:
+            np.testing.assert_array_equal(la.params[k], lb.params[k])
+
+
+def test_validation_data_is_reported_per_epoch():
+    x, y = data()
+    h = seed_network(size=10).fit(x, y, epochs=2, validation_data=(x[:8], y[:8]))
+    assert len(h["val_loss"]) == 2 and 0.0 <= h["val_accuracy"][-1] <= 1.0
+
+
+def test_predict_batches_and_keeps_dtype():
+    x, _ = data(30)
+    out = seed_network(size=10).predict(x, batch_size=7)
+    assert out.shape == (30, 2) and out.dtype == np.float32
+
+
+def test_float64_model_on_request():
+    x, y = data()
+    model = seed_network(size=10, dtype="float64")
+    model.fit(x, y, epochs=1)
+    assert model.dtype == "float64"
+    assert all(p.dtype == np.float64 for layer in model.layers for p in layer.params.values())
+
+
+def test_layer_chain_mismatch_names_both_layers():
+    with pytest.raises(xc.ShapeError, match=r"Dense\(input_size=100.*expects input \(N, 100\).*produces \(N, 3380\)"):
+        xc.Sequential([xc.Convolutional((1, 28, 28), 3, 5), xc.Flatten(), xc.Dense(100, 2)])
+
+
+def test_labels_that_do_not_match_the_output_are_rejected():
+    x, y = data()
+    with pytest.raises(xc.ShapeError, match=r"labels of shape \(24, 1\) do not match the model's output \(N, 2\)"):
+        seed_network(size=10).fit(x, y[:, :1])
+    with pytest.raises(xc.ShapeError, match="24 inputs but 23 labels"):
+        seed_network(size=10).fit(x, y[:23])
+
+
+def test_wrong_input_shape_in_fit_names_expected_and_received():
+    x, y = data(size=12)
+    with pytest.raises(xc.ShapeError, match=r"expected input of shape \(N, 1, 10, 10\).*got \(24, 1, 12, 12\)"):
+        seed_network(size=10).fit(x, y)
+
+
+def test_non_finite_loss_stops_training_with_a_clear_error():
+    x, y = data()
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(xc.TrainingError, match="epoch 1: the training loss is nan"):
+        seed_network(size=10).fit(x, y, epochs=3)
+
+
+def test_arrays_from_two_namespaces_are_a_clear_error():
+    xs = pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match="different devices"):
+        xc.backend.device_of(np.zeros(2), xs.asarray([1.0]))
