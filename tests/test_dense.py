@@ -27,11 +27,13 @@ def test_gradients_match_finite_differences():
     check_layer_gradients(xc.Dense(6, 4, dtype="float64", seed=1), rng.standard_normal((3, 6)), rng)
 
 
-def test_initialisation_is_pytorch_uniform_and_seeded():
+def test_initialisation_is_seeded_glorot_uniform_with_zero_bias():
     a, b = xc.Dense(100, 10, seed=7), xc.Dense(100, 10, seed=7)
     np.testing.assert_array_equal(a.weights, b.weights)
     assert a.weights.dtype == np.float32
-    assert np.abs(a.weights).max() <= 0.1
+    bound = np.sqrt(6 / 110)
+    assert np.abs(a.weights).max() <= bound and np.abs(a.weights).max() > 0.9 * bound
+    np.testing.assert_array_equal(a.bias, 0.0)
 
 
 def test_wrong_input_shape_names_layer_expected_and_received():

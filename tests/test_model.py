@@ -92,3 +92,11 @@ def test_arrays_from_two_namespaces_are_a_clear_error():
     xs = pytest.importorskip("array_api_strict")
     with pytest.raises(ValueError, match="different devices"):
         xc.backend.device_of(np.zeros(2), xs.asarray([1.0]))
+
+
+def test_input_on_another_device_than_the_layer_is_a_clear_error():
+    xs = pytest.importorskip("array_api_strict")
+    dev = xc.Device.of(xs.asarray([0.0], device=xs.Device("device1")))
+    dense = xc.Dense(3, 2, device=dev)
+    with pytest.raises(ValueError, match=r"Dense\(input_size=3, output_size=2\): input lives on cpu .* on array_api_strict"):
+        dense.forward(np.zeros((1, 3), np.float32))

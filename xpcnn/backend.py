@@ -288,6 +288,11 @@ def uniform(rng: np.random.Generator, shape: tuple, bound: float, dtype: str, de
     return to_device(values, device)
 
 
+def zeros(shape: tuple, dtype: str) -> np.ndarray:
+    """Host zeros of ``shape`` (moved by the caller)."""
+    return np.zeros(shape, dtype=dtype)
+
+
 def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
     """A host permutation of ``range(n)`` (index arrays are moved by the caller)."""
     return rng.permutation(n)

@@ -8,7 +8,10 @@ returns ``∂E/∂X``. Passing ``learning_rate`` applies the derivation's one-ca
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from array_api_compat import device
 
 from .. import backend
 from ..errors import ShapeError, XpcnnDtypeError, format_shape
@@ -54,6 +57,11 @@ class Layer:
                 f"{self!r}: expected input of shape {format_shape(self.input_shape)}, got {shape}"
             )
         for name, p in self.params.items():
+            if type(x) is not type(p) or device(x) != device(p):
+                raise ValueError(
+                    f"{self!r}: input lives on {backend.Device.of(x)} but the layer's {name} on "
+                    f"{backend.Device.of(p)}; move one with xpcnn.to_device or layer.to(...)"
+                )
             if x.dtype != p.dtype:
                 raise XpcnnDtypeError(
                     f"{self!r}: input dtype {x.dtype} does not match the layer's {name} dtype {p.dtype}; "
@@ -108,8 +116,14 @@ class ParameterLayer(Layer):
     def reset_parameters(self, rng=None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _init_uniform(self, rng, shape: tuple, bound: float) -> Array:
+    def _glorot_uniform(self, rng, shape: tuple, fan_in: int, fan_out: int) -> Array:
+        """Weights ``U(±√(6 / (fan_in + fan_out)))`` (Glorot and Bengio, 2010; Keras's default)."""
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
         return backend.uniform(rng, shape, bound, self.dtype, self._device)
+
+    def _zeros(self, shape: tuple) -> Array:
+        """Biases start at zero (Keras's default)."""
+        return backend.to_device(backend.zeros(shape, self.dtype), self._device)
 
     def to(self, device, dtype=None):
         super().to(device, dtype)

@@ -19,7 +19,6 @@ PyTorch and Keras. The three products are computed by a convolution engine
 
 from __future__ import annotations
 
-import math
 
 from array_api_compat import array_namespace
 
@@ -88,11 +87,11 @@ class Convolutional(ParameterLayer):
     def reset_parameters(self, rng=None) -> None:
         rng = backend.new_rng(rng)
         c = self.input_shape[0]
-        bound = 1.0 / math.sqrt(c * self.kernel_size * self.kernel_size)
+        k2 = self.kernel_size * self.kernel_size
         bias_shape = (self.depth, *self.out_hw) if self.bias == "untied" else (self.depth,)
         self.params = {
-            "kernels": self._init_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size), bound),
-            "biases": self._init_uniform(rng, bias_shape, bound),
+            "kernels": self._glorot_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size), c * k2, self.depth * k2),
+            "biases": self._zeros(bias_shape),
         }
         self.grads = {}
 

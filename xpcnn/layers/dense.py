@@ -16,8 +16,6 @@ rows gives the same equations transposed.)
 
 from __future__ import annotations
 
-import math
-
 from array_api_compat import array_namespace
 
 from .. import backend
@@ -25,7 +23,7 @@ from .base import ParameterLayer
 
 
 class Dense(ParameterLayer):
-    """``(N, input_size) -> (N, output_size)``. Weights start as ``U(±1/√input_size)`` like PyTorch."""
+    """``(N, input_size) -> (N, output_size)``. Glorot-uniform weights and zero biases, as in Keras."""
 
     def __init__(self, input_size: int, output_size: int, *, dtype: str = "float32", device="cpu", seed=None):
         super().__init__(dtype, device, seed)
@@ -41,10 +39,9 @@ class Dense(ParameterLayer):
 
     def reset_parameters(self, rng=None) -> None:
         rng = backend.new_rng(rng)
-        bound = 1.0 / math.sqrt(self.input_size)
         self.params = {
-            "weights": self._init_uniform(rng, (self.output_size, self.input_size), bound),
-            "bias": self._init_uniform(rng, (self.output_size,), bound),
+            "weights": self._glorot_uniform(rng, (self.output_size, self.input_size), self.input_size, self.output_size),
+            "bias": self._zeros((self.output_size,)),
         }
         self.grads = {}
 
