@@ -7,7 +7,7 @@ Layers are written once against the Python array API standard; the backend modul
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
 from .errors import ShapeError, TrainingError, XpcnnDtypeError
 from .layers import (
-    Activation, Convolutional, Dense, Flatten, Layer, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh,
+    Activation, Convolutional, Dense, Flatten, Layer, MaxPool2D, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh,
 )
 from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CPU", "Device", "DeviceError", "get_device", "to_device", "to_numpy",
     "ShapeError", "TrainingError", "XpcnnDtypeError",
-    "Layer", "ParameterLayer", "Convolutional", "Dense", "Reshape", "Flatten",
+    "Layer", "ParameterLayer", "Convolutional", "Dense", "MaxPool2D", "Reshape", "Flatten",
     "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",
     "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
     "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",

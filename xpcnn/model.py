@@ -178,7 +178,8 @@ class Sequential:
 
         ``optimizer`` defaults to the one from an earlier ``fit`` or to ``SGD(learning_rate)``.
         ``seed`` re-seeds the shuffling generator. ``on_batch`` receives ``{epoch, batch,
-        batches, size, loss}`` (``loss`` a 0-d array: converting it synchronises a GPU);
+        batches, size, loss, correct}`` (``loss`` and the batch's number of right answers
+        ``correct`` are 0-d arrays: converting them synchronises a GPU);
         ``on_epoch`` receives the epoch's logs and may return ``True`` to stop.
         """
         if batch_size < 1 or epochs < 0:
@@ -208,10 +209,11 @@ class Sequential:
                     xb, yb = self._take(x, order[lo:hi]), self._take(y, order[lo:hi])
                 batch_loss, out = self.train_step(xb, yb, loss_fn, loss_prime, self.optimizer)
                 total_loss = total_loss + batch_loss * (hi - lo)
-                correct = correct + _correct(self.xp, yb, out)
+                batch_correct = _correct(self.xp, yb, out)
+                correct = correct + batch_correct
                 if on_batch is not None:
                     on_batch({"epoch": self.epoch + 1, "batch": b + 1, "batches": batches,
-                              "size": hi - lo, "loss": batch_loss})
+                              "size": hi - lo, "loss": batch_loss, "correct": batch_correct})
             self.epoch += 1
             logs = {"epoch": self.epoch, "loss": float(total_loss) / n, "accuracy": float(correct) / n}
             if not math.isfinite(logs["loss"]):

@@ -27,25 +27,28 @@ _DTYPES = {
 }
 
 
-def _read_bytes(path: "str | os.PathLike") -> bytes:
+def read_bytes(path: "str | os.PathLike") -> bytes:
+    """The file's bytes as stored (still gzip-compressed if it is)."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except OSError as exc:
         raise IdxError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def decompress(raw: bytes, name: str) -> bytes:
+    """``raw`` gunzipped when it starts with the gzip magic ``1f 8b``, else unchanged."""
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise IdxError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
+            raise IdxError(f"{name}: corrupt or truncated gzip data ({exc})") from exc
     return raw
 
 
-def read_idx(path: "str | os.PathLike") -> np.ndarray:
-    """The array stored in an IDX file (gzip or not), as a native-endian NumPy array."""
-    raw = _read_bytes(path)
-    name = os.fspath(path)
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """The array held by uncompressed IDX bytes; ``name`` (the file) goes into every error."""
     if len(raw) < 4:
         raise IdxError(f"{name}: too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
@@ -68,18 +71,28 @@ def read_idx(path: "str | os.PathLike") -> np.ndarray:
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
+def read_idx(path: "str | os.PathLike") -> np.ndarray:
+    """The array stored in an IDX file (gzip or not), as a native-endian NumPy array."""
+    name = os.fspath(path)
+    return parse_idx(decompress(read_bytes(name), name), name)
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, images_name: str, labels_name: str) -> None:
+    """Images ``(N, H, W)`` uint8 and labels ``(N,)`` uint8 with the same ``N``, or an :class:`IdxError`."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise IdxError(f"{images_name}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise IdxError(f"{labels_name}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}")
+    if images.shape[0] != labels.shape[0]:
+        raise IdxError(
+            f"{images_name} holds {images.shape[0]} images but {labels_name} holds {labels.shape[0]} labels"
+        )
+
+
 def read_idx_pair(images_path, labels_path) -> "tuple[np.ndarray, np.ndarray]":
     """``(images (N, H, W) uint8, labels (N,) uint8)`` with counts and shapes checked."""
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise IdxError(f"{os.fspath(images_path)}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
-    if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise IdxError(f"{os.fspath(labels_path)}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}")
-    if images.shape[0] != labels.shape[0]:
-        raise IdxError(
-            f"{os.fspath(images_path)} holds {images.shape[0]} images but "
-            f"{os.fspath(labels_path)} holds {labels.shape[0]} labels"
-        )
+    check_pair(images, labels, os.fspath(images_path), os.fspath(labels_path))
     return images, labels
 
 

@@ -23,7 +23,10 @@ class ConvEngine:
     name = "base"
 
     def forward(self, x, kernels):  # pragma: no cover - abstract
-        """``Y_i = Σ_j X_j ⋆ K_ij``: ``(N, C, H, W), (D, C, k, k) -> (N, D, H-k+1, W-k+1)``."""
+        """``Y_i = Σ_j X_j ⋆ K_ij``: ``(N, C, H, W), (D, C, k, k) -> (N, D, H-k+1, W-k+1)``.
+
+        Returns a fresh array (the layer adds its biases in place).
+        """
         raise NotImplementedError
 
     def kernel_gradient(self, x, output_gradient):  # pragma: no cover - abstract

@@ -4,9 +4,10 @@ from .activations import Activation, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, ParameterLayer
 from .conv import Convolutional
 from .dense import Dense
+from .pooling import MaxPool2D
 from .reshape import Flatten, Reshape
 
 __all__ = [
-    "Layer", "ParameterLayer", "Convolutional", "Dense", "Reshape", "Flatten",
+    "Layer", "ParameterLayer", "Convolutional", "Dense", "MaxPool2D", "Reshape", "Flatten",
     "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",
 ]

@@ -24,7 +24,9 @@ class Activation(Layer):
             raise RuntimeError(f"{self!r}: backward called before forward")
         self._check_gradient(output_gradient, tuple(self._saved.shape))
         xp = array_namespace(output_gradient)
-        return output_gradient * self.derivative(xp)
+        gradient = self.derivative(xp)  # f'(X), a fresh array
+        gradient *= output_gradient
+        return gradient
 
     def to(self, device, dtype=None):
         self._saved = None
@@ -35,19 +37,25 @@ class Sigmoid(Activation):
     """``σ(x) = 1 / (1 + e^{-x})``, ``σ' = σ (1 - σ)``.
 
     Computed from ``e^{-|x|}`` so no exponential overflows for large ``|x|``:
-    ``σ(x) = 1/(1+e^{-|x|})`` for ``x ≥ 0`` and ``e^{-|x|}/(1+e^{-|x|})`` otherwise.
+    ``σ(x) = 1/(1+e^{-|x|})`` for ``x ≥ 0`` and ``e^{-|x|}/(1+e^{-|x|})`` otherwise. The two
+    numerators are ``max(e^{-|x|}, [x ≥ 0])``, since ``e^{-|x|} ≤ 1`` (no ``where``, which NumPy
+    runs element by element with a branch).
     """
 
     def forward(self, x):
         xp = array_namespace(x)
         e = xp.exp(-xp.abs(x))
-        inv = 1.0 / (1.0 + e)
-        self._saved = xp.where(x >= 0, inv, e * inv)
+        numerator = xp.maximum(e, xp.astype(x >= 0, x.dtype))
+        e += 1.0
+        numerator /= e
+        self._saved = numerator
         return self._saved
 
     def derivative(self, xp):
         s = self._saved
-        return s * (1.0 - s)
+        d = 1.0 - s
+        d *= s
+        return d
 
 
 class Tanh(Activation):
@@ -69,7 +77,7 @@ class ReLU(Activation):
     def forward(self, x):
         xp = array_namespace(x)
         self._saved = x
-        return xp.where(x > 0, x, xp.zeros_like(x))
+        return xp.clip(x, min=0.0)  # not where(): NumPy's where branches on every element
 
     def derivative(self, xp):
         x = self._saved

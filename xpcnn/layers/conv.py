@@ -112,8 +112,10 @@ class Convolutional(ParameterLayer):
         xp = array_namespace(x)
         x_padded = pad2d(x, self.padding)
         self._padded = x_padded
-        # Y_i = B_i + Σ_j X_j ⋆ K_ij
-        return self.engine.forward(x_padded, self.kernels) + self._bias_view(xp)
+        # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add B_i in place)
+        y = self.engine.forward(x_padded, self.kernels)
+        y += self._bias_view(xp)
+        return y
 
     def backward(self, output_gradient, learning_rate=None):
         x = self._saved_input()

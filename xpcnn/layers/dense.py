@@ -56,13 +56,20 @@ class Dense(ParameterLayer):
     def forward(self, x):
         x = self._check_input(x)
         xp = array_namespace(x)
-        return xp.matmul(x, xp.matrix_transpose(self.weights)) + self.bias
+        y = xp.matmul(x, xp.matrix_transpose(self.weights))
+        y += self.bias
+        return y
 
     def backward(self, output_gradient, learning_rate=None):
         x = self._saved_input()
         self._check_gradient(output_gradient, (x.shape[0], self.output_size))
         xp = array_namespace(output_gradient)
-        self.grads["weights"] = xp.matmul(xp.matrix_transpose(output_gradient), x)
+        if x.shape[0] == 1:
+            # One sample: the outer product ∂E/∂Y Xᵀ of the derivation, as a broadcast product
+            # (a matmul with an inner dimension of 1 is far slower in some BLAS builds).
+            self.grads["weights"] = xp.matrix_transpose(output_gradient) * x
+        else:
+            self.grads["weights"] = xp.matmul(xp.matrix_transpose(output_gradient), x)
         self.grads["bias"] = xp.sum(output_gradient, axis=0)
         input_gradient = xp.matmul(output_gradient, self.weights)
         return self._descend(input_gradient, learning_rate)

@@ -1,0 +1,693 @@
+#!/usr/bin/env python
+"""Training and inference throughput of xpcnn against the per-sample formulation and PyTorch.
+
+Every contender trains the same network, with the same weights, dtype, batch size and thread
+count, in the same run. Contenders take turns within each repeat (round-robin, the order
+rotated every repeat), so a noisy neighbour slows all of them alike; the table gives the
+median and the spread (min–max) over the repeats.
+
+Contenders
+    xpcnn[ENGINE]  ``Sequential.train_step`` (forward, loss, backward, SGD update) on prepared
+                   arrays, one per convolution engine; inference is ``Sequential.forward``.
+    per-sample     the derivation's own formulation, written below: one sample at a time, each
+                   updating the weights, the convolution looping over output and input channels
+                   with ``scipy.signal.correlate2d`` / ``convolve2d``.
+    torch          PyTorch (optional, ``pip install -e '.[bench]'``), the same layers built from
+                   the xpcnn model (untied conv biases as a learned ``(D, Ho, Wo)`` tensor).
+
+The roofline: a large matrix product measured in the same run gives the machine's peak GFLOP/s
+for the dtype; each result's GFLOP/s counts the network's matrix work per sample (convolution
+forward and kernel gradient, input gradients where computed, dense forward and backward).
+
+    python scripts/bench.py                      # the default run (< 5 minutes on 2 cores)
+    python scripts/bench.py --quick              # a one-minute look
+    python scripts/bench.py --batch-sizes 128 --dtypes float32 --json bench.json
+    python scripts/bench.py --device cuda        # CuPy and PyTorch CUDA
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+import xpcnn as xc
+from xpcnn.engines import get_engine
+from xpcnn.losses import get_loss
+from xpcnn.optimizers import SGD
+
+LEARNING_RATE = 0.1
+SEED = 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The workloads
+# ----------------------------------------------------------------------------------------------
+
+def seed_model(dtype: str) -> "tuple[xc.Sequential, str, int]":
+    """The derivation's network: Conv 5×3×3 on 1×28×28, Sigmoid, Dense 3380→100, Sigmoid, Dense 100→2."""
+    layers = [
+        xc.Convolutional((1, 28, 28), kernel_size=3, depth=5), xc.Sigmoid(),
+        xc.Reshape((5, 26, 26), (5 * 26 * 26,)),
+        xc.Dense(5 * 26 * 26, 100), xc.Sigmoid(), xc.Dense(100, 2), xc.Sigmoid(),
+    ]
+    return xc.Sequential(layers, seed=SEED, dtype=dtype), "binary_cross_entropy", 2
+
+
+def convnet_model(dtype: str) -> "tuple[xc.Sequential, str, int]":
+    """The deeper ten-class network of :mod:`xpcnn.zoo`."""
+    zoo = importlib.import_module("xpcnn.zoo")
+    model, loss = zoo.build_model("convnet", (1, 28, 28), 10, seed=SEED, dtype=dtype)
+    return model, loss, 10
+
+
+def available_models() -> "dict[str, Callable]":
+    models = {"seed": seed_model}
+    try:
+        zoo = importlib.import_module("xpcnn.zoo")
+        if "convnet" in getattr(zoo, "MODELS", {}):
+            models["convnet"] = convnet_model
+    except ImportError:
+        pass
+    return models
+
+
+def set_engine(model: xc.Sequential, engine: str) -> None:
+    """Switch every convolution of ``model`` to ``engine``."""
+    for layer in model.layers:
+        if isinstance(layer, xc.Convolutional):
+            layer.engine_name = engine
+            layer.engine = get_engine(engine)
+
+
+def matrix_flops(model: xc.Sequential, train: bool) -> int:
+    """Multiply-adds ×2 per sample in convolutions and dense layers (element-wise work not counted)."""
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, xc.Convolutional):
+            c = layer.input_shape[0]
+            fwd = 2 * layer.depth * c * layer.kernel_size ** 2 * layer.out_hw[0] * layer.out_hw[1]
+            flops += fwd
+            if train:
+                flops += fwd  # kernel gradient
+                flops += fwd if layer.compute_input_gradient else 0
+        elif isinstance(layer, xc.Dense):
+            fwd = 2 * layer.input_size * layer.output_size
+            flops += 3 * fwd if train else fwd  # forward, weight gradient, input gradient
+    return flops
+
+
+def synthetic_batch(model: xc.Sequential, classes: int, batch: int, dtype: str):
+    """Random 28×28 images in [0, 1) and one-hot labels, as host NumPy arrays."""
+    rng = np.random.default_rng(1)
+    x = rng.random((batch, *model.input_shape)).astype(dtype)
+    y = np.eye(classes, dtype=dtype)[rng.integers(0, classes, batch)]
+    return x, y
+
+
+# ----------------------------------------------------------------------------------------------
+# Contender 2: the derivation's per-sample formulation (NumPy + scipy.signal, CPU only)
+# ----------------------------------------------------------------------------------------------
+
+class PerSample:
+    """The seed network exactly as the derivation writes it: column vectors, one sample at a time.
+
+    Each sample runs forward, then backward with the learning rate, which updates every layer
+    at once (the derivation's ``backward(output_gradient, learning_rate)``); the convolution
+    loops over output and input channels calling ``correlate2d`` / ``convolve2d``. Its speed
+    per sample does not depend on the batch size.
+    """
+
+    def __init__(self, model: xc.Sequential, learning_rate: float) -> None:
+        from scipy import signal
+
+        self.signal = signal
+        conv, dense1, dense2 = model.layers[0], model.layers[3], model.layers[5]
+        self.kernels = np.array(xc.to_numpy(conv.kernels))
+        self.biases = np.array(xc.to_numpy(conv.biases))
+        self.w1, self.b1 = np.array(xc.to_numpy(dense1.weights)), np.array(xc.to_numpy(dense1.bias))[:, None]
+        self.w2, self.b2 = np.array(xc.to_numpy(dense2.weights)), np.array(xc.to_numpy(dense2.bias))[:, None]
+        self.lr = learning_rate
+
+    @staticmethod
+    def sigmoid(x):
+        with np.errstate(over="ignore"):  # the derivation's formula; e^{-x} = inf gives 0 correctly
+            return 1 / (1 + np.exp(-x))
+
+    def sigmoid_prime(self, x):
+        s = self.sigmoid(x)
+        return s * (1 - s)
+
+    def forward(self, sample):
+        """``(C, 28, 28)`` -> the output column ``(2, 1)``; returns what backward needs too."""
+        depth, channels = self.kernels.shape[:2]
+        z0 = np.copy(self.biases)
+        for i in range(depth):
+            for j in range(channels):
+                z0[i] += self.signal.correlate2d(sample[j], self.kernels[i, j], mode="valid")
+        h0 = np.reshape(self.sigmoid(z0), (-1, 1))
+        z1 = np.dot(self.w1, h0) + self.b1
+        a1 = self.sigmoid(z1)
+        z2 = np.dot(self.w2, a1) + self.b2
+        return self.sigmoid(z2), (sample, z0, h0, z1, a1, z2)
+
+    def predict_batch(self, x):
+        return np.stack([self.forward(sample)[0][:, 0] for sample in x])
+
+    def train_batch(self, x, y) -> None:
+        for sample, target in zip(x, y):
+            self.train_sample(sample, target[:, None])
+
+    def train_sample(self, sample, y_true) -> None:
+        signal, lr = self.signal, self.lr
+        y_pred, (inp, z0, h0, z1, a1, z2) = self.forward(sample)
+        grad = ((1 - y_true) / (1 - y_pred) - y_true / y_pred) / np.size(y_true)  # BCE'
+        grad = grad * self.sigmoid_prime(z2)
+        w2_grad, grad_in = np.dot(grad, a1.T), np.dot(self.w2.T, grad)           # Dense 2
+        self.w2 -= lr * w2_grad
+        self.b2 -= lr * grad
+        grad = grad_in * self.sigmoid_prime(z1)
+        w1_grad, grad_in = np.dot(grad, h0.T), np.dot(self.w1.T, grad)           # Dense 1
+        self.w1 -= lr * w1_grad
+        self.b1 -= lr * grad
+        grad = np.reshape(grad_in, z0.shape) * self.sigmoid_prime(z0)            # Reshape, Sigmoid
+        depth, channels = self.kernels.shape[:2]
+        kernels_gradient = np.zeros(self.kernels.shape, dtype=self.kernels.dtype)  # Convolutional
+        input_gradient = np.zeros(inp.shape, dtype=inp.dtype)
+        for i in range(depth):
+            for j in range(channels):
+                kernels_gradient[i, j] = signal.correlate2d(inp[j], grad[i], mode="valid")
+                input_gradient[j] += signal.convolve2d(grad[i], self.kernels[i, j], mode="full")
+        self.kernels -= lr * kernels_gradient
+        self.biases -= lr * grad
+
+
+# ----------------------------------------------------------------------------------------------
+# Contender 3: PyTorch, the same layers and weights
+# ----------------------------------------------------------------------------------------------
+
+def torch_model(model: xc.Sequential, torch, device: str, dtype: str):
+    """A ``torch.nn.Sequential`` with the xpcnn model's layers and a copy of its weights."""
+    nn = torch.nn
+    tdtype = getattr(torch, dtype)
+
+    def tensor(a):
+        return torch.tensor(np.asarray(xc.to_numpy(a)), dtype=tdtype, device=device)
+
+    class UntiedConv2d(nn.Module):
+        """``Y_i = B_i + Σ_j X_j ⋆ K_ij`` with one bias per output element, like xpcnn's default."""
+
+        def __init__(self, conv):
+            super().__init__()
+            self.conv = nn.Conv2d(conv.input_shape[0], conv.depth, conv.kernel_size, padding=conv.padding, bias=False)
+            self.bias = nn.Parameter(tensor(conv.biases))
+
+        def forward(self, x):
+            return self.conv(x) + self.bias
+
+    modules = []
+    for layer in model.layers:
+        name = type(layer).__name__
+        if name == "Convolutional":
+            if layer.bias == "untied":
+                module = UntiedConv2d(layer)
+                module.conv.weight = nn.Parameter(tensor(layer.kernels))
+            else:
+                module = nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, padding=layer.padding)
+                module.weight, module.bias = nn.Parameter(tensor(layer.kernels)), nn.Parameter(tensor(layer.biases))
+        elif name == "Dense":
+            module = nn.Linear(layer.input_size, layer.output_size)
+            module.weight, module.bias = nn.Parameter(tensor(layer.weights)), nn.Parameter(tensor(layer.bias))
+        elif name in ("Reshape", "Flatten"):
+            module = nn.Flatten()
+        elif name == "MaxPool2D":
+            module = nn.MaxPool2d(layer.pool_size)
+        elif name == "Softmax":
+            module = nn.Softmax(dim=-1)
+        elif name in ("Sigmoid", "Tanh", "ReLU"):
+            module = getattr(nn, name)()
+        else:
+            raise ValueError(f"bench: no PyTorch equivalent for {layer!r}")
+        modules.append(module)
+    return nn.Sequential(*modules).to(device=device, dtype=tdtype)
+
+
+def torch_loss(torch, name: str):
+    f = torch.nn.functional
+    if name == "binary_cross_entropy":
+        return f.binary_cross_entropy
+    if name == "categorical_cross_entropy":
+        def cce(out, y):
+            eps = torch.finfo(out.dtype).eps
+            return -(y * torch.log(out.clamp(eps, 1 - eps))).sum() / out.numel()
+        return cce
+    raise ValueError(f"bench: no PyTorch equivalent for loss {name!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Contender:
+    """One thing to time: ``step()`` runs one batch; ``sync()`` waits for the device."""
+
+    name: str
+    mode: str  # "train" or "infer"
+    step: Callable[[], Any]
+    sync: Callable[[], Any]
+    batch: int
+    reps: int = 1
+    step_seconds: float = 0.0
+    runs: list = field(default_factory=list)
+    skipped: str = ""
+
+
+def calibrate(c: Contender, min_time: float, max_step: float) -> None:
+    """Warm up, then choose how many steps one timed run takes (at least ``min_time`` seconds)."""
+    one = 0.0
+    for _ in range(2):  # the first step warms up; a step slower than max_step is not repeated
+        start = time.perf_counter()
+        c.step()
+        c.sync()
+        one = time.perf_counter() - start
+        if one > max_step:
+            c.skipped = f"{one:.1f} s per step > --max-step {max_step:g}"
+            return
+    c.step_seconds = one
+    c.reps = max(1, math.ceil(min_time / max(one, 1e-6)))
+
+
+def timed_run(c: Contender) -> None:
+    c.sync()
+    start = time.perf_counter()
+    for _ in range(c.reps):
+        c.step()
+    c.sync()
+    c.runs.append(c.reps * c.batch / (time.perf_counter() - start))
+
+
+def summary(runs: list) -> dict:
+    q = statistics.quantiles(runs, n=4) if len(runs) > 1 else [runs[0]] * 3
+    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs),
+            "q1": q[0], "q3": q[2], "runs": runs}
+
+
+# ----------------------------------------------------------------------------------------------
+# The machine
+# ----------------------------------------------------------------------------------------------
+
+def blas_info() -> dict:
+    """NumPy's BLAS (library, kernel, threads) from threadpoolctl, when it is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {"note": "threadpoolctl not installed (pip install -e '.[bench]')", "num_threads": os.cpu_count()}
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            return {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
+    return {"note": "no BLAS found by threadpoolctl", "num_threads": os.cpu_count()}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure_peak(xp, dtype: str, sync: Callable, n: int, repeats: int = 3) -> float:
+    """Best GFLOP/s of an ``n × n`` matrix product in ``xp`` (the roofline's ceiling)."""
+    rng = np.random.default_rng(0)
+    a = xp.asarray(rng.random((n, n)).astype(dtype))
+    b = xp.asarray(rng.random((n, n)).astype(dtype))
+    xp.matmul(a, b)
+    sync()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        xp.matmul(a, b)
+        sync()
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+# ----------------------------------------------------------------------------------------------
+# One configuration: build the contenders, check they agree, time them interleaved
+# ----------------------------------------------------------------------------------------------
+
+def build_contenders(args, model_name, build, dtype, batch, device, torch) -> "tuple[list[Contender], dict]":
+    model, loss_name, classes = build(dtype)
+    x_host, y_host = synthetic_batch(model, classes, batch, dtype)
+    loss_fn, loss_prime = get_loss(loss_name)
+    contenders: list[Contender] = []
+    outputs: dict[str, np.ndarray] = {}
+    xsync = device_sync(device)
+
+    for engine in args.engines:
+        m, _, _ = build(dtype)
+        set_engine(m, engine)
+        m.to(device)
+        x, y = xc.to_device(x_host, device), xc.to_device(y_host, device)
+        opt = SGD(LEARNING_RATE)
+        outputs[f"xpcnn[{engine}]"] = np.asarray(xc.to_numpy(m.forward(x)))
+        contenders.append(Contender(f"xpcnn[{engine}]", "train",
+                                    lambda m=m, x=x, y=y, opt=opt: m.train_step(x, y, loss_fn, loss_prime, opt),
+                                    xsync, batch))
+        contenders.append(Contender(f"xpcnn[{engine}]", "infer", lambda m=m, x=x: m.forward(x), xsync, batch))
+
+    if "per-sample" in args.contenders and model_name == "seed" and device == "cpu":
+        ref = PerSample(model, LEARNING_RATE)
+        chunk = min(batch, args.per_sample_batch)
+        xs, ys = x_host[:chunk], y_host[:chunk]
+        outputs["per-sample"] = ref.predict_batch(x_host[: min(batch, 8)])
+        # Its time per sample does not depend on the batch size: it is timed on `chunk` samples.
+        contenders.append(Contender("per-sample", "train", lambda: ref.train_batch(xs, ys), lambda: None, chunk))
+        contenders.append(Contender("per-sample", "infer", lambda: ref.predict_batch(xs), lambda: None, chunk))
+
+    if torch is not None:
+        tdev = "cuda" if device.startswith("cuda") else "cpu"
+        net = torch_model(model, torch, tdev, dtype)
+        tx = torch.tensor(x_host, device=tdev)
+        ty = torch.tensor(y_host, device=tdev)
+        tloss = torch_loss(torch, loss_name)
+        topt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+        with torch.inference_mode():
+            outputs["torch"] = net(tx).cpu().numpy()
+
+        def torch_train(net=net, tx=tx, ty=ty, topt=topt):
+            topt.zero_grad(set_to_none=True)
+            tloss(net(tx), ty).backward()
+            topt.step()
+
+        def torch_infer(net=net, tx=tx):
+            with torch.inference_mode():
+                return net(tx)
+
+        tsync = torch.cuda.synchronize if tdev == "cuda" else (lambda: None)
+        contenders.append(Contender("torch", "train", torch_train, tsync, batch))
+        contenders.append(Contender("torch", "infer", torch_infer, tsync, batch))
+
+    # Same network, same weights: every contender's first outputs must agree.
+    reference = next(iter(outputs.values()))
+    agreement = {}
+    for name, out in outputs.items():
+        n = min(len(out), len(reference))
+        agreement[name] = float(np.max(np.abs(out[:n] - reference[:n])))
+    return contenders, {"max_abs_output_difference": agreement, "model": model}
+
+
+def device_sync(device: str) -> Callable:
+    if device.startswith("cuda"):
+        cp = importlib.import_module("cupy")
+        return lambda: cp.cuda.Device().synchronize()
+    return lambda: None
+
+
+def run_interleaved(args, active: "list[Contender]") -> None:
+    """``args.repeats`` rounds; in each, every contender times one run, the first one rotating."""
+    for r in range(args.repeats):
+        shift = r % max(len(active), 1)
+        for c in active[shift:] + active[:shift]:
+            if c.name == "torch":
+                # NumPy's OpenBLAS threads spin for tens of ms after a call; on a small machine
+                # they would take PyTorch's cores (PyTorch's OpenMP threads go idle at once).
+                time.sleep(args.pause)
+            timed_run(c)
+
+
+def run_config(args, model_name, build, dtype, batch, device, torch, peaks, seconds_per_sample: dict) -> "list[dict]":
+    contenders, info = build_contenders(args, model_name, build, dtype, batch, device, torch)
+    worst = max(info["max_abs_output_difference"].values())
+    tolerance = 1e-3 if dtype == "float32" else 1e-8
+    if worst > tolerance:
+        print(f"  warning: contenders' outputs differ by up to {worst:.2e} "
+              f"({info['max_abs_output_difference']})", file=sys.stderr)
+    for c in contenders:
+        # `seconds_per_sample` holds each contender's time per sample at the last (smaller) batch.
+        # Larger batches cost less per sample, so a step estimated at over twice --max-step is not
+        # even warmed up; the others are, and calibrate() skips them if they are too slow.
+        key = (model_name, dtype, device, c.name, c.mode)
+        estimate = seconds_per_sample.get(key, 0.0) * c.batch
+        if estimate > 2 * args.max_step:
+            c.skipped = f"about {estimate:.0f} s per step > 2 x --max-step {args.max_step:g}"
+            continue
+        calibrate(c, args.min_time, args.max_step)
+        seconds_per_sample[key] = c.step_seconds / c.batch if not c.skipped else math.inf
+    active = [c for c in contenders if not c.skipped]
+    gc.collect()
+    gc.disable()  # no collection inside a timed run (one takes ~0.1 s with PyTorch loaded)
+    try:
+        run_interleaved(args, active)
+    finally:
+        gc.enable()
+    model = info["model"]
+    rows = []
+    for c in contenders:
+        row = {"model": model_name, "dtype": dtype, "batch": batch, "mode": c.mode, "contender": c.name,
+               "device": device, "timed_samples": c.batch, "steps_per_run": c.reps}
+        if c.skipped:
+            row["skipped"] = c.skipped
+        else:
+            row["samples_per_s"] = summary(c.runs)
+            flops = matrix_flops(model, c.mode == "train")
+            gflops = row["samples_per_s"]["median"] * flops / 1e9
+            row["gflops"] = gflops
+            row["roofline_fraction"] = gflops / peaks[dtype]
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------
+
+def ratios(rows: list, default: str) -> list:
+    """xpcnn (default engine) / torch and / per-sample, per (model, dtype, batch, mode)."""
+    table: dict = {}
+    for row in rows:
+        if "samples_per_s" in row:
+            table.setdefault((row["model"], row["dtype"], row["batch"], row["mode"]), {})[row["contender"]] = \
+                row["samples_per_s"]["median"]
+    out = []
+    for (model, dtype, batch, mode), by in table.items():
+        ours = by.get(f"xpcnn[{default}]")
+        if ours is None:
+            continue
+        entry = {"model": model, "dtype": dtype, "batch": batch, "mode": mode, "xpcnn": f"xpcnn[{default}]"}
+        if "torch" in by:
+            entry["xpcnn_over_torch"] = ours / by["torch"]
+        if "per-sample" in by:
+            entry["xpcnn_over_per_sample"] = ours / by["per-sample"]
+        out.append(entry)
+    return out
+
+
+def print_table(rows: list) -> None:
+    head = f"{'model':8} {'dtype':7} {'batch':>5} {'mode':5} {'contender':14} {'samples/s':>10} " \
+           f"{'min–max':>17} {'GFLOP/s':>8} {'roofline':>8}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        lead = f"{r['model']:8} {r['dtype']:7} {r['batch']:>5} {r['mode']:5} {r['contender']:14}"
+        if "skipped" in r:
+            print(f"{lead} skipped: {r['skipped']}")
+            continue
+        s = r["samples_per_s"]
+        spread = f"{s['min']:.0f}–{s['max']:.0f}"
+        print(f"{lead} {s['median']:>10.0f} {spread:>17} {r['gflops']:>8.1f} {r['roofline_fraction']:>8.1%}")
+
+
+def print_ratios(entries: list) -> None:
+    print("\nratios of medians (xpcnn default engine):")
+    for e in entries:
+        parts = []
+        if "xpcnn_over_torch" in e:
+            parts.append(f"/torch {e['xpcnn_over_torch']:.2f}x")
+        if "xpcnn_over_per_sample" in e:
+            parts.append(f"/per-sample {e['xpcnn_over_per_sample']:.0f}x")
+        if parts:
+            print(f"  {e['model']:8} {e['dtype']:7} batch {e['batch']:>4} {e['mode']:5} {'  '.join(parts)}")
+
+
+def print_targets(rows: list, entries: list, default: str) -> None:
+    """The issue's targets (seed network, float32, training), where this run measured them."""
+    def ratio(batch, key):
+        for e in entries:
+            if (e["model"], e["dtype"], e["batch"], e["mode"]) == ("seed", "float32", batch, "train") and key in e:
+                return e[key]
+        return None
+
+    roof = next((r["roofline_fraction"] for r in rows
+                 if (r["model"], r["dtype"], r["batch"], r["mode"], r["contender"])
+                 == ("seed", "float32", 128, "train", f"xpcnn[{default}]") and "roofline_fraction" in r), None)
+    checks = [("train batch 128 >= 1.2x torch", ratio(128, "xpcnn_over_torch"), 1.2, "x"),
+              ("train batch 1 >= 1.0x torch", ratio(1, "xpcnn_over_torch"), 1.0, "x"),
+              ("train batch 128 >= 50x per-sample", ratio(128, "xpcnn_over_per_sample"), 50.0, "x"),
+              ("train batch 128 >= 30% of the GEMM roofline", roof, 0.30, "%")]
+    lines = [(text, value, goal, unit) for text, value, goal, unit in checks if value is not None]
+    if not lines:
+        return
+    print("\ntargets (seed, float32):")
+    for text, value, goal, unit in lines:
+        shown = f"{value:.1%}" if unit == "%" else f"{value:.2f}x"
+        print(f"  {text:45} {shown:>8}  {'met' if value >= goal else 'MISSED'}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+def csv(kind):
+    def parse(text):
+        return [kind(t) for t in text.split(",") if t.strip()]
+    return parse
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=csv(str), default=None, help="seed,convnet (default: every model available)")
+    p.add_argument("--batch-sizes", type=csv(int), default=[1, 32, 128, 512])
+    p.add_argument("--dtypes", type=csv(str), default=["float32", "float64"])
+    p.add_argument("--engines", type=csv(str), default=None, help="xpcnn convolution engines (default: all)")
+    p.add_argument("--contenders", type=csv(str), default=["xpcnn", "per-sample", "torch"],
+                   help="which of xpcnn, per-sample, torch to run")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per contender (interleaved)")
+    p.add_argument("--min-time", type=float, default=0.07, help="seconds one timed run lasts at least")
+    p.add_argument("--max-step", type=float, default=2.0,
+                   help="skip a contender whose single step takes longer than this many seconds")
+    p.add_argument("--pause", type=float, default=0.1,
+                   help="seconds of rest before each PyTorch run, so NumPy's idle BLAS threads stop spinning")
+    p.add_argument("--per-sample-batch", type=int, default=16,
+                   help="samples per timed per-sample step (its speed per sample does not depend on the batch)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for NumPy's BLAS and PyTorch (default: as many as NumPy's BLAS uses)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (CuPy and PyTorch CUDA)")
+    p.add_argument("--quick", action="store_true", help="float32, batches 1 and 128, 3 repeats")
+    p.add_argument("--json", dest="json_path", default=None, help="also write the results to this file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.dtypes, args.batch_sizes, args.repeats = ["float32"], [1, 128], 3
+    return args
+
+
+def fail(message: str) -> "None":
+    print(f"bench.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from xpcnn.engines import DEFAULT_ENGINE, ENGINES
+
+    models = available_models()
+    names = args.models or list(models)
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        fail(f"unknown or unavailable model(s) {unknown}: available {sorted(models)}")
+    args.engines = args.engines or list(ENGINES)
+    bad = [e for e in args.engines if e not in ENGINES]
+    if bad:
+        fail(f"unknown engine(s) {bad}: expected some of {sorted(ENGINES)}")
+    bad = [d for d in args.dtypes if d not in ("float32", "float64")]
+    if bad or not args.batch_sizes or min(args.batch_sizes) < 1 or args.repeats < 1:
+        fail("--dtypes takes float32,float64; --batch-sizes positive integers; --repeats >= 1")
+    if "xpcnn" not in args.contenders:
+        fail("--contenders must include xpcnn")
+
+    try:
+        dev = xc.get_device(args.device)
+    except (xc.DeviceError, ValueError) as exc:
+        fail(str(exc).splitlines()[0])
+    device = dev.name  # "cpu" or "cuda:N"
+
+    torch = None
+    if "torch" in args.contenders:
+        if importlib.util.find_spec("torch") is None:
+            print("torch is not installed: PyTorch left out (pip install -e '.[bench]')")
+        else:
+            torch = importlib.import_module("torch")
+            if device != "cpu" and not torch.cuda.is_available():
+                print("this PyTorch build has no CUDA: PyTorch left out")
+                torch = None
+
+    blas = blas_info()
+    threads = args.threads or blas.get("num_threads") or os.cpu_count()
+    if args.threads:
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(args.threads, user_api="blas")
+            blas["num_threads"] = args.threads
+        except ImportError:
+            fail("--threads needs threadpoolctl (pip install -e '.[bench]')")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+               "numpy": np.__version__, "blas": blas, "threads": threads, "device": device,
+               "torch": getattr(torch, "__version__", None),
+               "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+                       if k in os.environ}}
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores; NumPy {np.__version__} "
+          f"({blas.get('internal_api', '?')} {blas.get('architecture', '')}), {threads} threads; "
+          f"torch {machine['torch'] or 'not run'}; device {device}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    machine["load_average_1min"] = load
+    if load > max((os.cpu_count() or 1) - threads, 0) + 0.5:
+        print(f"note: load average {load:.1f} on {machine['cores']} cores: other processes compete for the "
+              f"CPU, and multi-threaded timings (PyTorch's above all) suffer; compare with --threads 1")
+    if machine["env"]:
+        print(f"note: {machine['env']} is set; it pins NumPy's BLAS kernel (unset it for this command "
+              f"to measure the machine's best kernel)")
+
+    xp = dev.xp
+    sync = device_sync(device)
+    size = 4096 if device != "cpu" else 1536
+    peaks = {d: measure_peak(xp, d, sync, size) for d in args.dtypes}
+    print("roofline: " + ", ".join(f"{d} matmul {peaks[d]:.0f} GFLOP/s" for d in args.dtypes))
+    default = DEFAULT_ENGINE
+    print(f"xpcnn default engine: {default}; per-sample contender timed on up to {args.per_sample_batch} "
+          f"samples per step; {args.repeats} interleaved repeats of >= {args.min_time:g} s\n")
+
+    rows: list = []
+    seconds_per_sample: dict = {}
+    started = time.perf_counter()
+    for name in names:
+        for dtype in args.dtypes:
+            for batch in sorted(args.batch_sizes):
+                rows += run_config(args, name, models[name], dtype, batch, device, torch, peaks, seconds_per_sample)
+                print(f"  done {name} {dtype} batch {batch} ({time.perf_counter() - started:.0f} s)", flush=True)
+    print()
+    print_table(rows)
+    entries = ratios(rows, default)
+    print_ratios(entries)
+    print_targets(rows, entries, default)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump({"machine": machine, "peak_gflops": peaks, "default_engine": default,
+                       "settings": {k: v for k, v in vars(args).items() if k != "json_path"},
+                       "results": rows, "ratios": entries}, f, indent=1)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Preprocessing (xpcnn/datasets/preprocess.py): class choice, limit, seeded shuffle, scaling, one-hot."""
+
+import numpy as np
+import pytest
+
+from xpcnn.datasets import one_hot, prepare, select_classes, split_per_class, to_inputs
+
+
+def digits():
+    labels = np.array([3, 7, 1, 3, 7, 3, 1, 7, 3], dtype=np.uint8)
+    images = (np.arange(9, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), dtype=np.uint8)) * 20
+    return images, labels
+
+
+def test_select_takes_the_first_limit_samples_of_each_class_in_file_order():
+    _, labels = digits()
+    assert select_classes(labels, [3, 7], limit=2).tolist() == [0, 3, 1, 4]
+    assert select_classes(labels, [7, 1]).tolist() == [1, 4, 7, 2, 6]
+
+
+def test_prepare_gives_scaled_float32_images_and_one_hot_labels():
+    images, labels = digits()
+    x, y, index = prepare(images, labels, classes=[3, 7], limit=None, seed=0)
+    assert x.shape == (7, 1, 28, 28) and x.dtype == np.float32
+    assert y.shape == (7, 2) and y.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    # the image of sample n is its original index * 20 / 255; the label follows its image
+    original = np.rint(x[:, 0, 0, 0] * 255 / 20).astype(int)
+    assert [{3: 0, 7: 1}[labels[i]] for i in original] == index.tolist()
+    np.testing.assert_array_equal(y, np.eye(2, dtype=np.float32)[index])
+
+
+def test_shuffle_follows_the_seed():
+    images, labels = digits()
+    a = prepare(images, labels, [3, 7], seed=1)[0]
+    b = prepare(images, labels, [3, 7], seed=1)[0]
+    c = prepare(images, labels, [3, 7], seed=2)[0]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert sorted(a[:, 0, 0, 0].tolist()) == sorted(c[:, 0, 0, 0].tolist())
+
+
+def test_bad_class_choices_are_value_errors():
+    _, labels = digits()
+    with pytest.raises(ValueError, match="class 5 has no samples"):
+        select_classes(labels, [3, 5])
+    with pytest.raises(ValueError, match="distinct"):
+        select_classes(labels, [3, 3])
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        select_classes(labels, [3, 7], limit=0)
+
+
+def test_helpers_keep_float32():
+    assert to_inputs(np.full((2, 4, 4), 255, dtype=np.uint8)).dtype == np.float32
+    assert one_hot(np.array([1, 0]), 3).tolist() == [[0, 1, 0], [1, 0, 0]]
+
+
+def test_split_per_class_gives_disjoint_halves():
+    _, labels = digits()
+    first, second = split_per_class(labels)
+    assert set(first) & set(second) == set()
+    assert sorted(np.concatenate([first, second]).tolist()) == list(range(9))
+    assert labels[first].tolist().count(3) == 2 and labels[second].tolist().count(3) == 2

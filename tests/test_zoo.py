@@ -1,0 +1,62 @@
+"""Named networks (xpcnn/zoo.py): the derivation's ``seed`` network and the deeper ``convnet``."""
+
+import numpy as np
+import pytest
+
+import xpcnn as xc
+from xpcnn import zoo
+from xpcnn.datasets import load_dataset, prepare
+
+
+def test_seed_is_the_derivations_network_with_binary_cross_entropy():
+    model, loss = zoo.build_model("seed", (1, 28, 28), 2, seed=0)
+    assert loss == "binary_cross_entropy"
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Convolutional", "Sigmoid", "Reshape", "Dense", "Sigmoid", "Dense", "Sigmoid"]
+    conv = model.layers[0]
+    assert conv.config()["kernel_size"] == 3 and conv.depth == 5 and conv.bias == "untied" and conv.padding == 0
+    assert model.layers[2].config() == {"input_shape": [5, 26, 26], "output_shape": [3380]}
+    assert model.layers[3].config() == {"input_size": 3380, "output_size": 100}
+    assert model.layers[5].config() == {"input_size": 100, "output_size": 2}
+    assert model.parameter_count() == 5 * 9 + 5 * 26 * 26 + 3380 * 100 + 100 + 100 * 2 + 2
+
+
+def test_convnet_has_two_conv_pool_blocks_and_a_softmax():
+    model, loss = zoo.build_model("convnet", (1, 28, 28), 10, seed=0)
+    assert loss == "categorical_cross_entropy"
+    convs = [layer for layer in model.layers if isinstance(layer, xc.Convolutional)]
+    assert [(c.depth, c.padding, c.bias) for c in convs] == [(32, 1, "tied"), (64, 1, "tied")]
+    assert sum(isinstance(layer, xc.MaxPool2D) for layer in model.layers) == 2
+    out = xc.to_numpy(model.forward(np.zeros((3, 1, 28, 28), dtype=np.float32)))
+    assert out.shape == (3, 10) and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_same_seed_same_weights_and_dtype_is_respected():
+    a, _ = zoo.build_model("convnet", (1, 28, 28), 4, seed=7)
+    b, _ = zoo.build_model("convnet", (1, 28, 28), 4, seed=7, dtype="float64")
+    assert b.dtype == "float64" and b.layers[0].params["kernels"].dtype == np.float64
+    np.testing.assert_allclose(b.layers[0].params["kernels"], a.layers[0].params["kernels"], rtol=1e-7)
+
+
+def test_unknown_model_and_too_few_classes_are_value_errors():
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        zoo.build_model("resnet")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        zoo.build_model("seed", num_classes=1)
+
+
+def test_every_model_has_a_training_recipe():
+    for spec in zoo.MODELS.values():
+        assert set(spec.recipe) == {"optimizer", "learning_rate", "batch_size", "epochs"}
+
+
+def test_convnet_learns_real_digits_with_its_recipe():
+    data = load_dataset("sample")
+    x, y, _ = prepare(data.train.images, data.train.labels, [0, 1, 7], limit=60, seed=0)
+    xt, yt, _ = prepare(data.test.images, data.test.labels, [0, 1, 7], limit=60, seed=0)
+    model, loss = zoo.build_model("convnet", (1, 28, 28), 3, seed=0)
+    recipe = zoo.get_spec("convnet").recipe
+    model.fit(x, y, loss=loss, epochs=3, batch_size=16,
+              optimizer=xc.get_optimizer(recipe["optimizer"], recipe["learning_rate"]))
+    assert model.evaluate(xt, yt, loss=loss)["accuracy"] > 0.9
