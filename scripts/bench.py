@@ -22,6 +22,7 @@ forward and kernel gradient, input gradients where computed, dense forward and b
     python scripts/bench.py                      # the default run (< 5 minutes on 2 cores)
     python scripts/bench.py --quick              # a one-minute look
     python scripts/bench.py --batch-sizes 128 --dtypes float32 --json bench.json
+    python scripts/bench.py --threads 1          # on a machine that other jobs share
     python scripts/bench.py --device cuda        # CuPy and PyTorch CUDA
 """
 
@@ -422,13 +423,16 @@ def device_sync(device: str) -> Callable:
 
 def run_interleaved(args, active: "list[Contender]") -> None:
     """``args.repeats`` rounds; in each, every contender times one run, the first one rotating."""
+    previous = None
     for r in range(args.repeats):
         shift = r % max(len(active), 1)
         for c in active[shift:] + active[:shift]:
-            if c.name == "torch":
-                # NumPy's OpenBLAS threads spin for tens of ms after a call; on a small machine
-                # they would take PyTorch's cores (PyTorch's OpenMP threads go idle at once).
+            family = c.name == "torch"
+            if previous is not None and family != previous:
+                # After a call, NumPy's OpenBLAS threads (and less so PyTorch's OpenMP threads)
+                # spin for up to ~0.2 s; on a small machine they would take the other's cores.
                 time.sleep(args.pause)
+            previous = family
             timed_run(c)
 
 
@@ -573,8 +577,8 @@ def parse_args(argv=None):
     p.add_argument("--min-time", type=float, default=0.07, help="seconds one timed run lasts at least")
     p.add_argument("--max-step", type=float, default=2.0,
                    help="skip a contender whose single step takes longer than this many seconds")
-    p.add_argument("--pause", type=float, default=0.1,
-                   help="seconds of rest before each PyTorch run, so NumPy's idle BLAS threads stop spinning")
+    p.add_argument("--pause", type=float, default=0.2,
+                   help="seconds of rest between a NumPy and a PyTorch run, so the idle threads of one stop spinning")
     p.add_argument("--per-sample-batch", type=int, default=16,
                    help="samples per timed per-sample step (its speed per sample does not depend on the batch)")
     p.add_argument("--threads", type=int, default=None,
@@ -650,7 +654,7 @@ def main(argv=None) -> int:
           f"torch {machine['torch'] or 'not run'}; device {device}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     machine["load_average_1min"] = load
-    if load > max((os.cpu_count() or 1) - threads, 0) + 0.5:
+    if load > max((os.cpu_count() or 1) - threads, 0) + 1.0:
         print(f"note: load average {load:.1f} on {machine['cores']} cores: other processes compete for the "
               f"CPU, and multi-threaded timings (PyTorch's above all) suffer; compare with --threads 1")
     if machine["env"]:

@@ -17,6 +17,7 @@ class Activation(Layer):
     _saved = None
 
     def derivative(self, xp):  # pragma: no cover - abstract
+        """``f'(X)`` as a fresh array (``backward`` multiplies it by ``∂E/∂Y`` in place)."""
         raise NotImplementedError
 
     def backward(self, output_gradient, learning_rate=None):
