@@ -19,7 +19,6 @@ PyTorch and Keras. The three products are computed by a convolution engine
 
 from __future__ import annotations
 
-
 from array_api_compat import array_namespace
 
 from .. import backend
