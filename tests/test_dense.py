@@ -42,7 +42,7 @@ def test_wrong_input_shape_names_layer_expected_and_received():
 
 
 def test_backward_before_forward_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="backward called before forward"):
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
         xc.Dense(2, 2).backward(np.zeros((1, 2), np.float32))
 
 

@@ -133,7 +133,7 @@ def test_bad_shapes_are_named_errors():
 
 
 def test_backward_before_forward_is_an_error():
-    with pytest.raises(RuntimeError, match="backward called before forward"):
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
         MaxPool2D(2).backward(np.zeros((1, 1, 2, 2), dtype=np.float32))
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import scipy.signal
 from array_api_compat import array_namespace, is_cupy_array, is_numpy_array
 
+from .errors import DeviceError
+
 Array = Any
 
 __all__ = [
@@ -45,10 +47,6 @@ __all__ = [
     "permutation",
     "as_dtype",
 ]
-
-
-class DeviceError(RuntimeError):
-    """A device was asked for that this machine cannot provide."""
 
 
 def _import_cupy():

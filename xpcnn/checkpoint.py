@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .errors import CheckpointError
 from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Tanh
 from .layers.base import Layer, ParameterLayer
 from .model import Sequential
@@ -37,10 +38,6 @@ LAYER_CLASSES: "dict[str, type[Layer]]" = {
     cls.__name__: cls for cls in (Convolutional, Dense, MaxPool2D, Reshape, Flatten, Sigmoid, Tanh, ReLU, Softmax)
 }
 OPTIMIZER_CLASSES: "dict[str, type[Optimizer]]" = {"SGD": SGD, "Adam": Adam}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be written, read, or does not describe a model xpcnn can rebuild."""
 
 
 def _meta(model: Sequential, extra: "dict | None") -> dict:

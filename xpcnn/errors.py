@@ -1,18 +1,48 @@
-"""Exceptions with messages that name the layer, what it expected and what it got."""
+"""Exceptions with messages that name the layer, what it expected and what it got.
+
+Every error xpcnn raises on purpose derives from :class:`XpcnnError`, so a caller (the CLI
+among them) can tell a user's mistake from a bug: anything else that escapes is a bug.
+Each class also derives from the built-in exception it refines (``ShapeError`` is a
+``ValueError``), so ``except ValueError`` keeps working.
+"""
 
 from __future__ import annotations
 
 
-class ShapeError(ValueError):
+class XpcnnError(Exception):
+    """Base class of every error xpcnn raises on purpose."""
+
+
+class ConfigError(XpcnnError, ValueError):
+    """An argument is out of its domain (a kernel size of 0, an unknown engine, a bad option)."""
+
+
+class ShapeError(XpcnnError, ValueError):
     """An array's shape does not fit the layer, loss or model it was given to."""
 
 
-class XpcnnDtypeError(TypeError):
+class XpcnnDtypeError(XpcnnError, TypeError):
     """An array's dtype does not match the model's (a float32 model never computes in float64)."""
 
 
-class TrainingError(RuntimeError):
+class DeviceError(XpcnnError, RuntimeError):
+    """A device was asked for that this machine cannot provide, or arrays live on different devices."""
+
+
+class DataError(XpcnnError, ValueError):
+    """A data set cannot be found, read or verified, or its contents are not what they claim."""
+
+
+class CheckpointError(XpcnnError, ValueError):
+    """A checkpoint cannot be written, read, or does not describe a model xpcnn can rebuild."""
+
+
+class TrainingError(XpcnnError, RuntimeError):
     """Training cannot go on (a non-finite loss, say)."""
+
+
+class StateError(XpcnnError, RuntimeError):
+    """A call came out of order: ``backward`` without a ``forward(x, training=True)`` before it."""
 
 
 def format_shape(shape: tuple, batch: bool = True) -> str:

@@ -131,10 +131,13 @@ class Sequential:
             )
 
     # -- forward and backward ----------------------------------------------------------------
-    def forward(self, x):
-        """``(N, *input_shape) -> (N, *output_shape)`` on the model's device (no batching)."""
+    def forward(self, x, training: bool = True):
+        """``(N, *input_shape) -> (N, *output_shape)`` on the model's device (no batching).
+
+        ``training=False`` (inference) keeps nothing for backward in any layer.
+        """
         for layer in self.layers:
-            x = layer.forward(x)
+            x = layer.forward(x, training)
         return x
 
     def backward(self, output_gradient):
@@ -146,7 +149,7 @@ class Sequential:
     def predict(self, x, batch_size: int = 256):
         """Outputs for ``x`` (any namespace), computed in batches, in the model's namespace."""
         self._check_batch(x)
-        outs = [self.forward(self._prepare(x[lo:hi, ...])) for lo, hi in _batches(x.shape[0], batch_size)]
+        outs = [self.forward(self._prepare(x[lo:hi, ...]), training=False) for lo, hi in _batches(x.shape[0], batch_size)]
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
@@ -241,7 +244,7 @@ class Sequential:
         total_loss, correct = 0.0, 0.0
         for lo, hi in _batches(n, batch_size):
             yb = self._prepare(y[lo:hi, ...])
-            out = self.forward(self._prepare(x[lo:hi, ...]))
+            out = self.forward(self._prepare(x[lo:hi, ...]), training=False)
             total_loss = total_loss + loss_fn(yb, out) * yb.shape[0]
             correct = correct + _correct(self.xp, yb, out)
         return {"loss": float(total_loss) / n, "accuracy": float(correct) / n}

@@ -1,7 +1,7 @@
 """Element-wise activations and Softmax: ``Y = f(X)``, ``∂E/∂X = ∂E/∂Y ⊙ f'(X)``.
 
-Each keeps what its derivative needs from the forward pass (usually the output ``Y``), so
-backward costs one or two element-wise operations. Any batched shape ``(N, ...)`` works.
+Each keeps what its derivative needs from a training forward pass (usually the output ``Y``),
+so backward costs one or two element-wise operations. Any batched shape ``(N, ...)`` works.
 """
 
 from __future__ import annotations
@@ -12,26 +12,19 @@ from .base import Layer
 
 
 class Activation(Layer):
-    """Shared plumbing: subclasses define ``forward`` and ``derivative`` (``f'`` from saved values)."""
+    """Shared plumbing: subclasses define ``forward`` and ``derivative`` (``f'`` from what was kept)."""
 
-    _saved = None
-
-    def derivative(self, xp):  # pragma: no cover - abstract
+    def derivative(self, xp, saved: dict):  # pragma: no cover - abstract
         """``f'(X)`` as a fresh array (``backward`` multiplies it by ``∂E/∂Y`` in place)."""
         raise NotImplementedError
 
     def backward(self, output_gradient, learning_rate=None):
-        if self._saved is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        self._check_gradient(output_gradient, tuple(self._saved.shape))
+        saved = self._recall()
+        self._check_gradient(output_gradient, tuple(next(iter(saved.values())).shape))
         xp = array_namespace(output_gradient)
-        gradient = self.derivative(xp)  # f'(X), a fresh array
+        gradient = self.derivative(xp, saved)  # f'(X), a fresh array
         gradient *= output_gradient
         return gradient
-
-    def to(self, device, dtype=None):
-        self._saved = None
-        return super().to(device, dtype)
 
 
 class Sigmoid(Activation):
@@ -43,17 +36,17 @@ class Sigmoid(Activation):
     runs element by element with a branch).
     """
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         xp = array_namespace(x)
         e = xp.exp(-xp.abs(x))
         numerator = xp.maximum(e, xp.astype(x >= 0, x.dtype))
         e += 1.0
         numerator /= e
-        self._saved = numerator
-        return self._saved
+        self._keep(training, output=numerator)
+        return numerator
 
-    def derivative(self, xp):
-        s = self._saved
+    def derivative(self, xp, saved):
+        s = saved["output"]
         d = 1.0 - s
         d *= s
         return d
@@ -62,26 +55,27 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     """``tanh(x)``, ``tanh' = 1 - tanh²``."""
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         xp = array_namespace(x)
-        self._saved = xp.tanh(x)
-        return self._saved
+        y = xp.tanh(x)
+        self._keep(training, output=y)
+        return y
 
-    def derivative(self, xp):
-        t = self._saved
+    def derivative(self, xp, saved):
+        t = saved["output"]
         return 1.0 - t * t
 
 
 class ReLU(Activation):
     """``max(x, 0)``, derivative ``1[x > 0]``."""
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         xp = array_namespace(x)
-        self._saved = x
+        self._keep(training, input=x)
         return xp.clip(x, min=0.0)  # not where(): NumPy's where branches on every element
 
-    def derivative(self, xp):
-        x = self._saved
+    def derivative(self, xp, saved):
+        x = saved["input"]
         return xp.astype(x > 0, x.dtype)
 
 
@@ -93,16 +87,15 @@ class Softmax(Activation):
         ∂E/∂X = s ⊙ (g - Σ_k g_k s_k)
     """
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         xp = array_namespace(x)
         e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
-        self._saved = e / xp.sum(e, axis=-1, keepdims=True)
-        return self._saved
+        s = e / xp.sum(e, axis=-1, keepdims=True)
+        self._keep(training, output=s)
+        return s
 
     def backward(self, output_gradient, learning_rate=None):
-        if self._saved is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        self._check_gradient(output_gradient, tuple(self._saved.shape))
+        s = self._recall()["output"]
+        self._check_gradient(output_gradient, tuple(s.shape))
         xp = array_namespace(output_gradient)
-        s = self._saved
         return s * (output_gradient - xp.sum(output_gradient * s, axis=-1, keepdims=True))

@@ -1,9 +1,15 @@
 """The layer protocol: ``forward``, ``backward``, ``params`` and ``grads``.
 
-Every layer works on batches: the first axis is the sample axis ``N``. ``backward`` takes
-``∂E/∂Y`` (same shape as the forward output), fills ``grads`` (same keys as ``params``) and
-returns ``∂E/∂X``. Passing ``learning_rate`` applies the derivation's one-call gradient step
-``P ← P - learning_rate · ∂E/∂P`` at once.
+Every layer works on batches: the first axis is the sample axis ``N``.
+
+* ``forward(x, training=True)`` computes ``Y``. With ``training=True`` the layer keeps what
+  its backward needs (see :meth:`Layer._keep`), in one place, ``self._saved``; with
+  ``training=False`` (inference: ``predict``, ``evaluate``) it keeps nothing, so a large batch
+  holds no activation beyond the layer being computed.
+* ``backward(∂E/∂Y)`` (same shape as the forward output) fills ``grads`` (same keys as
+  ``params``) and returns ``∂E/∂X``. Without a training forward before it, it raises
+  :class:`~xpcnn.errors.StateError`. Passing ``learning_rate`` applies the derivation's
+  one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` at once.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 from array_api_compat import device
 
 from .. import backend
-from ..errors import ShapeError, XpcnnDtypeError, format_shape
+from ..errors import ShapeError, StateError, XpcnnDtypeError, format_shape
 
 Array = Any
 
@@ -27,10 +33,11 @@ class Layer:
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
-        self._input: Array = None
+        #: What backward needs from the last training forward (``None``: nothing kept).
+        self._saved: "dict[str, Any] | None" = None
 
     # -- protocol -------------------------------------------------------------------------------
-    def forward(self, x: Array) -> Array:  # pragma: no cover - abstract
+    def forward(self, x: Array, training: bool = True) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def backward(self, output_gradient: Array, learning_rate: "float | None" = None) -> Array:  # pragma: no cover
@@ -50,7 +57,7 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
     def _check_input(self, x: Array) -> Array:
-        """Remember ``x`` for backward after checking its per-sample shape and dtype."""
+        """Check ``x``'s per-sample shape, and its namespace, device and dtype against the parameters."""
         shape = tuple(x.shape)
         if self.input_shape is not None and shape[1:] != tuple(self.input_shape):
             raise ShapeError(
@@ -68,13 +75,20 @@ class Layer:
                     f"cast the input (x.astype) or move the model with model.to(dtype=...)"
                 )
             break
-        self._input = x
         return x
 
-    def _saved_input(self) -> Array:
-        if self._input is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return self._input
+    def _keep(self, training: bool, **saved: Any) -> None:
+        """Keep ``saved`` for backward when ``training``; forget the last batch's otherwise."""
+        self._saved = saved if training else None
+
+    def _recall(self) -> "dict[str, Any]":
+        """What the last training forward kept, or a :class:`StateError` if nothing was."""
+        if self._saved is None:
+            raise StateError(
+                f"{self!r}: backward needs a forward(x, training=True) first; forward(x, training=False) "
+                f"(predict, evaluate) keeps nothing for backward"
+            )
+        return self._saved
 
     def _check_gradient(self, output_gradient: Array, expected: tuple) -> None:
         if tuple(output_gradient.shape) != tuple(expected):
@@ -98,7 +112,7 @@ class Layer:
                 p = dev.xp.astype(p, backend.as_dtype(dev.xp, dtype))
             self.params[name] = p
         self.grads = {}
-        self._input = None
+        self._saved = None
         return self
 
 

@@ -106,22 +106,22 @@ class Convolutional(ParameterLayer):
         b = self.biases
         return b if self.bias == "untied" else xp.reshape(b, (self.depth, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         x = self._check_input(x)
         xp = array_namespace(x)
         x_padded = pad2d(x, self.padding)
-        self._padded = x_padded
+        self._keep(training, padded_input=x_padded)
         # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add B_i in place)
         y = self.engine.forward(x_padded, self.kernels)
         y += self._bias_view(xp)
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        x = self._saved_input()
-        self._check_gradient(output_gradient, (x.shape[0], self.depth, *self.out_hw))
+        x_padded = self._recall()["padded_input"]
+        self._check_gradient(output_gradient, (x_padded.shape[0], self.depth, *self.out_hw))
         xp = array_namespace(output_gradient)
         # ∂E/∂K_ij = X_j ⋆ ∂E/∂Y_i
-        self.grads["kernels"] = self.engine.kernel_gradient(self._padded, output_gradient)
+        self.grads["kernels"] = self.engine.kernel_gradient(x_padded, output_gradient)
         # ∂E/∂B_i = ∂E/∂Y_i
         axes = (0,) if self.bias == "untied" else (0, 2, 3)
         self.grads["biases"] = xp.sum(output_gradient, axis=axes)

@@ -53,15 +53,16 @@ class Dense(ParameterLayer):
     def bias(self):
         return self.params["bias"]
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         x = self._check_input(x)
+        self._keep(training, input=x)
         xp = array_namespace(x)
         y = xp.matmul(x, xp.matrix_transpose(self.weights))
         y += self.bias
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        x = self._saved_input()
+        x = self._recall()["input"]
         self._check_gradient(output_gradient, (x.shape[0], self.output_size))
         xp = array_namespace(output_gradient)
         if x.shape[0] == 1:

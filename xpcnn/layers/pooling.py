@@ -36,7 +36,6 @@ class MaxPool2D(Layer):
                 raise ShapeError(f"MaxPool2D: input_shape must be (C, H, W), got {input_shape}")
             self.output_shape(input_shape)
         self.input_shape = input_shape
-        self._output = None
 
     def config(self) -> dict:
         shape = None if self.input_shape is None else list(self.input_shape)
@@ -57,7 +56,7 @@ class MaxPool2D(Layer):
         ho, wo = x.shape[2] // k, x.shape[3] // k
         return [((p, q), x[:, :, p:ho * k:k, q:wo * k:k]) for p in range(k) for q in range(k)]
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         if x.ndim != 4:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
         x = self._check_input(x)
@@ -67,13 +66,13 @@ class MaxPool2D(Layer):
         y = views[0][1]
         for _, view in views[1:]:
             y = xp.maximum(y, view)  # element-wise max over the k·k offsets: one pass each
-        self._output = y
+        self._keep(training, input=x, output=y)
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        x = self._saved_input()
+        saved = self._recall()
+        x, y = saved["input"], saved["output"]
         xp = array_namespace(output_gradient)
-        y = self._output
         self._check_gradient(output_gradient, tuple(y.shape))
         grad = xp.zeros(tuple(x.shape), dtype=output_gradient.dtype, device=device(output_gradient))
         taken = xp.zeros(tuple(y.shape), dtype=xp.bool, device=device(output_gradient))
@@ -84,7 +83,3 @@ class MaxPool2D(Layer):
             taken = taken | winner
             grad[:, :, p:ho * k:k, q:wo * k:k] = output_gradient * xp.astype(winner, output_gradient.dtype)
         return grad
-
-    def to(self, device, dtype=None):
-        self._output = None
-        return super().to(device, dtype)

@@ -33,16 +33,17 @@ class Reshape(Layer):
     def output_shape(self, input_shape):
         return self._output_shape
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         x = self._check_input(x)
+        self._keep(training, input_shape=tuple(x.shape))
         xp = array_namespace(x)
         return xp.reshape(x, (x.shape[0],) + self._output_shape)
 
     def backward(self, output_gradient, learning_rate=None):
-        x = self._saved_input()
+        shape = self._recall()["input_shape"]
         xp = array_namespace(output_gradient)
-        self._check_gradient(output_gradient, (x.shape[0],) + self._output_shape)
-        return xp.reshape(output_gradient, tuple(x.shape))
+        self._check_gradient(output_gradient, (shape[0],) + self._output_shape)
+        return xp.reshape(output_gradient, shape)
 
 
 class Flatten(Layer):
@@ -51,12 +52,14 @@ class Flatten(Layer):
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
 
-    def forward(self, x):
+    def forward(self, x, training=True):
         x = self._check_input(x)
+        self._keep(training, input_shape=tuple(x.shape))
         xp = array_namespace(x)
         return xp.reshape(x, (x.shape[0], -1))
 
     def backward(self, output_gradient, learning_rate=None):
-        x = self._saved_input()
+        shape = self._recall()["input_shape"]
         xp = array_namespace(output_gradient)
-        return xp.reshape(output_gradient, tuple(x.shape))
+        self._check_gradient(output_gradient, (shape[0], math.prod(shape[1:])))
+        return xp.reshape(output_gradient, shape)

@@ -1,0 +1,56 @@
+"""The layer protocol: a training forward keeps what backward needs, an inference forward nothing."""
+
+import numpy as np
+import pytest
+
+import xpcnn as xc
+from xpcnn.errors import StateError, XpcnnError
+
+
+def layers_and_inputs():
+    rng = np.random.default_rng(0)
+    img = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
+    vec = rng.standard_normal((3, 8)).astype(np.float32)
+    return [
+        (xc.Convolutional((2, 6, 6), 3, 4, seed=0), img),
+        (xc.Convolutional((2, 6, 6), 3, 4, padding=1, bias="tied", engine="signal", seed=0), img),
+        (xc.Dense(8, 5, seed=0), vec),
+        (xc.MaxPool2D(2), img),
+        (xc.Reshape((2, 6, 6), (72,)), img),
+        (xc.Flatten(), img),
+        (xc.Sigmoid(), vec),
+        (xc.Tanh(), vec),
+        (xc.ReLU(), vec),
+        (xc.Softmax(), vec),
+    ]
+
+
+@pytest.mark.parametrize("layer, x", layers_and_inputs(), ids=lambda v: type(v).__name__ if isinstance(v, xc.Layer) else "")
+def test_inference_forward_keeps_nothing_and_backward_then_raises(layer, x):
+    y = layer.forward(x, training=True)
+    assert layer._saved  # a training forward keeps what backward needs
+    y_inference = layer.forward(x, training=False)
+    np.testing.assert_array_equal(y_inference, y)  # same values either way
+    assert layer._saved is None
+    with pytest.raises(StateError, match="training=True"):
+        layer.backward(np.ones_like(y))
+    assert issubclass(StateError, XpcnnError)
+
+
+def test_predict_and_evaluate_leave_no_activation_behind():
+    model = xc.Sequential([xc.Convolutional((1, 8, 8), 3, 2), xc.Sigmoid(), xc.Flatten(), xc.Dense(72, 2), xc.Sigmoid()], seed=0)
+    x = np.random.default_rng(1).random((5, 1, 8, 8), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 1]]
+    model.fit(x, y, epochs=1, batch_size=5)
+    model.predict(x)
+    assert all(layer._saved is None for layer in model.layers)
+    model.fit(x, y, epochs=1, batch_size=5)
+    model.evaluate(x, y)
+    assert all(layer._saved is None for layer in model.layers)
+
+
+def test_to_forgets_what_a_training_forward_kept():
+    layer = xc.Dense(8, 5, seed=0)
+    layer.forward(np.ones((2, 8), np.float32))
+    layer.to("cpu", "float64")
+    assert layer._saved is None
