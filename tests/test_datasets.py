@@ -9,7 +9,6 @@ import functools
 import gzip
 import hashlib
 import http.server
-import shutil
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from xpcnn.datasets import DATASETS, DataNotFoundError, load_dataset, load_mnist, load_split, search_places
+from xpcnn.errors import DataError
 from xpcnn.datasets import mnist as mnist_module
 from xpcnn.datasets.idx import write_idx
 from xpcnn.datasets.registry import DatasetInfo, IdxFile
@@ -126,27 +126,66 @@ def test_recompressed_gzip_is_accepted_through_its_content(env):
     assert load_split("fake", "test", data_dir=folder).sources[0] == str(folder / NAMES[2])
 
 
-def test_a_file_whose_checksum_does_not_match_is_never_used(env):
+def test_a_file_that_fails_its_checksum_is_an_error_naming_it_never_replaced_from_elsewhere(env):
     mine = env.place(env.root / "mine")
     tampered = bytearray(gzip.decompress(env.raw[NAMES[1]]))
     tampered[-1] ^= 1  # a valid IDX file, one label changed
-    (mine / NAMES[1]).write_bytes(gzip.compress(bytes(tampered)))
-    cache = env.place(env.root / "cache" / "fake")
-    split = load_split("fake", "train", data_dir=mine)
-    assert split.sources == [str(mine / NAMES[0]), str(cache / NAMES[1])]
-    shutil.rmtree(cache)
-    with pytest.raises(DataNotFoundError, match=r"train-labels-idx1-ubyte.gz \(checksum mismatch"):
+    bad = gzip.compress(bytes(tampered))
+    (mine / NAMES[1]).write_bytes(bad)
+    env.place(env.root / "cache" / "fake")  # a good copy elsewhere must not be taken instead
+    with pytest.raises(DataError) as info:
         load_split("fake", "train", data_dir=mine)
+    text = str(info.value)
+    assert f"{mine / NAMES[1]}: checksum mismatch: SHA-256 {hashlib.sha256(bad).hexdigest()}" in text
+    assert hashlib.sha256(env.raw[NAMES[1]]).hexdigest() in text and "\n" not in text
+    assert not isinstance(info.value, DataNotFoundError) and env.downloads == []
+
+
+def test_a_folder_missing_one_file_is_an_error_not_completed_from_elsewhere(env):
+    mine = env.place(env.root / "mine", names=NAMES[:3])
+    env.place(env.root / "cache" / "fake")
+    assert load_split("fake", "train", data_dir=mine).sources == [str(mine / NAMES[0]), str(mine / NAMES[1])]
+    with pytest.raises(DataError, match=rf"data_dir {mine} holds .* but not {NAMES[3]}.*never mixes"):
+        load_split("fake", "test", data_dir=mine)
+
+
+def test_train_and_test_come_from_the_same_folder(env, monkeypatch):
+    env.place(env.root / "cache" / "fake")
+    system = env.place(env.root / "system")
+    data = load_mnist("fake")
+    assert all(str(env.root / "cache") in p for split in data.values() for p in split.sources)
+    assert not any(str(system) in p for split in data.values() for p in split.sources)
+
+
+def test_a_missing_data_dir_is_an_error_not_a_silent_download(env):
+    with pytest.raises(DataError, match=r"data_dir .*nope: no such folder"):
+        load_split("fake", "train", data_dir=env.root / "nope")
+    assert env.downloads == []
+
+
+def test_a_damaged_file_in_the_user_cache_is_downloaded_again(env, monkeypatch):
+    cache = env.place(env.root / "cache" / "fake")
+    (cache / NAMES[1]).write_bytes(b"\x1f\x8b damaged")
+
+    def fake_download(url, sha256, folder, fname, progress):
+        (folder / fname).write_bytes(env.raw[fname])
+        return str(folder / fname)
+
+    monkeypatch.setattr(mnist_module, "_download", fake_download)
+    assert load_split("fake", "train").labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert (cache / NAMES[1]).read_bytes() == env.raw[NAMES[1]]
 
 
 def test_without_a_content_checksum_only_the_published_gzip_counts(env, monkeypatch):
     monkeypatch.setitem(DATASETS, "fake", info_for(env.raw, content=False))
     folder = env.place(env.root / "plain", gunzip=True)
-    with pytest.raises(DataNotFoundError, match="does not match its published .gz"):
+    with pytest.raises(DataError, match=r"checksum mismatch: SHA-256 [0-9a-f]{64}, expected [0-9a-f]{64} "
+                                        r"\(the published .gz\)\. "):
         load_split("fake", "train", data_dir=folder)
 
 
 def test_offline_error_lists_every_place_tried_and_how_to_provide_the_files(env):
+    (env.root / "mine").mkdir()
     with pytest.raises(DataNotFoundError) as info:
         load_mnist("fake", data_dir=env.root / "mine")
     text = str(info.value)
@@ -169,9 +208,9 @@ def test_xpcnn_offline_disables_downloads(env, monkeypatch):
 
 def test_a_mirror_that_failed_is_not_tried_again_for_the_other_files(env, monkeypatch):
     monkeypatch.setitem(DATASETS, "fake", info_for(env.raw, mirrors=("http://a.invalid/", "http://b.invalid/")))
-    env.place(env.root / "mine", names=NAMES[1:])  # only the first file is missing
-    with pytest.raises(DataNotFoundError):
-        load_mnist("fake", data_dir=env.root / "mine")
+    with pytest.raises(DataNotFoundError, match=r"download http://a.invalid/train-images-idx3-ubyte.gz "
+                                                r"\(failed.*http://b.invalid/train-images"):
+        load_mnist("fake")
     assert env.downloads == ["http://a.invalid/train-images-idx3-ubyte.gz",
                              "http://b.invalid/train-images-idx3-ubyte.gz"]
 

@@ -81,11 +81,15 @@ def test_wrong_input_shape_in_fit_names_expected_and_received():
         seed_network(size=10).fit(x, y)
 
 
-def test_non_finite_loss_stops_training_with_a_clear_error():
+def test_nan_in_the_inputs_is_refused_before_training_naming_the_sample():
     x, y = data()
-    x[0, 0, 0, 0] = np.nan
-    with pytest.raises(xc.TrainingError, match="epoch 1: the training loss is nan"):
-        seed_network(size=10).fit(x, y, epochs=3)
+    x[5, 0, 0, 0] = np.nan
+    model = seed_network(size=10)
+    before = [p.copy() for layer in model.layers for p in layer.params.values()]
+    with pytest.raises(xc.DataError, match="fit: input of sample 5 holds NaN or infinity"):
+        model.fit(x, y, epochs=3)
+    assert model.epoch == 0 and model.history == {}
+    assert all(np.array_equal(a, b) for a, b in zip(before, [p for la in model.layers for p in la.params.values()]))
 
 
 def test_arrays_from_two_namespaces_are_a_clear_error():

@@ -112,8 +112,9 @@ def test_corrupt_data_files_are_never_used_and_the_error_says_why(tmp_path, offl
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 1, 9]))  # valid IDX, wrong data
     result = train(offline_env, "--dataset", "mnist", "--data-dir", tmp_path, cwd=tmp_path)
-    assert_one_line_error(result, "train-images-idx3-ubyte.gz (corrupt or truncated gzip data",
-                          "train-images-idx3-ubyte (checksum mismatch")
+    published = "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+    assert_one_line_error(result, f"{tmp_path / 'train-images-idx3-ubyte.gz'}: checksum mismatch: SHA-256 ",
+                          f"{tmp_path / 'train-images-idx3-ubyte'}: checksum mismatch", published)
 
 
 def test_corrupt_or_mismatched_checkpoint_is_one_line(tmp_path, offline_env):

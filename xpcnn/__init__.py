@@ -5,7 +5,10 @@ Layers are written once against the Python array API standard; the backend modul
 """
 
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
-from .errors import ShapeError, TrainingError, XpcnnDtypeError
+from .errors import (
+    CheckpointError, ConfigError, ConfigTypeError, DataError, DeviceMismatchError, MissingDependencyError,
+    OutputError, ShapeError, StateError, TrainingError, XpcnnDtypeError, XpcnnError,
+)
 from .layers import (
     Activation, Convolutional, Dense, Flatten, Layer, MaxPool2D, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh,
 )
@@ -13,17 +16,18 @@ from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
     categorical_cross_entropy_prime, get_loss, mse, mse_prime,
 )
-from .model import Sequential, predict_classes
+from .model import Sequential, output_classes, predict_classes
 from .optimizers import SGD, Adam, Optimizer, get_optimizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CPU", "Device", "DeviceError", "get_device", "to_device", "to_numpy",
-    "ShapeError", "TrainingError", "XpcnnDtypeError",
+    "XpcnnError", "ConfigError", "ConfigTypeError", "ShapeError", "XpcnnDtypeError", "DeviceMismatchError",
+    "DataError", "OutputError", "MissingDependencyError", "CheckpointError", "TrainingError", "StateError",
     "Layer", "ParameterLayer", "Convolutional", "Dense", "MaxPool2D", "Reshape", "Flatten",
     "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",
     "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
     "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",
-    "Sequential", "predict_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
+    "Sequential", "predict_classes", "output_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
 ]

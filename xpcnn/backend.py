@@ -25,7 +25,7 @@ import numpy as np
 import scipy.signal
 from array_api_compat import array_namespace, is_cupy_array, is_numpy_array
 
-from .errors import DeviceError
+from .errors import ConfigError, ConfigTypeError, DeviceError, DeviceMismatchError
 
 Array = Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "uniform",
     "permutation",
     "as_dtype",
+    "float_errors_ignored",
 ]
 
 
@@ -105,13 +106,13 @@ def get_device(spec: "str | Device | None" = None) -> Device:
     if isinstance(spec, Device):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"device must be 'cpu', 'cuda', 'cuda:N' or a Device, got {spec!r}")
+        raise ConfigTypeError(f"device must be 'cpu', 'cuda', 'cuda:N' or a Device, got {spec!r}")
     text = spec.strip().lower()
     if text == "cpu":
         return CPU
     match = _CUDA_RE.match(text)
     if match is None:
-        raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        raise ConfigError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
     index = int(match.group(1) or 0)
     cp = _import_cupy()
     try:
@@ -131,7 +132,7 @@ def device_of(*arrays: Array) -> Device:
     devices = {Device.of(a) for a in arrays if a is not None}
     if len(devices) != 1:
         names = sorted(str(d) for d in devices)
-        raise ValueError(f"arrays live on different devices {names}; move them with xpcnn.to_device first")
+        raise DeviceMismatchError(f"arrays live on different devices {names}; move them with xpcnn.to_device first")
     return devices.pop()
 
 
@@ -183,8 +184,18 @@ def as_dtype(xp, name: "str | Any"):
     if not isinstance(name, str):
         return name
     if name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {name!r}")
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {name!r}")
     return getattr(xp, name)
+
+
+def float_errors_ignored():
+    """A context in which NumPy prints no RuntimeWarning for overflow, 0/0 and the like.
+
+    ``fit`` trains inside it and checks every step's loss itself (a non-finite one stops training
+    with a :class:`~xpcnn.errors.TrainingError`), so NumPy's warnings would only repeat that, late
+    and four lines long. Other namespaces never warn: for them this does nothing.
+    """
+    return np.errstate(all="ignore")
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,14 +239,14 @@ def choose_method(in_shape: tuple, kernel_shape: tuple, mode: str) -> str:
 
 def _signal_call(name: str, x: Array, kernel: Array, mode: str, method: str) -> Array:
     if mode not in ("valid", "full", "same"):
-        raise ValueError(f"mode must be 'valid', 'full' or 'same', got {mode!r}")
+        raise ConfigError(f"mode must be 'valid', 'full' or 'same', got {mode!r}")
     if method == "auto":
         method = choose_method(tuple(x.shape), tuple(kernel.shape), mode)
     if method not in ("direct", "fft"):
-        raise ValueError(f"method must be 'direct', 'fft' or 'auto', got {method!r}")
+        raise ConfigError(f"method must be 'direct', 'fft' or 'auto', got {method!r}")
     backend = _backend_name(x)
     if backend != _backend_name(kernel):
-        raise ValueError("correlate: input and kernel come from different array namespaces")
+        raise DeviceMismatchError("correlate: input and kernel come from different array namespaces")
     if backend == "host":
         # Reference path for namespaces without a signal module: explicit host round trip.
         dev = device_of(x, kernel)
@@ -268,7 +279,12 @@ def new_rng(seed: "int | None | np.random.Generator" = None) -> np.random.Genera
     """A NumPy generator (opaque to the layers)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    return np.random.default_rng(seed)
+    if isinstance(seed, bool):  # NumPy would take True as 1
+        raise ConfigTypeError(f"seed must be None or an integer >= 0, got {seed!r}")
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"seed must be None or an integer >= 0, got {seed!r}") from exc
 
 
 def rng_state(rng: np.random.Generator) -> dict:

@@ -17,6 +17,10 @@ class ConfigError(XpcnnError, ValueError):
     """An argument is out of its domain (a kernel size of 0, an unknown engine, a bad option)."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument has the wrong type (a float where a count is expected, a number for a device)."""
+
+
 class ShapeError(XpcnnError, ValueError):
     """An array's shape does not fit the layer, loss or model it was given to."""
 
@@ -29,8 +33,21 @@ class DeviceError(XpcnnError, RuntimeError):
     """A device was asked for that this machine cannot provide, or arrays live on different devices."""
 
 
+class DeviceMismatchError(DeviceError, ValueError):
+    """Arrays given together live on different devices, or come from different array libraries."""
+
+
 class DataError(XpcnnError, ValueError):
     """A data set cannot be found, read or verified, or its contents are not what they claim."""
+
+
+class OutputError(XpcnnError, OSError):
+    """An output path cannot be written: its folder is missing or read-only, it names a folder, or
+    the file is read-only. Raised before any work that would be lost."""
+
+
+class MissingDependencyError(XpcnnError, ImportError):
+    """An optional package a feature needs is not installed (matplotlib for plots)."""
 
 
 class CheckpointError(XpcnnError, ValueError):

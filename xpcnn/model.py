@@ -7,6 +7,9 @@
 Inputs from any namespace (NumPy arrays for a CUDA model, say) are moved to the model's
 device once per batch and cast to its dtype; outputs stay in the model's namespace (use
 :func:`xpcnn.to_numpy` to bring them home).
+
+The model knows its loss once :meth:`Sequential.compile` or :meth:`Sequential.fit` has set it
+(checkpoints keep it), so ``evaluate`` computes the loss the model was trained with.
 """
 
 from __future__ import annotations
@@ -17,42 +20,62 @@ from typing import Any, Callable
 
 from array_api_compat import array_namespace, is_numpy_array
 
-from . import backend
-from .errors import ShapeError, TrainingError, format_shape
+from . import backend, training
+from .errors import ConfigError, ConfigTypeError, ShapeError, format_shape
 from .layers.base import Layer, ParameterLayer
 from .losses import get_loss
 from .optimizers import SGD, Optimizer
-
+from .validation import integer, one_of
 
 class Sequential:
     """``Sequential([Convolutional(...), Sigmoid(), ...], seed=0)``.
 
-    ``seed`` re-draws every layer's parameters from one generator, in order, so a seed gives
-    the same weights on every device. The model's device and dtype are its parameters'.
+    ``seed`` draws every layer's parameters from one generator, in order, directly in the final
+    ``dtype`` and for the final ``device``, so ``Sequential([Dense(3, 2)], seed=0,
+    dtype="float64")`` holds the weights of ``Dense(3, 2, seed=0, dtype="float64")``, and a
+    seed gives the same weights on every device. Without a seed the layers keep the parameters
+    they were built with (moved and cast when ``device`` or ``dtype`` is given). The model's
+    device and dtype are its parameters'.
     """
 
     def __init__(self, layers: "list[Layer]", *, seed=None, device=None, dtype: "str | None" = None):
+        if not isinstance(layers, (list, tuple)):
+            raise ConfigTypeError(f"Sequential: layers must be a list of layers, got {type(layers).__name__}")
         self.layers = list(layers)
         if not self.layers:
-            raise ValueError("Sequential: needs at least one layer")
+            raise ConfigError("Sequential: needs at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise ConfigTypeError(f"Sequential: layers[{i}] is {layer!r}, not an xpcnn layer")
+        if dtype is not None:
+            one_of("Sequential", "dtype", dtype, ("float32", "float64"))
+        target = backend.get_device(device) if device is not None else None
         self.rng = backend.new_rng(seed)
+        placed = set()
         if seed is not None:
             init_rng = backend.new_rng(seed)
             for layer in self.layers:
                 if isinstance(layer, ParameterLayer):
-                    layer.reset_parameters(init_rng)
+                    layer.place(target, dtype).reset_parameters(init_rng)
+                    placed.add(id(layer))
+        if target is not None or dtype is not None:
+            for layer in self.layers:
+                if id(layer) not in placed:
+                    layer.to(target if target is not None else _layer_device(layer), dtype)
         self._check_shapes()
         first = self.layers[0]
         if hasattr(first, "compute_input_gradient"):
             first.compute_input_gradient = False
         params = [p for layer in self.layers for p in layer.params.values()]
-        self.device = backend.device_of(*params) if params else backend.CPU
-        self.dtype = next((layer.dtype for layer in self.layers if isinstance(layer, ParameterLayer)), "float32")
+        self.device = backend.device_of(*params) if params else (target or backend.CPU)
+        self.dtype = dtype or next((layer.dtype for layer in self.layers if isinstance(layer, ParameterLayer)),
+                                   "float32")
+        #: The loss: a name from :data:`xpcnn.losses.LOSSES` or a ``(loss, loss_prime)`` pair; set
+        #: by :meth:`compile` or :meth:`fit`, kept in checkpoints (names only).
+        self.loss: "str | tuple | None" = None
         self.optimizer: "Optimizer | None" = None
         self.epoch = 0
         self.history: dict[str, list] = {}
-        if device is not None or dtype is not None:
-            self.to(device or self.device, dtype)
 
     # -- structure ---------------------------------------------------------------------------
     def _check_shapes(self) -> None:
@@ -80,6 +103,8 @@ class Sequential:
 
     def to(self, device=None, dtype: "str | None" = None) -> "Sequential":
         """Move (and optionally cast) every parameter and the optimizer state; returns ``self``."""
+        if dtype is not None:
+            one_of("Sequential.to", "dtype", dtype, ("float32", "float64"))
         dev = backend.get_device(device if device is not None else self.device)
         for layer in self.layers:
             layer.to(dev, dtype)
@@ -96,6 +121,14 @@ class Sequential:
 
     def parameter_count(self) -> int:
         return sum(math.prod(p.shape) for layer in self.layers for p in layer.params.values())
+
+    def compile(self, loss: "str | tuple" = "binary_cross_entropy", optimizer: "Optimizer | None" = None) -> "Sequential":
+        """Set the loss (and, optionally, the optimizer) that ``fit`` and ``evaluate`` use; returns ``self``."""
+        get_loss(loss)  # a bad loss fails here
+        self.loss = loss
+        if optimizer is not None:
+            self._set_optimizer(optimizer, None)
+        return self
 
     # -- data in -----------------------------------------------------------------------------
     def _prepare(self, x):
@@ -114,21 +147,44 @@ class Sequential:
         xp = array_namespace(x)
         return self._prepare(xp.take(x, backend.to_device(idx, backend.Device.of(x)), axis=0))
 
-    def _check_batch(self, x, what: str = "input") -> None:
+    def _batch(self, x, y, order, lo: int, hi: int):
+        """Batch ``[lo, hi)`` of ``(x, y)``, in ``order`` (host indices) when shuffling."""
+        if order is None:
+            return self._prepare(x[lo:hi, ...]), self._prepare(y[lo:hi, ...])
+        return self._take(x, order[lo:hi]), self._take(y, order[lo:hi])
+
+    def _check_batch(self, x, what: str = "input", who: str = "Sequential") -> None:
+        training.as_batch(x, who, what)
         if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape):
             raise ShapeError(
-                f"Sequential: expected {what} of shape {format_shape(self.input_shape)} "
+                f"{who}: expected {what} of shape {format_shape(self.input_shape)} "
                 f"for {self.layers[0]!r}, got {tuple(x.shape)}"
             )
 
-    def _check_labels(self, x, y) -> None:
+    def _check_labels(self, x, y, who: str = "Sequential") -> None:
+        training.as_batch(y, who, "labels")
         if y.shape[0] != x.shape[0]:
-            raise ShapeError(f"Sequential: {x.shape[0]} inputs but {y.shape[0]} labels")
+            raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} labels")
         if self.output_shape is not None and tuple(y.shape[1:]) != tuple(self.output_shape):
             raise ShapeError(
-                f"Sequential: labels of shape {tuple(y.shape)} do not match the model's output "
+                f"{who}: labels of shape {tuple(y.shape)} do not match the model's output "
                 f"{format_shape(self.output_shape)}"
             )
+
+    def _check_data(self, x, y, who: str, loss) -> None:
+        """Shapes, at least one sample, finite values and targets that suit ``loss``, before any work."""
+        self._check_batch(x, who=who)
+        self._check_labels(x, y, who=who)
+        training.check_count(x.shape[0], who)
+        training.check_values(x, y, who, loss)
+
+    def _loss_or_default(self, loss, who: str, default: "str | None" = None):
+        chosen = loss if loss is not None else (self.loss if self.loss is not None else default)
+        if chosen is None:
+            raise ConfigError(f"{who}: the model has no loss yet; pass loss=..., or call compile(loss=...) or "
+                              f"fit(...) first")
+        get_loss(chosen)
+        return chosen
 
     # -- forward and backward ----------------------------------------------------------------
     def forward(self, x, training: bool = True):
@@ -147,8 +203,17 @@ class Sequential:
         return output_gradient
 
     def predict(self, x, batch_size: int = 256):
-        """Outputs for ``x`` (any namespace), computed in batches, in the model's namespace."""
-        self._check_batch(x)
+        """Outputs ``(N, *output_shape)`` for ``x`` (any namespace), in batches, in the model's namespace.
+
+        ``N = 0`` gives an empty ``(0, *output_shape)`` array.
+        """
+        batch_size = integer("predict", "batch_size", batch_size, minimum=1)
+        self._check_batch(x, who="predict")
+        if x.shape[0] == 0:
+            shape = tuple(x.shape[1:])
+            for layer in self.layers:
+                shape = tuple(layer.output_shape(shape))
+            return backend.to_device(backend.zeros((0, *shape), self.dtype), self.device)
         outs = [self.forward(self._prepare(x[lo:hi, ...]), training=False) for lo, hi in _batches(x.shape[0], batch_size)]
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
@@ -166,7 +231,7 @@ class Sequential:
         x,
         y,
         *,
-        loss: "str | tuple" = "binary_cross_entropy",
+        loss: "str | tuple | None" = None,
         epochs: int = 1,
         batch_size: int = 32,
         learning_rate: float = 0.1,
@@ -179,67 +244,100 @@ class Sequential:
     ) -> dict:
         """Train for ``epochs`` more epochs; returns the per-epoch history (also ``self.history``).
 
-        ``optimizer`` defaults to the one from an earlier ``fit`` or to ``SGD(learning_rate)``.
-        ``seed`` re-seeds the shuffling generator. ``on_batch`` receives ``{epoch, batch,
-        batches, size, loss, correct}`` (``loss`` and the batch's number of right answers
-        ``correct`` are 0-d arrays: converting them synchronises a GPU);
-        ``on_epoch`` receives the epoch's logs and may return ``True`` to stop.
+        ``loss`` defaults to the model's (from ``compile`` or an earlier ``fit``), else binary
+        cross-entropy; it becomes the model's loss. ``optimizer`` defaults to the model's, else
+        ``SGD(learning_rate)``. ``seed`` re-seeds the shuffling generator.
+
+        Before any step, ``x`` and ``y`` (and ``validation_data``) are checked: matching shapes, at
+        least one sample, no NaN or infinity, and 0/1 (one-hot for categorical cross-entropy)
+        targets for the cross-entropies; each failure names the first bad sample.
+
+        Every step's loss is checked (see :mod:`xpcnn.training`): at the first non-finite one,
+        training stops with a :class:`~xpcnn.errors.TrainingError` naming the epoch and the step;
+        the parameters and optimizer state are left as after the last finite step, and the
+        history holds the finished epochs only (``self.epoch`` counts them).
+
+        ``on_batch`` receives ``{epoch, batch, batches, size, loss, correct}`` (``loss`` and the
+        batch's number of right answers ``correct`` are 0-d arrays: converting them synchronises
+        a GPU), plus Python floats ``running_loss`` and ``running_accuracy`` on the batches where
+        fit read them on the host (at most every 0.2 s, and the last batch). ``on_epoch``
+        receives the epoch's logs and may return ``True`` to stop.
         """
-        if batch_size < 1 or epochs < 0:
-            raise ValueError(f"fit: batch_size must be >= 1 and epochs >= 0, got {batch_size} and {epochs}")
-        self._check_batch(x)
-        self._check_labels(x, y)
+        epochs = integer("fit", "epochs", epochs, minimum=0)
+        batch_size = integer("fit", "batch_size", batch_size, minimum=1)
+        loss = self._loss_or_default(loss, "fit", default="binary_cross_entropy")
+        self._check_data(x, y, "fit", loss)
         if validation_data is not None:
-            self._check_batch(validation_data[0], "validation input")
-            self._check_labels(*validation_data)
-        loss_fn, loss_prime = get_loss(loss)
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ConfigTypeError("fit: validation_data must be a pair (x, y)")
+            self._check_data(*validation_data, "fit (validation_data)", loss)
+        self.loss = loss
+        self._set_optimizer(optimizer, learning_rate)
+        if seed is not None:
+            self.rng = backend.new_rng(seed)
+        loss_fns = get_loss(loss)
+        with backend.float_errors_ignored():
+            for _ in range(epochs):
+                logs = self._train_epoch(x, y, loss_fns, batch_size, shuffle, on_batch)
+                if validation_data is not None:
+                    val = self._evaluate(*validation_data, loss_fns, 256)
+                    logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+                self._record(logs)
+                if on_epoch is not None and on_epoch(logs):
+                    break
+        return self.history
+
+    def _set_optimizer(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> None:
         if optimizer is not None:
+            if not isinstance(optimizer, Optimizer):
+                raise ConfigTypeError(f"optimizer must be an xpcnn Optimizer (SGD, Adam), got {optimizer!r}")
             self.optimizer = optimizer.to(self.device)
         elif self.optimizer is None:
             self.optimizer = SGD(learning_rate)
-        if seed is not None:
-            self.rng = backend.new_rng(seed)
-        n = x.shape[0]
-        batches = math.ceil(n / batch_size)
-        for _ in range(epochs):
-            start = time.perf_counter()
-            order = backend.permutation(self.rng, n) if shuffle else None
-            total_loss, correct = 0.0, 0.0
-            for b, (lo, hi) in enumerate(_batches(n, batch_size)):
-                if order is None:
-                    xb, yb = self._prepare(x[lo:hi, ...]), self._prepare(y[lo:hi, ...])
-                else:
-                    xb, yb = self._take(x, order[lo:hi]), self._take(y, order[lo:hi])
-                batch_loss, out = self.train_step(xb, yb, loss_fn, loss_prime, self.optimizer)
-                total_loss = total_loss + batch_loss * (hi - lo)
-                batch_correct = _correct(self.xp, yb, out)
-                correct = correct + batch_correct
-                if on_batch is not None:
-                    on_batch({"epoch": self.epoch + 1, "batch": b + 1, "batches": batches,
-                              "size": hi - lo, "loss": batch_loss, "correct": batch_correct})
-            self.epoch += 1
-            logs = {"epoch": self.epoch, "loss": float(total_loss) / n, "accuracy": float(correct) / n}
-            if not math.isfinite(logs["loss"]):
-                raise TrainingError(
-                    f"epoch {self.epoch}: the training loss is {logs['loss']}; "
-                    f"lower the learning rate or check the inputs for NaN/inf"
-                )
-            logs["seconds"] = time.perf_counter() - start
-            logs["samples_per_s"] = n / logs["seconds"] if logs["seconds"] > 0 else float("inf")
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, loss=(loss_fn, loss_prime))
-                logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-            for key, value in logs.items():
-                self.history.setdefault(key, []).append(value)
-            if on_epoch is not None and on_epoch(logs):
-                break
-        return self.history
 
-    def evaluate(self, x, y, *, loss: "str | tuple" = "binary_cross_entropy", batch_size: int = 256) -> dict:
-        """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats."""
-        self._check_batch(x)
-        self._check_labels(x, y)
-        loss_fn, _ = get_loss(loss)
+    def _train_epoch(self, x, y, loss_fns: tuple, batch_size: int, shuffle: bool, on_batch) -> dict:
+        """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``."""
+        start = time.perf_counter()
+        n = x.shape[0]
+        bounds = _batches(n, batch_size)
+        order = backend.permutation(self.rng, n) if shuffle else None
+        epoch = self.epoch + 1
+        guard = training.StepGuard(epoch, len(bounds), getattr(self.optimizer, "learning_rate", None), self.epoch)
+        tally = training.EpochTally()
+        for step, (lo, hi) in enumerate(bounds, 1):
+            xb, yb = self._batch(x, y, order, lo, hi)
+            before = training.Snapshot(self.layers, self.optimizer)
+            loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
+            guard.settle(step, loss, before)
+            correct = _correct(self.xp, yb, out)
+            tally.add(loss, correct, hi - lo)
+            logs = {"epoch": epoch, "batch": step, "batches": len(bounds), "size": hi - lo,
+                    "loss": loss, "correct": correct}
+            if tally.due(step == len(bounds)):
+                guard.check()
+                logs["running_loss"], logs["running_accuracy"] = tally.read()
+            if on_batch is not None:
+                on_batch(logs)
+        seconds = time.perf_counter() - start
+        mean_loss, accuracy = tally.last  # read at the last batch
+        return {"epoch": epoch, "loss": mean_loss, "accuracy": accuracy, "seconds": seconds,
+                "samples_per_s": n / seconds if seconds > 0 else float("inf")}
+
+    def _record(self, logs: dict) -> None:
+        """A finished epoch: count it and append its logs to the history."""
+        self.epoch = logs["epoch"]
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def evaluate(self, x, y, *, loss: "str | tuple | None" = None, batch_size: int = 256) -> dict:
+        """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""
+        batch_size = integer("evaluate", "batch_size", batch_size, minimum=1)
+        loss = self._loss_or_default(loss, "evaluate")
+        self._check_data(x, y, "evaluate", loss)
+        return self._evaluate(x, y, get_loss(loss), batch_size)
+
+    def _evaluate(self, x, y, loss_fns: tuple, batch_size: int) -> dict:
+        loss_fn = loss_fns[0]
         n = x.shape[0]
         total_loss, correct = 0.0, 0.0
         for lo, hi in _batches(n, batch_size):
@@ -250,25 +348,39 @@ class Sequential:
         return {"loss": float(total_loss) / n, "accuracy": float(correct) / n}
 
 
+def _layer_device(layer: Layer):
+    params = list(layer.params.values())
+    return backend.device_of(*params) if params else backend.CPU
+
+
 def _batches(n: int, batch_size: int):
     """``(lo, hi)`` bounds of consecutive batches; ``hi`` never passes ``n`` (strict slicing)."""
     return [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
 
 
+def output_classes(outputs):
+    """Class indices from outputs or one-hot labels ``(N, K)``: ``argmax`` over ``K``, or ``>= 0.5``
+    for a single output (``(N, 1)`` or ``(N,)``). ``(N,)`` int64, in the outputs' namespace.
+
+    The one rule for a prediction from outputs: accuracy in ``fit``/``evaluate``,
+    :func:`predict_classes` and the CLI's confusion matrix all use it. Outputs with more axes,
+    ``(N, ..., K)``, give ``(N, ...)``.
+    """
+    xp = array_namespace(outputs)
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        scores = outputs if outputs.ndim == 1 else outputs[..., 0]
+        return xp.astype(scores >= 0.5, xp.int64)
+    return xp.astype(xp.argmax(outputs, axis=-1), xp.int64)
+
+
 def _correct(xp, y_true, y_pred):
-    """Number of right answers in a batch (0-d array): argmax for several outputs, 0.5 for one."""
-    if y_pred.ndim == 2 and y_pred.shape[1] > 1:
-        hits = xp.argmax(y_pred, axis=1) == xp.argmax(y_true, axis=1)
-    else:
-        hits = (y_pred >= 0.5) == (y_true >= 0.5)
+    """Number of right answers in a batch (0-d array in ``y_pred``'s dtype)."""
+    hits = output_classes(y_pred) == output_classes(y_true)
+    if hits.ndim > 1:
         hits = xp.all(xp.reshape(hits, (hits.shape[0], -1)), axis=1)
     return xp.sum(xp.astype(hits, y_pred.dtype))
 
 
 def predict_classes(model: Sequential, x, batch_size: int = 256):
-    """Class indices ``(N,)`` in the model's namespace (argmax, or ``>= 0.5`` for one output)."""
-    xp = model.xp
-    out = model.predict(x, batch_size)
-    if out.ndim == 2 and out.shape[1] > 1:
-        return xp.argmax(out, axis=1)
-    return xp.astype(xp.reshape(out, (out.shape[0],)) >= 0.5, xp.int64)
+    """Class indices ``(N,)`` in the model's namespace (see :func:`output_classes`)."""
+    return output_classes(model.predict(x, batch_size))

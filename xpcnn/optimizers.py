@@ -16,15 +16,15 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from . import backend
+from .errors import ConfigError
+from .validation import number
 
 
 class Optimizer:
     """Base: ``step(layers)`` applies ``update`` to every parameter with a gradient."""
 
     def __init__(self, learning_rate: float) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, got {learning_rate!r}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = number(type(self).__name__, "learning_rate", learning_rate, low=0.0, low_open=True)
         self.iterations = 0
         self.slots: dict[str, Any] = {}
 
@@ -67,9 +67,7 @@ class Optimizer:
 class SGD(Optimizer):
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0) -> None:
         super().__init__(learning_rate)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = number("SGD", "momentum", momentum, low=0.0, high=1.0, high_open=True)
 
     def config(self):
         return {"learning_rate": self.learning_rate, "momentum": self.momentum}
@@ -85,7 +83,9 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     def __init__(self, learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(learning_rate)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = number("Adam", "beta1", beta1, low=0.0, high=1.0, high_open=True)
+        self.beta2 = number("Adam", "beta2", beta2, low=0.0, high=1.0, high_open=True)
+        self.eps = number("Adam", "eps", eps, low=0.0, low_open=True)
 
     def config(self):
         return {"learning_rate": self.learning_rate, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -109,5 +109,5 @@ def get_optimizer(name: str, learning_rate: float, **kwargs) -> Optimizer:
     if name == "momentum":
         return SGD(learning_rate, momentum=kwargs.pop("momentum", 0.9))
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}: expected 'sgd', 'momentum' or 'adam'")
+        raise ConfigError(f"unknown optimizer {name!r}: expected 'sgd', 'momentum' or 'adam'")
     return OPTIMIZERS[name](learning_rate, **kwargs)

@@ -9,7 +9,13 @@ import json
 import math
 import os
 import sys
-import time
+from pathlib import Path
+
+from .errors import MissingDependencyError, OutputError
+from .outputs import atomic_write
+
+#: The hint every "needs matplotlib" error gives (the README gives the same two spellings).
+PLOT_HINT = "pip install 'xpcnn[plot]' (from a checkout: pip install -e '.[plot]')"
 
 
 def _finite(value):
@@ -23,12 +29,10 @@ def _finite(value):
     return value
 
 
-def write_json(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(_finite(data), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)
+def write_json(path: "str | os.PathLike", data: dict, what: str = "metrics") -> None:
+    """Write ``data`` to ``path`` whole or not at all (:func:`xpcnn.outputs.atomic_write`)."""
+    text = json.dumps(_finite(data), indent=2, allow_nan=False)
+    atomic_write(path, lambda f: f.write(text), what, binary=False)
 
 
 def format_confusion(m: "list[list[int]]", classes: "list[int]", names: "list[str]") -> str:
@@ -45,12 +49,31 @@ def check_plot_available() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'xpcnn[plot]'") from None
+        raise MissingDependencyError(f"plots need matplotlib: {PLOT_HINT}") from None
 
 
-def plot_history(history: "list[dict]", path: str) -> None:
-    """Loss and accuracy per epoch, train and test, as a PNG."""
+def plot_format(path: "str | os.PathLike", what: str = "plot") -> str:
+    """The image format the file name asks for: its suffix if matplotlib writes it, PNG without one.
+
+    The file is written at exactly ``path`` (matplotlib alone would add ``.png`` to a name
+    without a suffix); a suffix matplotlib cannot write is an :class:`OutputError`.
+    """
     check_plot_available()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    known = FigureCanvasAgg.get_supported_filetypes()
+    if suffix not in known:
+        raise OutputError(f"{what} {os.fspath(path)}: matplotlib cannot write .{suffix} files "
+                          f"(it writes {', '.join('.' + k for k in sorted(known))})")
+    return suffix
+
+
+def plot_history(history: "list[dict]", path: "str | os.PathLike", what: str = "plot") -> None:
+    """Loss and accuracy per epoch, train and test, as an image (PNG unless the suffix says otherwise)."""
+    fmt = plot_format(path, what)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,12 +91,19 @@ def plot_history(history: "list[dict]", path: str) -> None:
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100), what)
+    finally:
+        plt.close(fig)
 
 
 class EpochProgress:
-    """One tqdm bar per epoch with the running loss and accuracy (converted at most 5 times a second)."""
+    """One tqdm bar per epoch with the running loss and accuracy that ``fit`` read on the host.
+
+    It converts nothing itself: ``fit`` passes Python floats (``running_loss``,
+    ``running_accuracy``) on the batches where it read them, at most 5 times a second, so the
+    bar adds no GPU synchronisation.
+    """
 
     def __init__(self, quiet: bool, total_epochs: int) -> None:
         self.quiet, self.total_epochs = quiet, total_epochs
@@ -89,17 +119,9 @@ class EpochProgress:
             self.bar = tqdm(total=logs["batches"], desc=f"epoch {logs['epoch']}/{self.total_epochs}",
                             unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
                             disable=None)  # None: no bar when stderr is not a terminal
-            self.loss_sum, self.correct, self.seen, self.shown = 0.0, 0.0, 0, 0.0
-        self.loss_sum = self.loss_sum + logs["loss"] * logs["size"]
-        self.correct = self.correct + logs.get("correct", 0.0)
-        self.seen += logs["size"]
-        now = time.monotonic()
-        if now - self.shown > 0.2 or logs["batch"] == logs["batches"]:
-            self.shown = now
-            postfix = {"loss": f"{float(self.loss_sum) / self.seen:.4f}"}
-            if "correct" in logs:
-                postfix["acc"] = f"{float(self.correct) / self.seen:.4f}"
-            self.bar.set_postfix(postfix, refresh=False)
+        if "running_loss" in logs:
+            self.bar.set_postfix({"loss": f"{logs['running_loss']:.4f}", "acc": f"{logs['running_accuracy']:.4f}"},
+                                 refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:

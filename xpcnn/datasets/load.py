@@ -1,15 +1,17 @@
-"""One entry point for the three sources: ``mnist``, ``fashion-mnist`` and the embedded ``sample``."""
+"""One entry point for the four sources: ``mnist``, ``fashion-mnist``, the embedded ``sample``,
+and ``idx``, your own IDX files (no checksum, every field checked)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .mnist import Split, load_mnist
+from ..errors import ConfigError
+from .mnist import Split, load_idx_folder, load_mnist
 from .preprocess import split_per_class
 from .registry import DATASETS
 from .sample import load_sample
 
-NAMES = ("mnist", "fashion-mnist", "sample")
+NAMES = ("mnist", "fashion-mnist", "sample", "idx")
 
 
 @dataclass
@@ -28,6 +30,8 @@ def load_dataset(name: str, *, data_dir=None, download=None, progress: bool = Tr
 
     ``"sample"`` is the embedded real-MNIST sample (200 MNIST *test-set* digits per class):
     the first 100 of each class are its training split, the other 100 its test split.
+    ``"idx"`` reads the four MNIST file names from ``data_dir``, without checksums (see
+    :func:`~xpcnn.datasets.mnist.load_idx_folder`); labels must be digits 0..9.
     """
     if name == "sample":
         images, labels = load_sample()
@@ -39,8 +43,13 @@ def load_dataset(name: str, *, data_dir=None, download=None, progress: bool = Tr
             "embedded real-MNIST sample: 100 digits per class to train, 100 others per class to test",
             DATASETS["mnist"].class_names,
         )
+    if name == "idx":
+        splits = load_idx_folder(data_dir)
+        files = splits["train"].sources + splits["test"].sources
+        return Dataset(name, splits["train"], splits["test"], "your IDX files (not checksummed): " + ", ".join(files),
+                       tuple(str(d) for d in range(10)))
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {list(NAMES)}")
+        raise ConfigError(f"unknown dataset {name!r}: expected one of {list(NAMES)}")
     splits = load_mnist(name, data_dir=data_dir, download=download, progress=progress)
     files = splits["train"].sources + splits["test"].sources
     return Dataset(name, splits["train"], splits["test"], f"{name} files: " + ", ".join(files),

@@ -1,17 +1,24 @@
 """MNIST and Fashion-MNIST from local files or the public mirrors, every file checksummed.
 
-Each of the four files is looked for, in order, in:
+The four files of a dataset are looked for, in order, in:
 
-1. ``data_dir`` (the argument; ``--data-dir`` in the CLI), and its ``<dataset>/`` subfolder;
-2. ``$XPCNN_DATA``, and its ``<dataset>/`` subfolder;
+1. ``data_dir`` (the argument; ``--data-dir`` in the CLI), then its ``<dataset>/`` subfolder;
+2. ``$XPCNN_DATA``, then its ``<dataset>/`` subfolder;
 3. the user cache, ``~/.cache/xpcnn/<dataset>`` (where downloads go);
 4. system folders: ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``);
 5. the dataset's public mirrors, downloaded into the cache with pooch, SHA-256 verified
    (skipped when ``download=False`` or ``$XPCNN_OFFLINE`` is set).
 
-In every folder both ``name.gz`` and the gunzipped ``name`` count. A file is used only if
-its checksum matches (see :mod:`.registry`); otherwise the search goes on. When nothing is
-found, :class:`DataNotFoundError` lists every place tried and how to provide the files.
+The first of these folders that holds any of the four files is *the* source: all four come
+from it, and never one from here and another from there. In every folder both ``name.gz`` and
+the gunzipped ``name`` count. A file there must match its checksum (see :mod:`.registry`);
+one that does not is an error naming it, its SHA-256 and the published one, as is a file
+missing beside the others. Only the user cache, which is xpcnn's own, is completed or repaired
+by downloading. When no folder holds any file and nothing can be downloaded,
+:class:`DataNotFoundError` lists every place tried and how to provide the files.
+
+A user's own IDX files, which no checksum can know, are read by :func:`load_idx_folder`
+(``--dataset idx``), with every field of them checked instead.
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import IdxError, check_pair, decompress, parse_idx, read_bytes
+from ..errors import ConfigError, DataError
+from .idx import IdxError, check_pair, decompress, parse_idx, read_bytes, read_idx
 from .registry import DATASETS, DatasetInfo, IdxFile
 
 
-class DataNotFoundError(FileNotFoundError):
-    """No verified copy of a dataset file was found locally or could be downloaded."""
+class DataNotFoundError(DataError, FileNotFoundError):
+    """No copy of a dataset's files was found locally, and none could be downloaded."""
 
     def __init__(self, message: str, attempts: "list[str]") -> None:
         super().__init__(message)
@@ -86,28 +94,25 @@ def _short(exc: BaseException) -> str:
 
 def verify(raw: bytes, entry: IdxFile, where: str) -> np.ndarray:
     """The array in ``raw`` if it hashes to ``entry``'s ``.gz`` or content digest, else :class:`IdxError`."""
-    if hashlib.sha256(raw).hexdigest() == entry.sha256:
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest == entry.sha256:
         return parse_idx(decompress(raw, where), where)
-    content = decompress(raw, where)
-    if entry.content_sha256 is not None and hashlib.sha256(content).hexdigest() == entry.content_sha256:
-        return parse_idx(content, where)
-    known = "its published .gz" if entry.content_sha256 is None else "its published .gz or IDX content"
-    raise IdxError(f"{where}: checksum mismatch (SHA-256 does not match {known}); not used")
-
-
-def _look_in(folder: Path, entry: IdxFile, attempts: "list[str]", label: str) -> "tuple[np.ndarray, str] | None":
-    found_any = False
-    for candidate in (folder / entry.name, folder / entry.stem):
-        if not candidate.is_file():
-            continue
-        found_any = True
+    if entry.content_sha256 is not None:
         try:
-            return verify(read_bytes(candidate), entry, str(candidate)), str(candidate)
-        except IdxError as exc:
-            attempts.append(f"{label} {candidate} ({str(exc).split(': ', 1)[-1]})")
-    if not found_any:
-        attempts.append(f"{label} {folder} (no {entry.name} or {entry.stem})")
-    return None
+            content = decompress(raw, where)
+        except IdxError:
+            content = None
+        if content is not None and hashlib.sha256(content).hexdigest() == entry.content_sha256:
+            return parse_idx(content, where)
+    expected = f"{entry.sha256} (the published .gz)"
+    if entry.content_sha256 is not None:
+        expected += f" or {entry.content_sha256} (its IDX content)"
+    raise IdxError(f"{where}: checksum mismatch: SHA-256 {digest}, expected {expected}")
+
+
+def _candidates(folder: Path, entry: IdxFile) -> "list[Path]":
+    """The copies of ``entry`` in ``folder``: ``name.gz``, then the gunzipped ``name``."""
+    return [p for p in (folder / entry.name, folder / entry.stem) if p.is_file()]
 
 
 def _download(url: str, sha256: str, folder: Path, fname: str, progress: bool) -> str:
@@ -138,7 +143,7 @@ def _fetch(info: DatasetInfo, entry: IdxFile, attempts: "list[str]", dead: set, 
 
 def _not_found(info: DatasetInfo, entry: IdxFile, attempts: "list[str]") -> DataNotFoundError:
     files = ", ".join(f.name for f in info.files())
-    how = (f"put the files ({files}; .gz or gunzipped) in one of those folders, set XPCNN_DATA "
+    how = (f"put the four files ({files}; .gz or gunzipped) together in one of those folders, set XPCNN_DATA "
            f"or pass data_dir (--data-dir), or download them from {info.mirrors[0]}")
     if info.install_hint:
         how += f", or {info.install_hint}"
@@ -146,45 +151,90 @@ def _not_found(info: DatasetInfo, entry: IdxFile, attempts: "list[str]") -> Data
     return DataNotFoundError(message, attempts)
 
 
-def locate(info: DatasetInfo, entry: IdxFile, data_dir=None, download=None, progress: bool = True,
-           _dead: "set | None" = None) -> "tuple[np.ndarray, str]":
-    """``(array, path)`` of the first verified copy of ``entry``, searching in the documented order."""
-    attempts: "list[str]" = []
+def find_source(info: DatasetInfo, data_dir=None, attempts: "list[str] | None" = None) -> "tuple[str, Path] | None":
+    """``(label, folder)`` of the first place in the search order holding any of the dataset's files."""
+    attempts = [] if attempts is None else attempts
+    first = info.files()[0]
     for label, folder in search_places(info.name, data_dir):
         if folder is None:
             attempts.append(f"{label} (not set)")
-            continue
-        hit = _look_in(folder, entry, attempts, label)
-        if hit is not None:
-            return hit
+        elif any(_candidates(folder, entry) for entry in info.files()):
+            return label, folder
+        else:
+            attempts.append(f"{label} {folder} (no {first.name} or {first.stem})")
+    return None
+
+
+def _from_source(info: DatasetInfo, source: "tuple[str, Path]", entry: IdxFile, download: bool,
+                 progress: bool, dead: set) -> "tuple[np.ndarray, str]":
+    """``entry`` from the chosen folder: verified, or an error; the user cache may download it."""
+    label, folder = source
+    problems = []
+    for candidate in _candidates(folder, entry):
+        try:
+            return verify(read_bytes(candidate), entry, str(candidate)), str(candidate)
+        except IdxError as exc:
+            problems.append(str(exc))
+    if label == "user cache":  # xpcnn's own folder: download what is missing or damaged
+        attempts = [f"{label} {p}" for p in problems] or [f"{label} {folder} (no {entry.name} or {entry.stem})"]
+        if download:
+            hit = _fetch(info, entry, attempts, dead, progress)
+            if hit is not None:
+                return hit
+        else:
+            attempts.append("download (disabled" + (": $XPCNN_OFFLINE is set)" if offline() else ")"))
+        raise _not_found(info, entry, attempts)
+    if problems:
+        raise DataError(f"{info.name}: {'; '.join(problems)}. A file that fails its checksum is never used, nor "
+                        f"replaced by a copy from elsewhere: put the published file there, or train on your own "
+                        f"files with --dataset idx")
+    held = sorted(p.name for e in info.files() for p in _candidates(folder, e))
+    raise DataError(f"{info.name}: {label} {folder} holds {', '.join(held)} but not {entry.name} (or {entry.stem}); "
+                    f"put all four files in one folder (xpcnn never mixes files from different places)")
+
+
+def locate(info: DatasetInfo, entry: IdxFile, data_dir=None, download=None, progress: bool = True,
+           _dead: "set | None" = None) -> "tuple[np.ndarray, str]":
+    """``(array, path)`` of ``entry`` from the dataset's one source (see the module's docstring)."""
     download = not offline() if download is None else download
+    dead = set() if _dead is None else _dead
+    attempts: "list[str]" = []
+    source = find_source(info, data_dir, attempts)
+    if source is not None:
+        return _from_source(info, source, entry, download, progress, dead)
     if not download:
         attempts.append("download (disabled" + (": $XPCNN_OFFLINE is set)" if offline() else ")"))
     else:
-        hit = _fetch(info, entry, attempts, set() if _dead is None else _dead, progress)
+        hit = _fetch(info, entry, attempts, dead, progress)
         if hit is not None:
             return hit
     raise _not_found(info, entry, attempts)
+
+
+def _check_data_dir(data_dir) -> None:
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"data_dir {os.fspath(data_dir)}: no such folder")
 
 
 def load_split(name: str, split: str, *, data_dir=None, download=None, progress: bool = True,
                _dead: "set | None" = None) -> Split:
     """``Split(images (N, 28, 28) uint8, labels (N,) uint8)`` of ``"train"`` or ``"test"``."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}")
     info = DATASETS[name]
     if split not in info.splits:
-        raise ValueError(f"{name}: unknown split {split!r}: expected one of {sorted(info.splits)}")
+        raise ConfigError(f"{name}: unknown split {split!r}: expected one of {sorted(info.splits)}")
+    _check_data_dir(data_dir)
     dead = set() if _dead is None else _dead
     image_entry, label_entry = info.splits[split]
     images, images_path = locate(info, image_entry, data_dir, download, progress, dead)
     labels, labels_path = locate(info, label_entry, data_dir, download, progress, dead)
-    check_pair(images, labels, images_path, labels_path)
+    check_pair(images, labels, images_path, labels_path, len(info.class_names))
     return Split(images, labels, [images_path, labels_path])
 
 
 def load_mnist(name: str = "mnist", *, data_dir=None, download=None, progress: bool = True) -> "dict[str, Split]":
-    """``{"train": Split, "test": Split}`` of ``"mnist"`` or ``"fashion-mnist"``.
+    """``{"train": Split, "test": Split}`` of ``"mnist"`` or ``"fashion-mnist"``, from one source.
 
     A mirror that fails once is not tried again for the other files of this call, so an
     offline machine fails fast.
@@ -192,3 +242,33 @@ def load_mnist(name: str = "mnist", *, data_dir=None, download=None, progress: b
     dead: set = set()
     return {split: load_split(name, split, data_dir=data_dir, download=download, progress=progress, _dead=dead)
             for split in ("train", "test")}
+
+
+def load_idx_folder(folder, num_classes: int = 10) -> "dict[str, Split]":
+    """Your own IDX files: ``{"train", "test"}`` splits from the four MNIST file names in ``folder``.
+
+    No checksum can vouch for them, so every field is checked instead, each failure with its own
+    message: the magic number and dtype code, the dimensions (images ``(N, H, W)`` uint8, labels
+    ``(N,)`` uint8), the size on disk against the header, the item counts of images and labels,
+    labels in ``0..num_classes-1``, and the same image size in both splits.
+    """
+    if folder is None:
+        raise ConfigError("the idx dataset needs a folder: pass data_dir (--data-dir DIR)")
+    _check_data_dir(folder)
+    folder = Path(folder)
+    splits = {}
+    for split, (image_entry, label_entry) in DATASETS["mnist"].splits.items():
+        paths = []
+        for entry in (image_entry, label_entry):
+            found = _candidates(folder, entry)
+            if not found:
+                raise DataError(f"idx: {folder} has no {entry.name} or {entry.stem} (the four MNIST file names)")
+            paths.append(found[0])
+        images, labels = read_idx(paths[0]), read_idx(paths[1])
+        check_pair(images, labels, str(paths[0]), str(paths[1]), num_classes)
+        splits[split] = Split(images, labels, [str(p) for p in paths])
+    train, test = splits["train"].images, splits["test"].images
+    if train.shape[1:] != test.shape[1:]:
+        raise DataError(f"idx: {splits['train'].sources[0]} holds {train.shape[1]}x{train.shape[2]} images but "
+                        f"{splits['test'].sources[0]} holds {test.shape[1]}x{test.shape[2]}")
+    return splits

@@ -12,19 +12,21 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
+
 
 def select_classes(labels: np.ndarray, classes: Sequence[int], limit: "int | None" = None) -> np.ndarray:
     """Indices of the first ``limit`` samples (all when ``None``) of each class in ``classes``."""
     classes = [int(c) for c in classes]
     if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {classes}")
+        raise ConfigError(f"classes must be distinct, got {classes}")
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1 per class (or None for all), got {limit}")
+        raise ConfigError(f"limit must be >= 1 per class (or None for all), got {limit}")
     picked = []
     for c in classes:
         where = np.flatnonzero(labels == c)
         if where.size == 0:
-            raise ValueError(f"class {c} has no samples (labels present: {sorted(set(labels.tolist()))})")
+            raise DataError(f"class {c} has no samples (labels present: {sorted(set(labels.tolist()))})")
         picked.append(where[:limit])
     return np.concatenate(picked)
 
@@ -67,3 +69,8 @@ def split_per_class(labels: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
         first.append(where[:half])
         second.append(where[half:])
     return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
+
+
+def class_counts(labels: np.ndarray, classes: Sequence[int]) -> "list[int]":
+    """How many samples each class in ``classes`` has (to tell a user when ``limit`` asks for more)."""
+    return [int(np.count_nonzero(labels == c)) for c in classes]

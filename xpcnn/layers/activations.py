@@ -37,7 +37,7 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x, training=True):
-        xp = array_namespace(x)
+        xp = array_namespace(self._check_input(x))
         e = xp.exp(-xp.abs(x))
         numerator = xp.maximum(e, xp.astype(x >= 0, x.dtype))
         e += 1.0
@@ -56,7 +56,7 @@ class Tanh(Activation):
     """``tanh(x)``, ``tanh' = 1 - tanh²``."""
 
     def forward(self, x, training=True):
-        xp = array_namespace(x)
+        xp = array_namespace(self._check_input(x))
         y = xp.tanh(x)
         self._keep(training, output=y)
         return y
@@ -70,7 +70,7 @@ class ReLU(Activation):
     """``max(x, 0)``, derivative ``1[x > 0]``."""
 
     def forward(self, x, training=True):
-        xp = array_namespace(x)
+        xp = array_namespace(self._check_input(x))
         self._keep(training, input=x)
         return xp.clip(x, min=0.0)  # not where(): NumPy's where branches on every element
 
@@ -88,7 +88,7 @@ class Softmax(Activation):
     """
 
     def forward(self, x, training=True):
-        xp = array_namespace(x)
+        xp = array_namespace(self._check_input(x))
         e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
         s = e / xp.sum(e, axis=-1, keepdims=True)
         self._keep(training, output=s)

@@ -9,18 +9,27 @@ Every layer works on batches: the first axis is the sample axis ``N``.
 * ``backward(∂E/∂Y)`` (same shape as the forward output) fills ``grads`` (same keys as
   ``params``) and returns ``∂E/∂X``. Without a training forward before it, it raises
   :class:`~xpcnn.errors.StateError`. Passing ``learning_rate`` applies the derivation's
-  one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` at once.
+  one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` at once (the rule of
+  :class:`~xpcnn.optimizers.SGD`, which it calls).
+
+Constructors check every argument with :mod:`xpcnn.validation`, so a bad one is a
+:class:`~xpcnn.errors.ConfigError` naming it. Parameters are never changed in place: a step
+replaces the arrays in ``params``, so a reference to the old ones is a free snapshot (``fit``
+relies on it to undo a step whose loss is not finite).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Any
+from typing import Any, Iterator
 
 from array_api_compat import device
 
 from .. import backend
-from ..errors import ShapeError, StateError, XpcnnDtypeError, format_shape
+from ..errors import ConfigError, DeviceMismatchError, ShapeError, StateError, XpcnnDtypeError, format_shape
+from ..validation import one_of
 
 Array = Any
 
@@ -58,14 +67,17 @@ class Layer:
 
     def _check_input(self, x: Array) -> Array:
         """Check ``x``'s per-sample shape, and its namespace, device and dtype against the parameters."""
-        shape = tuple(x.shape)
+        shape = tuple(getattr(x, "shape", ()))
+        if not hasattr(x, "shape") or len(shape) == 0:
+            raise ShapeError(f"{self!r}: expected a batch, an array of shape (N, ...), got {type(x).__name__} "
+                             f"of shape {shape}")
         if self.input_shape is not None and shape[1:] != tuple(self.input_shape):
             raise ShapeError(
                 f"{self!r}: expected input of shape {format_shape(self.input_shape)}, got {shape}"
             )
         for name, p in self.params.items():
             if type(x) is not type(p) or device(x) != device(p):
-                raise ValueError(
+                raise DeviceMismatchError(
                     f"{self!r}: input lives on {backend.Device.of(x)} but the layer's {name} on "
                     f"{backend.Device.of(p)}; move one with xpcnn.to_device or layer.to(...)"
                 )
@@ -97,10 +109,11 @@ class Layer:
             )
 
     def _descend(self, input_gradient: Array, learning_rate: "float | None") -> Array:
-        """The derivation's in-place step ``P ← P - η ∂E/∂P`` when a learning rate is given."""
+        """The derivation's step ``P ← P - η ∂E/∂P`` when a learning rate is given (SGD's one rule)."""
         if learning_rate is not None:
-            for name in self.params:
-                self.params[name] = self.params[name] - learning_rate * self.grads[name]
+            from ..optimizers import SGD  # here, not at the top: optimizers may import layers one day
+
+            SGD(learning_rate).step([self])
         return input_gradient
 
     def to(self, device: "str | backend.Device", dtype: "str | None" = None) -> "Layer":
@@ -121,22 +134,31 @@ class ParameterLayer(Layer):
 
     def __init__(self, dtype: str = "float32", device: "str | backend.Device" = "cpu", seed=None) -> None:
         super().__init__()
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"{type(self).__name__}: dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.dtype = dtype
+        self.dtype = one_of(type(self).__name__, "dtype", dtype, ("float32", "float64"))
         self._device = backend.get_device(device)
         self._seed = seed
+        backend.new_rng(seed)  # a bad seed fails here, naming itself, before any parameter is drawn
 
     def reset_parameters(self, rng=None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def place(self, device=None, dtype: "str | None" = None) -> "ParameterLayer":
+        """Set where the *next* :meth:`reset_parameters` draws (nothing is moved or cast now)."""
+        if device is not None:
+            self._device = backend.get_device(device)
+        if dtype is not None:
+            self.dtype = one_of(type(self).__name__, "dtype", dtype, ("float32", "float64"))
+        return self
+
     def _glorot_uniform(self, rng, shape: tuple, fan_in: int, fan_out: int) -> Array:
         """Weights ``U(±√(6 / (fan_in + fan_out)))`` (Glorot and Bengio, 2010; Keras's default)."""
+        _spend(self, shape)
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         return backend.uniform(rng, shape, bound, self.dtype, self._device)
 
     def _zeros(self, shape: tuple) -> Array:
         """Biases start at zero (Keras's default)."""
+        _spend(self, shape)
         return backend.to_device(backend.zeros(shape, self.dtype), self._device)
 
     def to(self, device, dtype=None):
@@ -145,3 +167,33 @@ class ParameterLayer(Layer):
         if dtype is not None:
             self.dtype = dtype
         return self
+
+
+# -- a cap on parameter allocation, for layers built from untrusted descriptions ----------------
+
+_BUDGET: "contextvars.ContextVar[list[int] | None]" = contextvars.ContextVar("xpcnn_parameter_budget", default=None)
+
+
+@contextlib.contextmanager
+def parameter_budget(values: int) -> Iterator[None]:
+    """Layers built inside may draw at most ``values`` parameter values in all, else a ConfigError.
+
+    A checkpoint's loader builds each layer within the number of values the file stores for it,
+    so a configuration that claims a 10¹²-weight layer fails before allocating anything.
+    """
+    token = _BUDGET.set([int(values)])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _spend(layer: Layer, shape: tuple) -> None:
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    need = math.prod(shape)
+    if need > budget[0]:
+        raise ConfigError(f"{type(layer).__name__}: a parameter of shape {tuple(shape)} ({need} values) is more "
+                          f"than the {budget[0]} values left for this layer")
+    budget[0] -= need

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
-from .. import backend
+from .. import backend, validation
 from ..engines import get_engine, pad2d
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from .base import ParameterLayer
 
 
@@ -44,22 +44,23 @@ class Convolutional(ParameterLayer):
         seed=None,
     ):
         super().__init__(dtype, device, seed)
-        if len(tuple(input_shape)) != 3:
-            raise ShapeError(f"Convolutional: input_shape must be (C, H, W), got {tuple(input_shape)}")
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.kernel_size, self.depth = int(kernel_size), int(depth)
-        if padding == "valid":
-            padding = 0
-        elif padding == "same":
-            if self.kernel_size % 2 == 0:
-                raise ValueError("Convolutional: padding='same' needs an odd kernel_size")
-            padding = (self.kernel_size - 1) // 2
-        self.padding = int(padding)
-        if bias not in ("untied", "tied"):
-            raise ValueError(f"Convolutional: bias must be 'untied' or 'tied', got {bias!r}")
-        self.bias = bias
+        self.input_shape = validation.shape("Convolutional", "input_shape (C, H, W)", input_shape, ndim=3)
+        self.kernel_size = validation.integer("Convolutional", "kernel_size", kernel_size, minimum=1)
+        self.depth = validation.integer("Convolutional", "depth", depth, minimum=1)
+        if isinstance(padding, str):
+            padding = validation.one_of("Convolutional", "padding", padding, ("valid", "same"))
+            if padding == "same" and self.kernel_size % 2 == 0:
+                raise ConfigError(f"Convolutional: padding='same' needs an odd kernel_size, got {self.kernel_size}")
+            padding = 0 if padding == "valid" else (self.kernel_size - 1) // 2
+        self.padding = validation.integer("Convolutional", "padding", padding, minimum=0)
+        self.bias = validation.one_of("Convolutional", "bias", bias, ("untied", "tied"))
         self.engine_name = engine
-        self.engine = get_engine(engine)
+        try:
+            self.engine = get_engine(engine)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"Convolutional: engine: {exc}") from None
         c, h, w = self.input_shape
         self.out_hw = (h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1)
         if min(self.out_hw) < 1:

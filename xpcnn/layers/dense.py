@@ -19,6 +19,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from .. import backend
+from ..validation import integer
 from .base import ParameterLayer
 
 
@@ -27,7 +28,8 @@ class Dense(ParameterLayer):
 
     def __init__(self, input_size: int, output_size: int, *, dtype: str = "float32", device="cpu", seed=None):
         super().__init__(dtype, device, seed)
-        self.input_size, self.output_size = int(input_size), int(output_size)
+        self.input_size = integer("Dense", "input_size", input_size, minimum=1)
+        self.output_size = integer("Dense", "output_size", output_size, minimum=1)
         self.input_shape = (self.input_size,)
         self.reset_parameters(seed)
 

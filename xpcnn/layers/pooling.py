@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace, device
 
+from .. import validation
 from ..errors import ShapeError
 from .base import Layer
 
@@ -27,13 +28,9 @@ class MaxPool2D(Layer):
 
     def __init__(self, pool_size: int = 2, input_shape=None):
         super().__init__()
-        self.pool_size = int(pool_size)
-        if self.pool_size < 1:
-            raise ValueError(f"MaxPool2D: pool_size must be >= 1, got {pool_size!r}")
+        self.pool_size = validation.integer("MaxPool2D", "pool_size", pool_size, minimum=1)
         if input_shape is not None:
-            input_shape = tuple(int(d) for d in input_shape)
-            if len(input_shape) != 3:
-                raise ShapeError(f"MaxPool2D: input_shape must be (C, H, W), got {input_shape}")
+            input_shape = validation.shape("MaxPool2D", "input_shape (C, H, W)", input_shape, ndim=3)
             self.output_shape(input_shape)
         self.input_shape = input_shape
 

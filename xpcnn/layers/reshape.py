@@ -10,6 +10,7 @@ import math
 
 from array_api_compat import array_namespace
 
+from .. import validation
 from ..errors import ShapeError
 from .base import Layer
 
@@ -19,8 +20,8 @@ class Reshape(Layer):
 
     def __init__(self, input_shape, output_shape):
         super().__init__()
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self._output_shape = tuple(int(d) for d in output_shape)
+        self.input_shape = validation.shape("Reshape", "input_shape", input_shape)
+        self._output_shape = validation.shape("Reshape", "output_shape", output_shape)
         if math.prod(self.input_shape) != math.prod(self._output_shape):
             raise ShapeError(
                 f"Reshape: cannot reshape {self.input_shape} ({math.prod(self.input_shape)} values) "
