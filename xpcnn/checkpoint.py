@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -88,7 +89,8 @@ def save_checkpoint(path: "str | os.PathLike", model: Sequential, extra: "dict |
 
 #: zipfile and the .npy header reader raise all of these on damaged bytes.
 _DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError, IndexError,
-           TypeError, struct.error, zlib.error, NotImplementedError, RuntimeError, OverflowError, UnicodeError)
+           TypeError, struct.error, zlib.error, NotImplementedError, RuntimeError, OverflowError, UnicodeError,
+           SyntaxError, tokenize.TokenError)  # the last two: a damaged .npy header (parsed as a Python literal)
 #: A deflated member may claim at most this many times its compressed size (np.savez stores).
 _MAX_RATIO = 100
 #: Parameter values a layer description may draw beyond those the file stores for it.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
+from ..errors import ShapeError
 from .base import Layer
 
 
@@ -89,6 +90,8 @@ class Softmax(Activation):
 
     def forward(self, x, training=True):
         xp = array_namespace(self._check_input(x))
+        if x.ndim < 2:
+            raise ShapeError(f"{self!r}: expected input of shape (N, ..., K), softmax over K, got {tuple(x.shape)}")
         e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
         s = e / xp.sum(e, axis=-1, keepdims=True)
         self._keep(training, output=s)

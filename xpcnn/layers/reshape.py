@@ -57,7 +57,7 @@ class Flatten(Layer):
         x = self._check_input(x)
         self._keep(training, input_shape=tuple(x.shape))
         xp = array_namespace(x)
-        return xp.reshape(x, (x.shape[0], -1))
+        return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))  # not -1: N may be 0
 
     def backward(self, output_gradient, learning_rate=None):
         shape = self._recall()["input_shape"]

@@ -1,0 +1,128 @@
+"""Sequential's contract (xpcnn/model.py): the loss it knows, one draw of the parameters, one rule
+for classes from outputs, one SGD rule."""
+
+import numpy as np
+import pytest
+
+import xpcnn as xc
+from xpcnn import backend
+from xpcnn.checkpoint import load_checkpoint, save_checkpoint
+
+
+def convnet(seed=0, **kwargs):
+    return xc.Sequential([xc.Convolutional((1, 6, 6), 3, 2, padding="same", bias="tied"), xc.ReLU(), xc.Flatten(),
+                          xc.Dense(72, 3), xc.Softmax()], seed=seed, **kwargs)
+
+
+def data(n=12):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 1, 6, 6), dtype=np.float32), np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]
+
+
+def test_the_model_keeps_the_loss_fit_was_given_and_evaluate_uses_it(tmp_path):
+    x, y = data()
+    model = convnet()
+    model.fit(x, y, loss="categorical_cross_entropy", batch_size=4)
+    assert model.loss == "categorical_cross_entropy"
+    assert model.evaluate(x, y) == model.evaluate(x, y, loss="categorical_cross_entropy")
+    assert model.evaluate(x, y) != model.evaluate(x, y, loss="binary_cross_entropy")
+    save_checkpoint(tmp_path / "m.npz", model)
+    loaded = load_checkpoint(tmp_path / "m.npz")
+    assert loaded.loss == "categorical_cross_entropy" and loaded.evaluate(x, y) == model.evaluate(x, y)
+    model.fit(x, y, batch_size=4)  # no loss: the model's own, not binary cross-entropy
+    assert model.loss == "categorical_cross_entropy"
+
+
+def test_compile_sets_the_loss_and_the_optimizer_and_evaluate_needs_one():
+    x, y = data()
+    with pytest.raises(xc.ConfigError, match="evaluate: the model has no loss yet"):
+        convnet().evaluate(x, y)
+    adam = xc.Adam(0.01)
+    model = convnet().compile("categorical_cross_entropy", adam)
+    assert model.loss == "categorical_cross_entropy" and model.optimizer is adam
+    model.fit(x, y, batch_size=4)
+    assert model.optimizer is adam and adam.iterations == 3
+    with pytest.raises(xc.ConfigTypeError, match="optimizer must be an xpcnn Optimizer"):
+        convnet().compile("mse", optimizer="adam")
+
+
+def test_fit_without_any_loss_uses_binary_cross_entropy_as_before():
+    x, y = data()
+    model = convnet()
+    model.fit(x, y, batch_size=4)
+    assert model.loss == "binary_cross_entropy"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_seeded_model_draws_its_parameters_once_in_the_final_dtype(dtype):
+    alone = xc.Dense(5, 3, dtype=dtype, seed=0)
+    model = xc.Sequential([xc.Dense(5, 3)], seed=0, dtype=dtype)
+    np.testing.assert_array_equal(model.layers[0].params["weights"], alone.params["weights"])
+    assert model.layers[0].params["weights"].dtype == np.dtype(dtype) and model.dtype == dtype
+    if dtype == "float64":  # not float32 values cast up
+        w = model.layers[0].params["weights"]
+        assert not np.array_equal(w, w.astype(np.float32).astype(np.float64))
+
+
+def test_a_seeded_model_draws_on_its_final_device_with_the_same_values(device1):
+    model = convnet(device=device1, dtype="float64")
+    ref = convnet(dtype="float64")
+    assert model.device == device1
+    for a, b in zip(model.layers, ref.layers):
+        for key in a.params:
+            assert backend.Device.of(a.params[key]) == device1
+            np.testing.assert_array_equal(backend.to_numpy(a.params[key]), b.params[key])
+
+
+def test_an_unseeded_model_moves_and_casts_the_layers_it_was_given(device1):
+    dense = xc.Dense(4, 2, seed=3)
+    expected = dense.params["weights"].astype(np.float64)
+    model = xc.Sequential([dense], device=device1, dtype="float64")
+    np.testing.assert_array_equal(backend.to_numpy(model.layers[0].params["weights"]), expected)
+    assert model.device == device1 and model.dtype == "float64"
+
+
+@pytest.mark.parametrize("outputs, classes", [
+    ([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], [1, 0]),
+    ([[0.2], [0.5], [0.9]], [0, 1, 1]),
+    ([0.2, 0.5, 0.9], [0, 1, 1]),
+    ([[0.6, 0.4]], [0]),
+])
+def test_classes_from_outputs_is_one_rule(outputs, classes):
+    got = xc.output_classes(np.array(outputs))
+    assert got.tolist() == classes and got.dtype == np.int64
+
+
+def test_predict_classes_accuracy_and_the_cli_use_that_rule(monkeypatch):
+    from xpcnn import cli, model as model_module
+    x, y = data()
+    model = convnet().compile("categorical_cross_entropy")
+    expected = np.argmax(model.predict(x), axis=1)
+    np.testing.assert_array_equal(xc.predict_classes(model, x), expected)
+    assert model.evaluate(x, y)["accuracy"] == np.mean(expected == np.argmax(y, axis=1))
+    monkeypatch.setattr(model_module, "output_classes", lambda out: np.zeros(out.shape[0], np.int64))
+    monkeypatch.setattr(cli, "output_classes", model_module.output_classes)
+    assert xc.model.predict_classes(model, x).tolist() == [0] * 12
+    assert model.evaluate(x, y)["accuracy"] == 1.0  # labels and outputs both went through the broken rule
+    matrix, _, _ = cli._test(model, x, y, np.argmax(y, axis=1), "categorical_cross_entropy")
+    assert matrix[:, 1:].sum() == 0
+
+
+def test_the_layers_one_call_step_is_sgds_rule(monkeypatch):
+    rng = np.random.default_rng(0)
+    dense = xc.Dense(3, 2, dtype="float64", seed=0)
+    x, dy = rng.random((4, 3)), rng.random((4, 2))
+    before = dense.params["weights"].copy()
+    dense.forward(x)
+    dense.backward(dy, learning_rate=0.5)
+    np.testing.assert_allclose(dense.params["weights"], before - 0.5 * dy.T @ x)
+    monkeypatch.setattr(xc.SGD, "update", lambda self, key, param, grad: param)  # break the one rule
+    dense.forward(x)
+    dense.backward(dy, learning_rate=0.5)
+    np.testing.assert_allclose(dense.params["weights"], before - 0.5 * dy.T @ x)  # unchanged: it went through SGD
+
+
+def test_an_input_on_another_device_is_a_device_mismatch_error(device1):
+    dense = xc.Dense(3, 2, device=device1)
+    with pytest.raises(xc.DeviceMismatchError, match="input lives on cpu"):
+        dense.forward(np.zeros((1, 3), np.float32))
