@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from xpcnn import cli
+from xpcnn import run as run_module
 from xpcnn.checkpoint import load_checkpoint, read_metadata
 from xpcnn.datasets import write_idx
 
@@ -135,7 +136,7 @@ def test_a_bug_is_an_internal_error_with_the_debug_hint(capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("operands could not be broadcast together")
 
-    monkeypatch.setattr(cli, "prepare", broken)
+    monkeypatch.setattr(run_module, "prepare", broken)
     code, out, err = run(capsys, *QUICK)
     assert code == 1 and len(err) == 1
     assert err[0] == ("error: internal error ValueError: operands could not be broadcast together "
@@ -149,7 +150,7 @@ def test_xpcnn_errors_are_the_users_and_an_os_error_on_their_path_too(capsys, mo
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "data" / "x"))
 
-    monkeypatch.setattr(cli, "load_dataset", denied)
+    monkeypatch.setattr(run_module, "load_dataset", denied)
     code, _, err = run(capsys, *QUICK, "--data-dir", tmp_path / "data")
     assert code == 1 and err[0].startswith("error: [Errno 13] Permission denied") and "internal" not in err[0]
     code, _, err = run(capsys, *QUICK)  # the same error about a path the user did not name is a bug
@@ -167,7 +168,7 @@ def test_ctrl_c_says_what_the_checkpoint_holds(capsys, monkeypatch, tmp_path, st
         if logs["epoch"] == stop_epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.EpochProgress, "on_batch", on_batch)
+    monkeypatch.setattr(run_module.EpochProgress, "on_batch", on_batch)
     path = tmp_path / "m.npz"
     code, _, err = run(capsys, *QUICK, "--epochs", "5", "--save", path)
     assert code == 130 and err == [f"error: {message.format(path=path)}"]
@@ -177,7 +178,7 @@ def test_ctrl_c_says_what_the_checkpoint_holds(capsys, monkeypatch, tmp_path, st
 def test_ctrl_c_while_resuming_in_place_says_the_file_still_holds_the_resumed_epoch(capsys, monkeypatch, tmp_path):
     path = tmp_path / "m.npz"
     run(capsys, *QUICK, "--epochs", "2", "--save", path)
-    monkeypatch.setattr(cli.EpochProgress, "on_batch", lambda self, logs: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(run_module.EpochProgress, "on_batch", lambda self, logs: (_ for _ in ()).throw(KeyboardInterrupt))
     code, _, err = run(capsys, "--resume", path, "--epochs", "1")
     assert code == 130 and err == [f"error: interrupted; {path} holds epoch 2, the last finished one"]
 

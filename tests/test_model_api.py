@@ -94,17 +94,17 @@ def test_classes_from_outputs_is_one_rule(outputs, classes):
 
 
 def test_predict_classes_accuracy_and_the_cli_use_that_rule(monkeypatch):
-    from xpcnn import cli, model as model_module
+    from xpcnn import run as run_module, training as training_module
     x, y = data()
     model = convnet().compile("categorical_cross_entropy")
     expected = np.argmax(model.predict(x), axis=1)
     np.testing.assert_array_equal(xc.predict_classes(model, x), expected)
     assert model.evaluate(x, y)["accuracy"] == np.mean(expected == np.argmax(y, axis=1))
-    monkeypatch.setattr(model_module, "output_classes", lambda out: np.zeros(out.shape[0], np.int64))
-    monkeypatch.setattr(cli, "output_classes", model_module.output_classes)
+    monkeypatch.setattr(training_module, "output_classes", lambda out: np.zeros(out.shape[0], np.int64))
+    monkeypatch.setattr(run_module, "output_classes", training_module.output_classes)
     assert xc.model.predict_classes(model, x).tolist() == [0] * 12
     assert model.evaluate(x, y)["accuracy"] == 1.0  # labels and outputs both went through the broken rule
-    matrix, _, _ = cli._test(model, x, y, np.argmax(y, axis=1), "categorical_cross_entropy")
+    matrix, _, _ = run_module._test(model, x, y, np.argmax(y, axis=1), "categorical_cross_entropy")
     assert matrix[:, 1:].sum() == 0
 
 

@@ -16,8 +16,9 @@ from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
     categorical_cross_entropy_prime, get_loss, mse, mse_prime,
 )
-from .model import Sequential, output_classes, predict_classes
+from .model import Sequential, predict_classes
 from .optimizers import SGD, Adam, Optimizer, get_optimizer
+from .training import output_classes
 
 __version__ = "0.1.0"
 

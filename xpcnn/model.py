@@ -153,31 +153,6 @@ class Sequential:
             return self._prepare(x[lo:hi, ...]), self._prepare(y[lo:hi, ...])
         return self._take(x, order[lo:hi]), self._take(y, order[lo:hi])
 
-    def _check_batch(self, x, what: str = "input", who: str = "Sequential") -> None:
-        training.as_batch(x, who, what)
-        if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape):
-            raise ShapeError(
-                f"{who}: expected {what} of shape {format_shape(self.input_shape)} "
-                f"for {self.layers[0]!r}, got {tuple(x.shape)}"
-            )
-
-    def _check_labels(self, x, y, who: str = "Sequential") -> None:
-        training.as_batch(y, who, "labels")
-        if y.shape[0] != x.shape[0]:
-            raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} labels")
-        if self.output_shape is not None and tuple(y.shape[1:]) != tuple(self.output_shape):
-            raise ShapeError(
-                f"{who}: labels of shape {tuple(y.shape)} do not match the model's output "
-                f"{format_shape(self.output_shape)}"
-            )
-
-    def _check_data(self, x, y, who: str, loss) -> None:
-        """Shapes, at least one sample, finite values and targets that suit ``loss``, before any work."""
-        self._check_batch(x, who=who)
-        self._check_labels(x, y, who=who)
-        training.check_count(x.shape[0], who)
-        training.check_values(x, y, who, loss)
-
     def _loss_or_default(self, loss, who: str, default: "str | None" = None):
         chosen = loss if loss is not None else (self.loss if self.loss is not None else default)
         if chosen is None:
@@ -208,13 +183,13 @@ class Sequential:
         ``N = 0`` gives an empty ``(0, *output_shape)`` array.
         """
         batch_size = integer("predict", "batch_size", batch_size, minimum=1)
-        self._check_batch(x, who="predict")
+        training.check_inputs(self, x, "predict")
         if x.shape[0] == 0:
             shape = tuple(x.shape[1:])
             for layer in self.layers:
                 shape = tuple(layer.output_shape(shape))
             return backend.to_device(backend.zeros((0, *shape), self.dtype), self.device)
-        outs = [self.forward(self._prepare(x[lo:hi, ...]), training=False) for lo, hi in _batches(x.shape[0], batch_size)]
+        outs = [self.forward(self._prepare(x[lo:hi, ...]), training=False) for lo, hi in training.batch_bounds(x.shape[0], batch_size)]
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
@@ -266,11 +241,11 @@ class Sequential:
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
         loss = self._loss_or_default(loss, "fit", default="binary_cross_entropy")
-        self._check_data(x, y, "fit", loss)
+        training.check_data(self, x, y, "fit", loss)
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ConfigTypeError("fit: validation_data must be a pair (x, y)")
-            self._check_data(*validation_data, "fit (validation_data)", loss)
+            training.check_data(self, *validation_data, "fit (validation_data)", loss)
         self.loss = loss
         self._set_optimizer(optimizer, learning_rate)
         if seed is not None:
@@ -299,7 +274,7 @@ class Sequential:
         """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``."""
         start = time.perf_counter()
         n = x.shape[0]
-        bounds = _batches(n, batch_size)
+        bounds = training.batch_bounds(n, batch_size)
         order = backend.permutation(self.rng, n) if shuffle else None
         epoch = self.epoch + 1
         guard = training.StepGuard(epoch, len(bounds), getattr(self.optimizer, "learning_rate", None), self.epoch)
@@ -309,7 +284,7 @@ class Sequential:
             before = training.Snapshot(self.layers, self.optimizer)
             loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
             guard.settle(step, loss, before)
-            correct = _correct(self.xp, yb, out)
+            correct = training.correct_count(self.xp, yb, out)
             tally.add(loss, correct, hi - lo)
             logs = {"epoch": epoch, "batch": step, "batches": len(bounds), "size": hi - lo,
                     "loss": loss, "correct": correct}
@@ -333,18 +308,18 @@ class Sequential:
         """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""
         batch_size = integer("evaluate", "batch_size", batch_size, minimum=1)
         loss = self._loss_or_default(loss, "evaluate")
-        self._check_data(x, y, "evaluate", loss)
+        training.check_data(self, x, y, "evaluate", loss)
         return self._evaluate(x, y, get_loss(loss), batch_size)
 
     def _evaluate(self, x, y, loss_fns: tuple, batch_size: int) -> dict:
         loss_fn = loss_fns[0]
         n = x.shape[0]
         total_loss, correct = 0.0, 0.0
-        for lo, hi in _batches(n, batch_size):
+        for lo, hi in training.batch_bounds(n, batch_size):
             yb = self._prepare(y[lo:hi, ...])
             out = self.forward(self._prepare(x[lo:hi, ...]), training=False)
             total_loss = total_loss + loss_fn(yb, out) * yb.shape[0]
-            correct = correct + _correct(self.xp, yb, out)
+            correct = correct + training.correct_count(self.xp, yb, out)
         return {"loss": float(total_loss) / n, "accuracy": float(correct) / n}
 
 
@@ -353,34 +328,6 @@ def _layer_device(layer: Layer):
     return backend.device_of(*params) if params else backend.CPU
 
 
-def _batches(n: int, batch_size: int):
-    """``(lo, hi)`` bounds of consecutive batches; ``hi`` never passes ``n`` (strict slicing)."""
-    return [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
-
-
-def output_classes(outputs):
-    """Class indices from outputs or one-hot labels ``(N, K)``: ``argmax`` over ``K``, or ``>= 0.5``
-    for a single output (``(N, 1)`` or ``(N,)``). ``(N,)`` int64, in the outputs' namespace.
-
-    The one rule for a prediction from outputs: accuracy in ``fit``/``evaluate``,
-    :func:`predict_classes` and the CLI's confusion matrix all use it. Outputs with more axes,
-    ``(N, ..., K)``, give ``(N, ...)``.
-    """
-    xp = array_namespace(outputs)
-    if outputs.ndim == 1 or outputs.shape[-1] == 1:
-        scores = outputs if outputs.ndim == 1 else outputs[..., 0]
-        return xp.astype(scores >= 0.5, xp.int64)
-    return xp.astype(xp.argmax(outputs, axis=-1), xp.int64)
-
-
-def _correct(xp, y_true, y_pred):
-    """Number of right answers in a batch (0-d array in ``y_pred``'s dtype)."""
-    hits = output_classes(y_pred) == output_classes(y_true)
-    if hits.ndim > 1:
-        hits = xp.all(xp.reshape(hits, (hits.shape[0], -1)), axis=1)
-    return xp.sum(xp.astype(hits, y_pred.dtype))
-
-
 def predict_classes(model: Sequential, x, batch_size: int = 256):
-    """Class indices ``(N,)`` in the model's namespace (see :func:`output_classes`)."""
-    return output_classes(model.predict(x, batch_size))
+    """Class indices ``(N,)`` in the model's namespace (see :func:`xpcnn.training.output_classes`)."""
+    return training.output_classes(model.predict(x, batch_size))

@@ -26,7 +26,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, is_numpy_array
 
-from .errors import DataError, ShapeError, TrainingError
+from .errors import DataError, ShapeError, TrainingError, format_shape
 from .losses import target_problem
 
 #: Seconds between two host reads of the running loss, accuracy and finiteness flag.
@@ -71,6 +71,62 @@ def check_values(x: Any, y: Any, who: str, loss: "str | tuple | None") -> None:
 def check_count(n: int, who: str) -> None:
     if n == 0:
         raise ShapeError(f"{who}: got 0 samples; needs at least one")
+
+
+def check_inputs(model: Any, x: Any, who: str, what: str = "input") -> None:
+    """``x`` is a batch ``(N, *model.input_shape)`` (any ``N``, 0 included)."""
+    as_batch(x, who, what)
+    if model.input_shape is not None and tuple(x.shape[1:]) != tuple(model.input_shape):
+        raise ShapeError(f"{who}: expected {what} of shape {format_shape(model.input_shape)} for "
+                         f"{model.layers[0]!r}, got {tuple(x.shape)}")
+
+
+def check_labels(model: Any, x: Any, y: Any, who: str) -> None:
+    """``y`` holds one label per input, of the model's output shape."""
+    as_batch(y, who, "labels")
+    if y.shape[0] != x.shape[0]:
+        raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} labels")
+    if model.output_shape is not None and tuple(y.shape[1:]) != tuple(model.output_shape):
+        raise ShapeError(f"{who}: labels of shape {tuple(y.shape)} do not match the model's output "
+                         f"{format_shape(model.output_shape)}")
+
+
+def check_data(model: Any, x: Any, y: Any, who: str, loss: "str | tuple | None") -> None:
+    """Shapes, at least one sample, finite values and targets that suit ``loss``: before any work."""
+    check_inputs(model, x, who)
+    check_labels(model, x, y, who)
+    check_count(x.shape[0], who)
+    check_values(x, y, who, loss)
+
+
+# -- batches and classes -------------------------------------------------------------------------
+
+def batch_bounds(n: int, batch_size: int) -> "list[tuple[int, int]]":
+    """``(lo, hi)`` bounds of consecutive batches; ``hi`` never passes ``n`` (strict slicing)."""
+    return [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
+
+
+def output_classes(outputs: Any) -> Any:
+    """Class indices from outputs or one-hot labels ``(N, K)``: ``argmax`` over ``K``, or ``>= 0.5``
+    for a single output (``(N, 1)`` or ``(N,)``). ``(N,)`` int64, in the outputs' namespace.
+
+    The one rule for a prediction from outputs: accuracy in ``fit``/``evaluate``,
+    :func:`xpcnn.predict_classes` and the CLI's confusion matrix all use it. Outputs with more
+    axes, ``(N, ..., K)``, give ``(N, ...)``.
+    """
+    xp = array_namespace(outputs)
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        scores = outputs if outputs.ndim == 1 else outputs[..., 0]
+        return xp.astype(scores >= 0.5, xp.int64)
+    return xp.astype(xp.argmax(outputs, axis=-1), xp.int64)
+
+
+def correct_count(xp: Any, y_true: Any, y_pred: Any) -> Any:
+    """Number of right answers in a batch (0-d array in ``y_pred``'s dtype)."""
+    hits = output_classes(y_pred) == output_classes(y_true)
+    if hits.ndim > 1:
+        hits = xp.all(xp.reshape(hits, (hits.shape[0], -1)), axis=1)
+    return xp.sum(xp.astype(hits, y_pred.dtype))
 
 
 # -- the epoch's running values ---------------------------------------------------------------

@@ -1,0 +1,233 @@
+"""One ``train.py`` run: its settings, data, model, training, test pass and reports.
+
+:class:`Run` is what :func:`xpcnn.cli.main` executes once the flags parse. It checks every
+output path before loading any data, falls back to the embedded sample only for the bare
+default run, and remembers what its checkpoint file holds so that Ctrl-C can say what is true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+import numpy as np
+
+from . import backend, zoo
+from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from .datasets import DataNotFoundError, class_counts, load_dataset, prepare
+from .errors import ShapeError
+from .losses import get_loss
+from .optimizers import get_optimizer
+from .outputs import check_output_path
+from .reporting import EpochProgress, format_confusion, plot_format, plot_history, write_json
+from .settings import Settings, check_saved, resolve
+from .training import output_classes
+
+
+# -- output --------------------------------------------------------------------------------------
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """``m[i, j]`` = samples of class ``i`` predicted as ``j``: ``(k, k)`` int64 counts."""
+    m = np.zeros((k, k), dtype=np.int64)
+    np.add.at(m, (true, pred), 1)
+    return m
+
+
+def check_outputs(settings: Settings) -> None:
+    """Every path the run will write, checked before any data is loaded or any epoch runs."""
+    if settings.save:
+        check_output_path(settings.save, "--save")
+    elif settings.resume:
+        check_output_path(settings.resume, "--resume (written back after every epoch: no --save)")
+    if settings.metrics_json:
+        check_output_path(settings.metrics_json, "--metrics-json")
+    if settings.plot:
+        plot_format(settings.plot, "--plot")
+        check_output_path(settings.plot, "--plot")
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+class Run:
+    """One training run; remembers what its checkpoint file holds, for an honest Ctrl-C message."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.settings: "Settings | None" = None
+        self.saved_epoch: "int | None" = None  # the epoch the checkpoint file holds, when known
+
+    def interrupted(self) -> str:
+        """What is true about the checkpoint after Ctrl-C."""
+        path = self.settings.checkpoint_path if self.settings else (self.args.save or self.args.resume)
+        if not path:
+            return "interrupted (nothing is saved without --save)"
+        if self.saved_epoch is None:
+            return f"interrupted before the first epoch finished; {path} was not written"
+        return f"interrupted; {path} holds epoch {self.saved_epoch}, the last finished one"
+
+    def _save(self, model, settings: Settings) -> None:
+        save_checkpoint(settings.checkpoint_path, model, {"config": settings.saved()})
+        self.saved_epoch = model.epoch
+
+    def _resolve(self) -> Settings:
+        args = self.args
+        saved = None
+        if args.resume:
+            extra = read_metadata(args.resume).get("extra", {})
+            saved = check_saved(extra.get("config"), args.resume)
+        return resolve(args, saved)
+
+    def _load_data(self, settings: Settings):
+        """``(data, settings, fell back)``: the bare default run falls back to the sample, and says so."""
+        try:
+            data = load_dataset(settings.dataset, data_dir=settings.data_dir, progress=not settings.quiet)
+            return data, settings, False
+        except DataNotFoundError:
+            if settings.dataset_explicit or settings.dataset != "mnist":
+                raise
+        _note("the MNIST files were not found and could not be downloaded; training on the embedded "
+              "real-MNIST sample instead (--dataset sample)")
+        return load_dataset("sample"), dataclasses.replace(settings, dataset="sample"), True
+
+    def _model(self, settings: Settings, input_shape: tuple, k: int, device):
+        """``(model, optimizer)``: from the checkpoint (its own optimizer: ``None``) or a fresh build."""
+        if not settings.resume:
+            model, _ = zoo.build_model(settings.model, input_shape, k, seed=settings.seed, device=device,
+                                       dtype=settings.dtype)
+            return model, get_optimizer(settings.optimizer, settings.lr)
+        model = load_checkpoint(settings.resume, device)
+        self.saved_epoch = model.epoch if not settings.save else None
+        if tuple(model.output_shape) != (k,):
+            raise ShapeError(f"{settings.resume}: the model has {model.output_shape} outputs, {k} classes need ({k},)")
+        if model.optimizer is None:  # saved before any training
+            return model, get_optimizer(settings.optimizer, settings.lr)
+        if self.args.lr is not None:
+            model.optimizer.learning_rate = float(self.args.lr)
+        return model, None
+
+    def execute(self) -> dict:
+        """Train as the flags say; returns the metrics (also written by ``--metrics-json``)."""
+        started = time.perf_counter()
+        device = backend.get_device(self.args.device)
+        self.settings = settings = self._resolve()
+        check_outputs(settings)
+        data, settings, fallback = self._load_data(settings)
+        self.settings = settings
+        limit = None if settings.limit == "all" else settings.limit
+        x_train, y_train, _ = prepare(data.train.images, data.train.labels, settings.classes, limit, settings.seed)
+        x_test, y_test, test_index = prepare(data.test.images, data.test.labels, settings.classes, limit, settings.seed)
+        _note_short_limit(settings, data)
+        model, optimizer = self._model(settings, tuple(x_train.shape[1:]), len(settings.classes), device)
+        first_epoch = model.epoch
+        _say(settings.quiet, _banner(settings, data, model, len(x_train), len(x_test), device))
+        history = self._train(settings, model, optimizer, (x_train, y_train), (x_test, y_test))
+        matrix, test_loss, inference_s = _test(model, x_test, y_test, test_index, settings.loss)
+        metrics = _metrics(settings, data, model, history, first_epoch, matrix, test_loss,
+                           (len(x_train), len(x_test), inference_s), time.perf_counter() - started)
+        metrics["dataset"]["fallback_to_sample"] = fallback
+        _report(settings, data, metrics, matrix)
+        return metrics
+
+    def _train(self, settings: Settings, model, optimizer, train: tuple, test: tuple) -> list:
+        total_epochs = model.epoch + settings.epochs
+        progress = EpochProgress(settings.quiet, total_epochs)
+
+        def on_epoch(logs: dict) -> None:
+            progress.close()
+            _say(settings.quiet, f"epoch {logs['epoch']:>3}/{total_epochs}  loss {logs['loss']:.4f}"
+                                 f"  acc {logs['accuracy']:.4f}  test_loss {logs['val_loss']:.4f}"
+                                 f"  test_acc {logs['val_accuracy']:.4f}"
+                                 f"  {logs['seconds']:.1f}s  {logs['samples_per_s']:.0f} samples/s")
+            if settings.checkpoint_path:
+                self._save(model, settings)
+
+        try:
+            model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,
+                      optimizer=optimizer, validation_data=test, on_batch=progress.on_batch, on_epoch=on_epoch)
+        finally:
+            progress.close()
+        if settings.save and settings.epochs == 0 and not settings.resume:
+            self._save(model, settings)
+        return [dict(zip(model.history, values)) for values in zip(*model.history.values())]
+
+
+def _note_short_limit(settings: Settings, data) -> None:
+    """One line when ``--limit`` asks for more samples of a class than the data set has."""
+    if settings.limit == "all":
+        return
+    short = []
+    for name, split in (("train", data.train), ("test", data.test)):
+        counts = class_counts(split.labels, settings.classes)
+        short += [f"class {c} {name} {n}" for c, n in zip(settings.classes, counts) if n < settings.limit]
+    if short:
+        _note(f"--limit {settings.limit} asks for more samples per class than {data.name} has, so all of them are "
+              f"used: {', '.join(short)}")
+
+
+def _banner(settings: Settings, data, model, n_train: int, n_test: int, device) -> str:
+    return (f"xpcnn: {settings.model} ({model.parameter_count():,} parameters) on {data.name}, classes "
+            f"{' '.join(map(str, settings.classes))}: {n_train} train / {n_test} test samples; {device.name}, "
+            f"{settings.dtype}, {settings.optimizer} lr {settings.lr:g}, batch {settings.batch_size}, "
+            f"epochs {model.epoch + 1}..{model.epoch + settings.epochs}")
+
+
+def _test(model, x_test: np.ndarray, y_test: np.ndarray, test_index: np.ndarray, loss: str):
+    """``(confusion matrix, test loss, seconds)`` from one pass over the test set."""
+    t0 = time.perf_counter()
+    out = model.predict(x_test)
+    predicted = backend.to_numpy(output_classes(out))
+    targets = backend.to_device(y_test.astype(model.dtype), model.device)
+    test_loss = float(get_loss(loss)[0](targets, out))
+    seconds = time.perf_counter() - t0
+    return confusion_matrix(test_index, predicted, y_test.shape[1]), test_loss, seconds
+
+
+def _metrics(settings: Settings, data, model, history: list, first_epoch: int, matrix: np.ndarray,
+             test_loss: float, sizes: tuple, seconds: float) -> dict:
+    n_train, n_test, inference_s = sizes
+    correct = int(np.trace(matrix))
+    this_run = [h for h in history if h["epoch"] > first_epoch]
+    train_seconds = sum(h["seconds"] for h in this_run)
+    return {
+        "config": settings.as_dict(),
+        "device": model.device.name,
+        "dataset": {"name": data.name, "source": data.source, "class_names": [data.class_names[c] for c in settings.classes],
+                    "train_samples": n_train, "test_samples": n_test},
+        "model": {"name": settings.model, "parameters": model.parameter_count(), "layers": repr(model)},
+        "resumed_from": settings.resume, "first_epoch": first_epoch + 1, "epochs_total": model.epoch,
+        "history": history,
+        "final": {"test_accuracy": correct / n_test, "test_correct": correct, "test_samples": n_test,
+                  "test_loss": test_loss},
+        "confusion_matrix": matrix.tolist(),
+        "throughput": {
+            "train_samples_per_s": (n_train * len(this_run) / train_seconds) if train_seconds else None,
+            "inference_samples_per_s": n_test / inference_s if inference_s else None,
+        },
+        "seconds": seconds,
+        "checkpoint": settings.checkpoint_path,
+    }
+
+
+def _report(settings: Settings, data, metrics: dict, matrix: np.ndarray) -> None:
+    final, tp = metrics["final"], metrics["throughput"]
+    print(f"test accuracy {final['test_accuracy']:.4f} ({final['test_correct']}/{final['test_samples']}) after "
+          f"{metrics['epochs_total']} epochs; test loss {final['test_loss']:.4f}; train "
+          f"{tp['train_samples_per_s'] or 0:.0f} samples/s, inference {tp['inference_samples_per_s'] or 0:.0f} "
+          f"samples/s; {metrics['seconds']:.1f}s in all", flush=True)
+    _say(settings.quiet, format_confusion(matrix.tolist(), list(settings.classes),
+                                          [data.class_names[c] for c in settings.classes]))
+    if settings.metrics_json:
+        write_json(settings.metrics_json, metrics, "--metrics-json")
+    if settings.plot:
+        plot_history(metrics["history"], settings.plot, "--plot")
