@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .errors import ConfigError
 from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax
 from .layers.base import Layer
 from .model import Sequential
+from .validation import integer, shape
 
 
 def seed_layers(input_shape: tuple, num_classes: int) -> "list[Layer]":
@@ -74,7 +76,7 @@ MODELS: dict[str, ModelSpec] = {
 
 def get_spec(name: str) -> ModelSpec:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: expected one of {sorted(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}: expected one of {sorted(MODELS)}")
     return MODELS[name]
 
 
@@ -89,8 +91,9 @@ def build_model(
 ) -> "tuple[Sequential, str]":
     """``(model, loss_name)`` for the network ``name`` on ``(N, *input_shape)`` images."""
     spec = get_spec(name)
+    num_classes = integer(f"model {name!r}", "num_classes", num_classes)
     if num_classes < 2:
-        raise ValueError(f"model {name!r}: needs at least 2 classes, got {num_classes}")
-    model = Sequential(spec.layers(tuple(input_shape), int(num_classes)), seed=seed)
-    model.to(device, dtype)
-    return model, spec.loss
+        raise ConfigError(f"model {name!r}: needs at least 2 classes, got {num_classes}")
+    input_shape = shape(f"model {name!r}", "input_shape (C, H, W)", input_shape, ndim=3)
+    model = Sequential(spec.layers(input_shape, num_classes), seed=seed, device=device, dtype=dtype)
+    return model.compile(spec.loss), spec.loss

@@ -12,6 +12,7 @@ Every engine computes, for ``X: (N, C, H, W)``, ``K: (D, C, k, k)`` and ``âˆ‚E/â
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import ConvEngine, pad2d
 from .gemm import GemmEngine
 from .signal import SignalEngine
@@ -41,7 +42,7 @@ def get_engine(name: str) -> ConvEngine:
     """A fresh engine instance for ``"signal"``, ``"gemm"`` or ``"auto"``."""
     key = DEFAULT_ENGINE if name == "auto" else name
     if key not in ENGINES:
-        raise ValueError(f"unknown convolution engine {name!r}: expected one of {['auto', *ENGINES]}")
+        raise ConfigError(f"unknown convolution engine {name!r}: expected one of {['auto', *ENGINES]}")
     return ENGINES[key]()
 
 
