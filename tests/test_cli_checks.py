@@ -96,8 +96,8 @@ def test_a_bad_output_path_fails_before_any_epoch_naming_the_users_path(capsys, 
 
 def test_metrics_json_into_a_missing_folder_fails_at_once_in_a_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XPCNN_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--metrics-json", "/nonexistent/m.json"],
-                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--metrics-json", "/nonexistent/m.json"]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == "error: --metrics-json /nonexistent/m.json: the folder /nonexistent does not exist\n"
 
@@ -178,7 +178,10 @@ def test_ctrl_c_says_what_the_checkpoint_holds(capsys, monkeypatch, tmp_path, st
 def test_ctrl_c_while_resuming_in_place_says_the_file_still_holds_the_resumed_epoch(capsys, monkeypatch, tmp_path):
     path = tmp_path / "m.npz"
     run(capsys, *QUICK, "--epochs", "2", "--save", path)
-    monkeypatch.setattr(run_module.EpochProgress, "on_batch", lambda self, logs: (_ for _ in ()).throw(KeyboardInterrupt))
+    def on_batch(self, logs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module.EpochProgress, "on_batch", on_batch)
     code, _, err = run(capsys, "--resume", path, "--epochs", "1")
     assert code == 130 and err == [f"error: interrupted; {path} holds epoch 2, the last finished one"]
 

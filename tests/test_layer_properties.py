@@ -51,7 +51,8 @@ def test_dense_takes_or_names_every_argument(input_size, output_size, seed):
 @given(ANY, st.one_of(st.none(), SHAPE3), ANY, ANY)
 def test_pooling_and_reshape_take_or_name_every_argument(pool_size, input_shape, a, b):
     build(lambda: xc.MaxPool2D(pool_size, input_shape=input_shape))
-    layer = build(lambda: xc.Reshape(a if isinstance(a, (tuple, list)) else (a,), b if isinstance(b, (tuple, list)) else (b,)))
+    as_shape = lambda v: v if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
+    layer = build(lambda: xc.Reshape(as_shape(a), as_shape(b)))
     if layer is not None:
         assert math.prod(layer.input_shape) == math.prod(layer.output_shape(layer.input_shape))
 

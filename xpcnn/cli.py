@@ -69,7 +69,8 @@ def _learning_rate(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     p = _Parser(prog="train.py",
-                description="Train an xpcnn network on MNIST, Fashion-MNIST, the embedded sample or your own IDX files.",
+                description="Train an xpcnn network on MNIST, Fashion-MNIST, the embedded sample or your own "
+                            "IDX files.",
                 epilog="Errors are one line on stderr: exit status 2 for a bad flag, 1 for anything else, 130 after "
                        "Ctrl-C. XPCNN_DEBUG=1 shows the traceback.")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (needs CuPy; default: cpu)")

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from array_api_compat import array_namespace, is_numpy_array
 
-from . import backend, training
+from . import backend
+from . import training as _training  # not `training`: forward's flag has that name
 from .errors import ConfigError, ConfigTypeError, ShapeError, format_shape
 from .layers.base import Layer, ParameterLayer
 from .losses import get_loss
@@ -122,7 +123,8 @@ class Sequential:
     def parameter_count(self) -> int:
         return sum(math.prod(p.shape) for layer in self.layers for p in layer.params.values())
 
-    def compile(self, loss: "str | tuple" = "binary_cross_entropy", optimizer: "Optimizer | None" = None) -> "Sequential":
+    def compile(self, loss: "str | tuple" = "binary_cross_entropy",
+                optimizer: "Optimizer | None" = None) -> "Sequential":
         """Set the loss (and, optionally, the optimizer) that ``fit`` and ``evaluate`` use; returns ``self``."""
         get_loss(loss)  # a bad loss fails here
         self.loss = loss
@@ -183,13 +185,14 @@ class Sequential:
         ``N = 0`` gives an empty ``(0, *output_shape)`` array.
         """
         batch_size = integer("predict", "batch_size", batch_size, minimum=1)
-        training.check_inputs(self, x, "predict")
+        _training.check_inputs(self, x, "predict")
         if x.shape[0] == 0:
             shape = tuple(x.shape[1:])
             for layer in self.layers:
                 shape = tuple(layer.output_shape(shape))
             return backend.to_device(backend.zeros((0, *shape), self.dtype), self.device)
-        outs = [self.forward(self._prepare(x[lo:hi, ...]), training=False) for lo, hi in training.batch_bounds(x.shape[0], batch_size)]
+        outs = [self.forward(self._prepare(x[lo:hi, ...]), training=False)
+                for lo, hi in _training.batch_bounds(x.shape[0], batch_size)]
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
@@ -241,11 +244,11 @@ class Sequential:
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
         loss = self._loss_or_default(loss, "fit", default="binary_cross_entropy")
-        training.check_data(self, x, y, "fit", loss)
+        _training.check_data(self, x, y, "fit", loss)
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ConfigTypeError("fit: validation_data must be a pair (x, y)")
-            training.check_data(self, *validation_data, "fit (validation_data)", loss)
+            _training.check_data(self, *validation_data, "fit (validation_data)", loss)
         self.loss = loss
         self._set_optimizer(optimizer, learning_rate)
         if seed is not None:
@@ -274,17 +277,17 @@ class Sequential:
         """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``."""
         start = time.perf_counter()
         n = x.shape[0]
-        bounds = training.batch_bounds(n, batch_size)
+        bounds = _training.batch_bounds(n, batch_size)
         order = backend.permutation(self.rng, n) if shuffle else None
         epoch = self.epoch + 1
-        guard = training.StepGuard(epoch, len(bounds), getattr(self.optimizer, "learning_rate", None), self.epoch)
-        tally = training.EpochTally()
+        guard = _training.StepGuard(epoch, len(bounds), getattr(self.optimizer, "learning_rate", None), self.epoch)
+        tally = _training.EpochTally()
         for step, (lo, hi) in enumerate(bounds, 1):
             xb, yb = self._batch(x, y, order, lo, hi)
-            before = training.Snapshot(self.layers, self.optimizer)
+            before = _training.Snapshot(self.layers, self.optimizer)
             loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
             guard.settle(step, loss, before)
-            correct = training.correct_count(self.xp, yb, out)
+            correct = _training.correct_count(self.xp, yb, out)
             tally.add(loss, correct, hi - lo)
             logs = {"epoch": epoch, "batch": step, "batches": len(bounds), "size": hi - lo,
                     "loss": loss, "correct": correct}
@@ -308,18 +311,18 @@ class Sequential:
         """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""
         batch_size = integer("evaluate", "batch_size", batch_size, minimum=1)
         loss = self._loss_or_default(loss, "evaluate")
-        training.check_data(self, x, y, "evaluate", loss)
+        _training.check_data(self, x, y, "evaluate", loss)
         return self._evaluate(x, y, get_loss(loss), batch_size)
 
     def _evaluate(self, x, y, loss_fns: tuple, batch_size: int) -> dict:
         loss_fn = loss_fns[0]
         n = x.shape[0]
         total_loss, correct = 0.0, 0.0
-        for lo, hi in training.batch_bounds(n, batch_size):
+        for lo, hi in _training.batch_bounds(n, batch_size):
             yb = self._prepare(y[lo:hi, ...])
             out = self.forward(self._prepare(x[lo:hi, ...]), training=False)
             total_loss = total_loss + loss_fn(yb, out) * yb.shape[0]
-            correct = correct + training.correct_count(self.xp, yb, out)
+            correct = correct + _training.correct_count(self.xp, yb, out)
         return {"loss": float(total_loss) / n, "accuracy": float(correct) / n}
 
 
@@ -330,4 +333,4 @@ def _layer_device(layer: Layer):
 
 def predict_classes(model: Sequential, x, batch_size: int = 256):
     """Class indices ``(N,)`` in the model's namespace (see :func:`xpcnn.training.output_classes`)."""
-    return training.output_classes(model.predict(x, batch_size))
+    return _training.output_classes(model.predict(x, batch_size))

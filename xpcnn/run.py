@@ -202,7 +202,8 @@ def _metrics(settings: Settings, data, model, history: list, first_epoch: int, m
     return {
         "config": settings.as_dict(),
         "device": model.device.name,
-        "dataset": {"name": data.name, "source": data.source, "class_names": [data.class_names[c] for c in settings.classes],
+        "dataset": {"name": data.name, "source": data.source,
+                    "class_names": [data.class_names[c] for c in settings.classes],
                     "train_samples": n_train, "test_samples": n_test},
         "model": {"name": settings.model, "parameters": model.parameter_count(), "layers": repr(model)},
         "resumed_from": settings.resume, "first_epoch": first_epoch + 1, "epochs_total": model.epoch,
