@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 
@@ -107,7 +108,8 @@ class Run:
                                        dtype=settings.dtype)
             return model, get_optimizer(settings.optimizer, settings.lr)
         model = load_checkpoint(settings.resume, device)
-        self.saved_epoch = model.epoch if not settings.save else None
+        if os.path.abspath(settings.checkpoint_path) == os.path.abspath(settings.resume):
+            self.saved_epoch = model.epoch  # continued in place: the file holds the resumed epoch
         if tuple(model.output_shape) != (k,):
             raise ShapeError(f"{settings.resume}: the model has {model.output_shape} outputs, {k} classes need ({k},)")
         if model.optimizer is None:  # saved before any training
