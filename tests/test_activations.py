@@ -1,5 +1,6 @@
 """Activations: values, stability at large |x|, finite differences, dtypes."""
 
+import math
 import warnings
 
 import numpy as np
@@ -43,3 +44,66 @@ def test_float32_in_float32_out_forward_and_backward(cls):
     y = layer.forward(x)
     assert y.dtype == np.float32
     assert layer.backward(np.ones_like(y)).dtype == np.float32
+
+
+# -- values and derivatives against their formulas and PyTorch, on inputs up to |x| = 50 -------
+
+def _wide_inputs(dtype="float64"):
+    """(4, 26) values spread over [-50, 50], the ends and 0 included."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-50, 50, (4, 26))
+    x[0, :5] = [-50.0, -6.5, 0.0, 6.5, 50.0]
+    return x.astype(dtype)
+
+
+def _softmax_rows(x):
+    out = []
+    for row in x:
+        top = max(row)
+        e = [math.exp(v - top) for v in row]
+        out.append([v / sum(e) for v in e])
+    return np.array(out)
+
+
+FORMULAS = {
+    xc.Sigmoid: (lambda x: np.vectorize(lambda v: 1 / (1 + math.exp(-v)))(x),
+                 lambda x: np.vectorize(lambda v: math.exp(-v) / (1 + math.exp(-v)) ** 2)(x)),
+    xc.Tanh: (np.vectorize(math.tanh), np.vectorize(lambda v: 1 / math.cosh(v) ** 2)),
+    xc.ReLU: (np.vectorize(lambda v: max(v, 0.0)), np.vectorize(lambda v: 1.0 if v > 0 else 0.0)),
+}
+
+
+@pytest.mark.parametrize("cls", list(FORMULAS), ids=lambda c: c.__name__)
+def test_element_wise_activation_and_its_derivative_are_their_formulas_up_to_50(cls):
+    x = _wide_inputs()
+    f, f_prime = FORMULAS[cls]
+    layer = cls()
+    np.testing.assert_allclose(layer.forward(x), f(x), rtol=1e-12, atol=1e-300)
+    # f' from the kept output (σ(1-σ), 1-tanh²) loses its relative precision where f' < ε (|x| > ~18),
+    # so the derivative is compared to machine precision of its largest value (1), not relatively.
+    np.testing.assert_allclose(layer.backward(np.ones_like(x)), f_prime(x), rtol=1e-12, atol=4e-16)
+
+
+def test_softmax_is_its_formula_on_logits_up_to_50():
+    x = _wide_inputs()
+    np.testing.assert_allclose(xc.Softmax().forward(x), _softmax_rows(x), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cls", ACTIVATIONS, ids=lambda c: c.__name__)
+def test_activation_forward_and_backward_agree_with_pytorch_up_to_50(cls, dtype):
+    torch = pytest.importorskip("torch")
+    x = _wide_inputs(dtype)
+    g = np.random.default_rng(4).standard_normal(x.shape).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    fn = {xc.Sigmoid: torch.sigmoid, xc.Tanh: torch.tanh, xc.ReLU: torch.relu,
+          xc.Softmax: lambda t: torch.softmax(t, dim=-1)}[cls]
+    ty = fn(tx)
+    ty.backward(torch.tensor(g))
+    layer = cls()
+    eps = float(np.finfo(dtype).eps)
+    y = layer.forward(x)
+    assert y.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=4 * eps, atol=1e-300)
+    # backward: to a few ulps of the largest upstream gradient (1 - tanh² cancels near |x| = 50)
+    np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=16 * eps, atol=4 * eps * np.abs(g).max())

@@ -1,5 +1,7 @@
 """Losses: the derivation's formulas, finite differences, safety at 0 and 1, shape errors."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,59 @@ def test_mismatched_shapes_name_both():
 def test_unknown_loss_name_is_rejected():
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         xc.get_loss("hinge")
+
+
+# -- values against their formulas, written out element by element --------------------------
+
+def _batch(k, seed=0):
+    """Four one-hot labels over ``k`` classes and predictions strictly inside (0, 1)."""
+    rng = np.random.default_rng(seed)
+    return np.eye(k)[rng.integers(0, k, 4)], rng.uniform(0.05, 0.95, (4, k))
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_each_loss_value_is_its_formula_averaged_over_all_n_times_k_elements(k):
+    y_true, y_pred = _batch(k)
+    n = y_true.size  # N·K: every loss is the mean over all elements, as in the derivation
+    mse = sum((t - p) ** 2 for t, p in zip(y_true.flat, y_pred.flat)) / n
+    bce = -sum(t * math.log(p) + (1 - t) * math.log(1 - p) for t, p in zip(y_true.flat, y_pred.flat)) / n
+    cce = -sum(t * math.log(p) for t, p in zip(y_true.flat, y_pred.flat)) / n
+    np.testing.assert_allclose(float(xc.mse(y_true, y_pred)), mse, rtol=1e-12)
+    np.testing.assert_allclose(float(xc.binary_cross_entropy(y_true, y_pred)), bce, rtol=1e-12)
+    np.testing.assert_allclose(float(xc.categorical_cross_entropy(y_true, y_pred)), cce, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_each_loss_derivative_is_its_formula_over_n_times_k(k):
+    y_true, y_pred = _batch(k, seed=1)
+    n = y_true.size
+    np.testing.assert_allclose(xc.mse_prime(y_true, y_pred), 2 * (y_pred - y_true) / n, rtol=1e-12)
+    np.testing.assert_allclose(xc.binary_cross_entropy_prime(y_true, y_pred),
+                               ((1 - y_true) / (1 - y_pred) - y_true / y_pred) / n, rtol=1e-12)
+    np.testing.assert_allclose(xc.categorical_cross_entropy_prime(y_true, y_pred), -(y_true / y_pred) / n, rtol=1e-12)
+
+
+def test_categorical_cross_entropy_worked_example():
+    # two samples, three classes: -(log 0.7 + log 0.5) / 6
+    y_true = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    y_pred = np.array([[0.2, 0.7, 0.1], [0.3, 0.2, 0.5]])
+    np.testing.assert_allclose(float(xc.categorical_cross_entropy(y_true, y_pred)),
+                               -(math.log(0.7) + math.log(0.5)) / 6, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_values_and_gradients_agree_with_pytorch(name):
+    torch = pytest.importorskip("torch")
+    y_true, y_pred = _batch(5, seed=2)
+    t_pred = torch.tensor(y_pred, requires_grad=True)
+    t_true = torch.tensor(y_true)
+    if name == "mse":
+        value = torch.nn.functional.mse_loss(t_pred, t_true)
+    elif name == "binary_cross_entropy":
+        value = torch.nn.functional.binary_cross_entropy(t_pred, t_true)
+    else:  # PyTorch's negative log-likelihood is the mean over N samples; xpcnn's over N·K elements
+        value = torch.nn.functional.nll_loss(torch.log(t_pred), t_true.argmax(dim=1)) / t_pred.shape[1]
+    value.backward()
+    loss, prime = xc.get_loss(name)
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), value.item(), rtol=1e-12)
+    np.testing.assert_allclose(prime(y_true, y_pred), t_pred.grad.numpy(), rtol=1e-10)

@@ -104,3 +104,44 @@ def test_input_on_another_device_than_the_layer_is_a_clear_error():
     dense = xc.Dense(3, 2, device=dev)
     with pytest.raises(ValueError, match=r"Dense\(input_size=3, output_size=2\): input lives on cpu .* on array_api_strict"):
         dense.forward(np.zeros((1, 3), np.float32))
+
+
+# -- predict, evaluate and fit's validation numbers against one forward pass -----------------
+
+def _one_forward_oracle(model, x, y, loss):
+    """Loss and accuracy of the whole set from a single forward pass (no batching)."""
+    out = xc.to_numpy(model.forward(x.astype(model.dtype), training=False))
+    loss_fn, _ = xc.get_loss(loss)
+    accuracy = float(np.mean(np.argmax(out, axis=1) == np.argmax(y, axis=1)))
+    return out, float(loss_fn(y, out)), accuracy
+
+
+def test_predict_in_batches_equals_one_forward_in_the_same_row_order():
+    x, _ = data(23, seed=2)  # 23 = 4 batches of 5 and one of 3
+    model = seed_network(size=10, dtype="float64")
+    whole = xc.to_numpy(model.forward(x.astype("float64"), training=False))
+    np.testing.assert_allclose(xc.to_numpy(model.predict(x, batch_size=5)), whole, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(xc.to_numpy(model.predict(x, batch_size=100)), whole, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "mse", "categorical_cross_entropy"])
+def test_evaluate_in_batches_equals_loss_and_accuracy_of_one_forward(loss):
+    x, y = data(23, seed=3)
+    model = seed_network(size=10, dtype="float64")
+    _, expected_loss, expected_accuracy = _one_forward_oracle(model, x, y, loss)
+    result = model.evaluate(x, y, loss=loss, batch_size=5)
+    assert 0.0 < expected_accuracy < 1.0  # an accuracy that can be wrong in either direction
+    np.testing.assert_allclose(result["loss"], expected_loss, rtol=1e-12)
+    assert result["accuracy"] == pytest.approx(expected_accuracy, abs=1e-12)
+
+
+def test_fit_reports_the_validation_loss_and_accuracy_that_evaluate_gives_after_the_epoch():
+    x, y = data(24, seed=4)
+    xv, yv = data(13, seed=5)  # not a multiple of the batch size, and not the training data
+    model = seed_network(size=10, dtype="float64")
+    history = model.fit(x, y, epochs=1, batch_size=5, learning_rate=0.5, validation_data=(xv, yv), seed=0)
+    _, expected_loss, expected_accuracy = _one_forward_oracle(model, xv, yv, "binary_cross_entropy")
+    np.testing.assert_allclose(history["val_loss"][-1], expected_loss, rtol=1e-12)
+    assert history["val_accuracy"][-1] == pytest.approx(expected_accuracy, abs=1e-12)
+    training_loss = _one_forward_oracle(model, x, y, "binary_cross_entropy")[1]
+    assert abs(training_loss - expected_loss) > 1e-6  # the check can tell the two sets apart

@@ -60,3 +60,37 @@ def test_convnet_learns_real_digits_with_its_recipe():
     model.fit(x, y, loss=loss, epochs=3, batch_size=16,
               optimizer=xc.get_optimizer(recipe["optimizer"], recipe["learning_rate"]))
     assert model.evaluate(xt, yt, loss=loss)["accuracy"] > 0.9
+
+
+# -- one SGD step of every zoo model against PyTorch, parameter by parameter -------------------
+
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+def test_one_sgd_step_of_each_zoo_model_matches_pytorch_parameter_by_parameter(name):
+    torch = pytest.importorskip("torch")
+    from torch_oracle import torch_loss, torch_twin
+
+    classes = 10 if name != "seed" else 2
+    model, loss = zoo.build_model(name, (1, 28, 28), classes, seed=0, dtype="float64")
+    net, pairs = torch_twin(model)
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 1, 28, 28))
+    y = np.eye(classes)[rng.integers(0, classes, 6)]
+    before = [np.array(xc.to_numpy(layer.params[key])) for layer, key, _ in pairs]
+    assert len(pairs) == sum(len(layer.params) for layer in model.layers)  # every parameter is compared
+
+    lr = 0.1
+    value, out = model.train_step(x, y, *xc.get_loss(loss), xc.SGD(lr))
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    t_out = net(torch.tensor(x))
+    t_value = torch_loss(torch, loss)(t_out, torch.tensor(y))
+    t_value.backward()
+    optimizer.step()
+
+    np.testing.assert_allclose(xc.to_numpy(out), t_out.detach().numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(float(value), t_value.item(), rtol=1e-10)
+    for (layer, key, param), old in zip(pairs, before):
+        ours = xc.to_numpy(layer.params[key]) - old  # the step, compared relative to its own size
+        theirs = param.detach().numpy() - old
+        assert np.abs(theirs).max() > 0, f"{layer!r}.{key}: PyTorch did not move it; the check could not fail"
+        np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9 * np.abs(theirs).max(),
+                                   err_msg=f"{name}: {layer!r}.{key}")
