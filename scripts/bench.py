@@ -15,9 +15,16 @@ Contenders
     torch          PyTorch (optional, ``pip install -e '.[bench]'``), the same layers built from
                    the xpcnn model (untied conv biases as a learned ``(D, Ho, Wo)`` tensor).
 
-The roofline: a large matrix product measured in the same run gives the machine's peak GFLOP/s
-for the dtype; each result's GFLOP/s counts the network's matrix work per sample (convolution
-forward and kernel gradient, input gradients where computed, dense forward and backward).
+The roofline: a large matrix product, timed in every interleaved round like a contender, gives
+the machine's peak GFLOP/s for the dtype in that round; each result's GFLOP/s counts the
+network's matrix work per sample (convolution forward and kernel gradient, input gradients where
+computed, dense forward and backward), and its roofline fraction is taken round by round.
+
+Ratios and verdicts: a ratio (xpcnn / PyTorch, say) is taken per round, between runs timed side
+by side, and printed as its median and min–max with two decimals. A target is "met" only when
+the whole min–max is at or above the goal, "missed" only when all of it is below, and "within
+noise" otherwise; there is no verdict when the two contenders' outputs differ (the same weights
+must give the same outputs). Each verdict names the thread count it was measured at.
 
     python scripts/bench.py                      # the default run (< 5 minutes on 2 cores)
     python scripts/bench.py --quick              # a one-minute look
@@ -349,6 +356,16 @@ def measure_peak(xp, dtype: str, sync: Callable, n: int, repeats: int = 3) -> fl
     return best
 
 
+def peak_contender(xp, dtype: str, sync: Callable, n: int) -> "tuple[Contender, int]":
+    """An ``n × n`` matrix product timed in the interleaved rounds like any contender: each
+    round's GFLOP/s is the peak that round's results are compared with (a machine whose load
+    changes during the run changes both). Returns the contender and the FLOPs of one product."""
+    rng = np.random.default_rng(0)
+    a = xp.asarray(rng.random((n, n)).astype(dtype))
+    b = xp.asarray(rng.random((n, n)).astype(dtype))
+    return Contender("matmul", "peak", lambda: xp.matmul(a, b), sync, 1), 2 * n ** 3
+
+
 # ----------------------------------------------------------------------------------------------
 # One configuration: build the contenders, check they agree, time them interleaved
 # ----------------------------------------------------------------------------------------------
@@ -411,7 +428,10 @@ def build_contenders(args, model_name, build, dtype, batch, device, torch) -> "t
     for name, out in outputs.items():
         n = min(len(out), len(reference))
         agreement[name] = float(np.max(np.abs(out[:n] - reference[:n])))
-    return contenders, {"max_abs_output_difference": agreement, "model": model}
+    xp = xc.get_device(device).xp
+    peak, peak_flops = peak_contender(xp, dtype, xsync, 4096 if device != "cpu" else 1536)
+    contenders.append(peak)
+    return contenders, {"max_abs_output_difference": agreement, "model": model, "peak_flops": peak_flops}
 
 
 def device_sync(device: str) -> Callable:
@@ -436,13 +456,13 @@ def run_interleaved(args, active: "list[Contender]") -> None:
             timed_run(c)
 
 
-def run_config(args, model_name, build, dtype, batch, device, torch, peaks, seconds_per_sample: dict) -> "list[dict]":
+def run_config(args, model_name, build, dtype, batch, device, torch, seconds_per_sample: dict) -> "list[dict]":
     contenders, info = build_contenders(args, model_name, build, dtype, batch, device, torch)
-    worst = max(info["max_abs_output_difference"].values())
-    tolerance = 1e-3 if dtype == "float32" else 1e-8
-    if worst > tolerance:
-        print(f"  warning: contenders' outputs differ by up to {worst:.2e} "
-              f"({info['max_abs_output_difference']})", file=sys.stderr)
+    differences = info["max_abs_output_difference"]
+    tolerance = output_tolerance(dtype)
+    if max(differences.values()) > tolerance:
+        print(f"  warning: contenders' outputs differ by up to {max(differences.values()):.2e} "
+              f"({differences}): no verdict on their ratios", file=sys.stderr)
     for c in contenders:
         # `seconds_per_sample` holds each contender's time per sample at the last (smaller) batch.
         # Larger batches cost less per sample, so a step estimated at over twice --max-step is not
@@ -461,19 +481,30 @@ def run_config(args, model_name, build, dtype, batch, device, torch, peaks, seco
         run_interleaved(args, active)
     finally:
         gc.enable()
+    peak = next(c for c in contenders if c.mode == "peak")  # each round's peak, not a row of its own
+    contenders.remove(peak)
+    peak_gflops = [r * info["peak_flops"] / 1e9 for r in peak.runs]
+    if peak_gflops:
+        print(f"  matmul peak in these rounds: {min(peak_gflops):.0f}–{max(peak_gflops):.0f} GFLOP/s")
     model = info["model"]
     rows = []
     for c in contenders:
         row = {"model": model_name, "dtype": dtype, "batch": batch, "mode": c.mode, "contender": c.name,
                "device": device, "timed_samples": c.batch, "steps_per_run": c.reps}
+        row["max_abs_output_difference"] = differences.get(c.name)
+        row["outputs_agree"] = row["max_abs_output_difference"] is not None and \
+            row["max_abs_output_difference"] <= tolerance
         if c.skipped:
             row["skipped"] = c.skipped
         else:
             row["samples_per_s"] = summary(c.runs)
             flops = matrix_flops(model, c.mode == "train")
-            gflops = row["samples_per_s"]["median"] * flops / 1e9
-            row["gflops"] = gflops
-            row["roofline_fraction"] = gflops / peaks[dtype]
+            row["gflops"] = row["samples_per_s"]["median"] * flops / 1e9
+            if peak_gflops:
+                # each round's GFLOP/s over the same round's matmul peak
+                row["peak_gflops"] = summary(peak_gflops)
+                row["roofline"] = spread(paired_ratios([r * flops / 1e9 for r in c.runs], peak_gflops))
+                row["roofline_fraction"] = row["roofline"]["median"]
         rows.append(row)
     return rows
 
@@ -482,24 +513,85 @@ def run_config(args, model_name, build, dtype, batch, device, torch, peaks, seco
 # Report
 # ----------------------------------------------------------------------------------------------
 
+def output_tolerance(dtype: str) -> float:
+    """Largest output difference between contenders that still counts as the same network."""
+    return 1e-3 if dtype == "float32" else 1e-8
+
+
+def spread(values: list) -> dict:
+    """Median and min–max of per-round values."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": len(values)}
+
+
+def paired_ratios(ours: list, theirs: list) -> list:
+    """``ours[i] / theirs[i]``: both were timed in round ``i`` of the interleaving, under the same
+    load. Runs that cannot be paired give the widest bounds: every ratio of one to the other."""
+    if len(ours) == len(theirs):
+        return [a / b for a, b in zip(ours, theirs)]
+    return [a / b for a in ours for b in theirs]
+
+
 def ratios(rows: list, default: str) -> list:
-    """xpcnn (default engine) / torch and / per-sample, per (model, dtype, batch, mode)."""
+    """xpcnn (default engine) / torch and / per-sample samples/s, per (model, dtype, batch, mode).
+
+    Each ratio is ``{"median", "min", "max", "rounds", "outputs_agree"}`` over the interleaved
+    rounds; ``outputs_agree`` is False when either side's outputs differed from the others'."""
     table: dict = {}
     for row in rows:
         if "samples_per_s" in row:
-            table.setdefault((row["model"], row["dtype"], row["batch"], row["mode"]), {})[row["contender"]] = \
-                row["samples_per_s"]["median"]
+            table.setdefault((row["model"], row["dtype"], row["batch"], row["mode"]), {})[row["contender"]] = row
     out = []
     for (model, dtype, batch, mode), by in table.items():
         ours = by.get(f"xpcnn[{default}]")
         if ours is None:
             continue
         entry = {"model": model, "dtype": dtype, "batch": batch, "mode": mode, "xpcnn": f"xpcnn[{default}]"}
-        if "torch" in by:
-            entry["xpcnn_over_torch"] = ours / by["torch"]
-        if "per-sample" in by:
-            entry["xpcnn_over_per_sample"] = ours / by["per-sample"]
+        for other, key in (("torch", "xpcnn_over_torch"), ("per-sample", "xpcnn_over_per_sample")):
+            if other in by:
+                entry[key] = spread(paired_ratios(ours["samples_per_s"]["runs"], by[other]["samples_per_s"]["runs"]))
+                entry[key]["outputs_agree"] = ours.get("outputs_agree") is True and by[other].get("outputs_agree") is True
         out.append(entry)
+    return out
+
+
+def verdict(ratio: "dict | None", goal: float) -> str:
+    """"met" only when the whole spread is at or above ``goal``, "missed" only when all of it is
+    below, "within noise" otherwise; no verdict on contenders that did not compute the same outputs."""
+    if ratio is None:
+        return "not measured"
+    if ratio.get("outputs_agree") is not True:
+        return "no verdict: the outputs differ"
+    if ratio["min"] >= goal:
+        return "met"
+    if ratio["max"] < goal:
+        return "missed"
+    return "within noise"
+
+
+#: The issue's targets for the seed network, float32, training: (text, batch, ratio key, goal).
+TARGETS = [("train batch 128 >= 1.2x torch", 128, "xpcnn_over_torch", 1.2),
+           ("train batch 1 >= 1.0x torch", 1, "xpcnn_over_torch", 1.0),
+           ("train batch 128 >= 50x per-sample", 128, "xpcnn_over_per_sample", 50.0),
+           ("train batch 128 >= 0.30 of the GEMM roofline", 128, "roofline", 0.30)]
+
+
+def target_verdicts(rows: list, entries: list, default: str, threads: int) -> list:
+    """One ``{target, goal, median, min, max, rounds, verdict, threads}`` per target this run measured."""
+    def measured(batch: int, key: str) -> "dict | None":
+        where = ("seed", "float32", batch, "train")
+        if key == "roofline":  # a property of xpcnn's own row: its outputs must agree with the others'
+            row = next((r for r in rows if (r["model"], r["dtype"], r["batch"], r["mode"]) == where
+                        and r["contender"] == f"xpcnn[{default}]" and "roofline" in r), None)
+            return None if row is None else dict(row["roofline"], outputs_agree=row.get("outputs_agree"))
+        return next((e[key] for e in entries if (e["model"], e["dtype"], e["batch"], e["mode"]) == where
+                     and key in e), None)
+
+    out = []
+    for text, batch, key, goal in TARGETS:
+        ratio = measured(batch, key)
+        if ratio is not None:
+            out.append({"target": text, "goal": goal, **{k: ratio[k] for k in ("median", "min", "max", "rounds")},
+                        "verdict": verdict(ratio, goal), "threads": threads})
     return out
 
 
@@ -514,44 +606,36 @@ def print_table(rows: list) -> None:
             print(f"{lead} skipped: {r['skipped']}")
             continue
         s = r["samples_per_s"]
-        spread = f"{s['min']:.0f}–{s['max']:.0f}"
-        print(f"{lead} {s['median']:>10.0f} {spread:>17} {r['gflops']:>8.1f} {r['roofline_fraction']:>8.1%}")
+        span = f"{s['min']:.0f}–{s['max']:.0f}"
+        roof = f"{r['roofline_fraction']:>8.1%}" if "roofline_fraction" in r else f"{'-':>8}"
+        print(f"{lead} {s['median']:>10.0f} {span:>17} {r['gflops']:>8.1f} {roof}")
+
+
+def format_ratio(ratio: dict, unit: str = "x") -> str:
+    """``1.05x (0.98–1.12)``: the median and the min–max over the rounds, two decimals."""
+    return f"{ratio['median']:.2f}{unit} ({ratio['min']:.2f}–{ratio['max']:.2f})"
 
 
 def print_ratios(entries: list) -> None:
-    print("\nratios of medians (xpcnn default engine):")
+    print("\nratios (xpcnn default engine; median and min–max of the per-round ratios):")
     for e in entries:
         parts = []
-        if "xpcnn_over_torch" in e:
-            parts.append(f"/torch {e['xpcnn_over_torch']:.2f}x")
-        if "xpcnn_over_per_sample" in e:
-            parts.append(f"/per-sample {e['xpcnn_over_per_sample']:.0f}x")
+        for key, label in (("xpcnn_over_torch", "/torch"), ("xpcnn_over_per_sample", "/per-sample")):
+            if key in e:
+                note = "" if e[key]["outputs_agree"] else " [outputs differ]"
+                parts.append(f"{label} {format_ratio(e[key])}{note}")
         if parts:
             print(f"  {e['model']:8} {e['dtype']:7} batch {e['batch']:>4} {e['mode']:5} {'  '.join(parts)}")
 
 
-def print_targets(rows: list, entries: list, default: str) -> None:
+def print_targets(verdicts: list) -> None:
     """The issue's targets (seed network, float32, training), where this run measured them."""
-    def ratio(batch, key):
-        for e in entries:
-            if (e["model"], e["dtype"], e["batch"], e["mode"]) == ("seed", "float32", batch, "train") and key in e:
-                return e[key]
-        return None
-
-    roof = next((r["roofline_fraction"] for r in rows
-                 if (r["model"], r["dtype"], r["batch"], r["mode"], r["contender"])
-                 == ("seed", "float32", 128, "train", f"xpcnn[{default}]") and "roofline_fraction" in r), None)
-    checks = [("train batch 128 >= 1.2x torch", ratio(128, "xpcnn_over_torch"), 1.2, "x"),
-              ("train batch 1 >= 1.0x torch", ratio(1, "xpcnn_over_torch"), 1.0, "x"),
-              ("train batch 128 >= 50x per-sample", ratio(128, "xpcnn_over_per_sample"), 50.0, "x"),
-              ("train batch 128 >= 30% of the GEMM roofline", roof, 0.30, "%")]
-    lines = [(text, value, goal, unit) for text, value, goal, unit in checks if value is not None]
-    if not lines:
+    if not verdicts:
         return
-    print("\ntargets (seed, float32):")
-    for text, value, goal, unit in lines:
-        shown = f"{value:.1%}" if unit == "%" else f"{value:.2f}x"
-        print(f"  {text:45} {shown:>8}  {'met' if value >= goal else 'MISSED'}")
+    print(f"\ntargets (seed, float32; median and min–max over {verdicts[0]['rounds']} interleaved rounds):")
+    for v in verdicts:
+        unit = "" if "roofline" in v["target"] else "x"
+        print(f"  {v['target']:45} {format_ratio(v, unit):>22}  {v['verdict']} at {v['threads']} threads")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -665,7 +749,8 @@ def main(argv=None) -> int:
     sync = device_sync(device)
     size = 4096 if device != "cpu" else 1536
     peaks = {d: measure_peak(xp, d, sync, size) for d in args.dtypes}
-    print("roofline: " + ", ".join(f"{d} matmul {peaks[d]:.0f} GFLOP/s" for d in args.dtypes))
+    print("roofline: " + ", ".join(f"{d} matmul {peaks[d]:.0f} GFLOP/s" for d in args.dtypes)
+          + " up front; each configuration's rounds time the matmul again and compare with it")
     default = DEFAULT_ENGINE
     print(f"xpcnn default engine: {default}; per-sample contender timed on up to {args.per_sample_batch} "
           f"samples per step; {args.repeats} interleaved repeats of >= {args.min_time:g} s\n")
@@ -676,19 +761,20 @@ def main(argv=None) -> int:
     for name in names:
         for dtype in args.dtypes:
             for batch in sorted(args.batch_sizes):
-                rows += run_config(args, name, models[name], dtype, batch, device, torch, peaks, seconds_per_sample)
+                rows += run_config(args, name, models[name], dtype, batch, device, torch, seconds_per_sample)
                 print(f"  done {name} {dtype} batch {batch} ({time.perf_counter() - started:.0f} s)", flush=True)
     print()
     print_table(rows)
     entries = ratios(rows, default)
     print_ratios(entries)
-    print_targets(rows, entries, default)
+    verdicts = target_verdicts(rows, entries, default, threads)
+    print_targets(verdicts)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"machine": machine, "peak_gflops": peaks, "default_engine": default,
                        "settings": {k: v for k, v in vars(args).items() if k != "json_path"},
-                       "results": rows, "ratios": entries}, f, indent=1)
+                       "results": rows, "ratios": entries, "targets": verdicts}, f, indent=1)
         print(f"wrote {args.json_path}")
     return 0
 

@@ -18,7 +18,7 @@ from xpcnn.optimizers import SGD
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "bench.py"
-TINY = ["--batch-sizes", "2", "--dtypes", "float32", "--repeats", "1", "--min-time", "0", "--pause", "0"]
+TINY = ["--batch-sizes", "2", "--dtypes", "float32", "--repeats", "2", "--min-time", "0", "--pause", "0"]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
@@ -46,6 +46,9 @@ def test_bench_runs_without_torch_and_writes_json_with_ratio_to_per_sample(tmp_p
     assert {("xpcnn[gemm]", "train"), ("xpcnn[signal]", "infer"), ("per-sample", "train")} <= contenders
     assert all(r["samples_per_s"]["median"] > 0 for r in report["results"])
     assert report["peak_gflops"]["float32"] > 0
+    for r in report["results"]:  # the matmul peak is timed in every interleaved round, next to each row
+        assert len(r["peak_gflops"]["runs"]) == len(r["samples_per_s"]["runs"]) == 2
+        assert r["roofline"]["rounds"] == 2 and r["outputs_agree"] is True
     assert {"xpcnn_over_per_sample"} <= set(report["ratios"][0])
     assert "samples/s" in result.stdout and "roofline" in result.stdout
 
@@ -103,3 +106,128 @@ def test_per_sample_baseline_takes_the_same_step_as_xpcnn(dtype):
     for ours, theirs in pairs:
         assert ours.dtype == np.dtype(dtype)
         np.testing.assert_allclose(ours, xc.to_numpy(theirs), atol=tol)
+
+
+# -- ratios and verdicts on made-up rows ---------------------------------------------------------
+
+def made_up_row(contender, runs, batch=128, mode="train", agree=True, roofline=None):
+    """A result row as run_config writes it, with per-round samples/s ``runs``."""
+    bench = load_bench()
+    row = {"model": "seed", "dtype": "float32", "batch": batch, "mode": mode, "contender": contender,
+           "samples_per_s": bench.summary(list(runs)), "outputs_agree": agree}
+    if roofline is not None:
+        row["roofline"] = bench.spread(list(roofline))
+    return row
+
+
+def test_ratios_are_ours_over_theirs_paired_round_by_round():
+    bench = load_bench()
+    rows = [made_up_row("xpcnn[gemm]", [200, 300, 400]), made_up_row("torch", [100, 100, 200]),
+            made_up_row("per-sample", [4, 5, 8]), made_up_row("xpcnn[signal]", [1, 1, 1])]
+    [entry] = bench.ratios(rows, "gemm")
+    assert entry["xpcnn"] == "xpcnn[gemm]"
+    over_torch, over_per_sample = entry["xpcnn_over_torch"], entry["xpcnn_over_per_sample"]
+    # rounds: 200/100, 300/100, 400/200 and 200/4, 300/5, 400/8
+    assert (over_torch["median"], over_torch["min"], over_torch["max"], over_torch["rounds"]) == (2.0, 2.0, 3.0, 3)
+    assert (over_per_sample["median"], over_per_sample["min"], over_per_sample["max"]) == (50.0, 50.0, 60.0)
+    assert over_torch["outputs_agree"] is True and over_per_sample["outputs_agree"] is True
+
+
+def test_ratios_skip_configurations_without_the_default_engine_and_flag_disagreeing_outputs():
+    bench = load_bench()
+    rows = [made_up_row("xpcnn[signal]", [10]), made_up_row("torch", [5]),
+            made_up_row("xpcnn[gemm]", [30], batch=1), made_up_row("torch", [10], batch=1, agree=False)]
+    [entry] = bench.ratios(rows, "gemm")
+    assert entry["batch"] == 1 and entry["xpcnn_over_torch"]["median"] == 3.0
+    assert entry["xpcnn_over_torch"]["outputs_agree"] is False
+    assert "xpcnn_over_per_sample" not in entry
+
+
+def test_ratios_of_runs_that_cannot_be_paired_take_the_widest_bounds():
+    bench = load_bench()
+    rows = [made_up_row("xpcnn[gemm]", [200, 400]), made_up_row("torch", [100, 200, 400])]
+    ratio = bench.ratios(rows, "gemm")[0]["xpcnn_over_torch"]
+    assert (ratio["min"], ratio["max"]) == (0.5, 4.0)
+
+
+@pytest.mark.parametrize("goal", [1.2, 1.0, 50.0, 0.30])
+@pytest.mark.parametrize("low, high, expected", [
+    (1.0, 1.0, "met"),            # the whole spread at the goal
+    (1.0, 1.5, "met"),            # at and above
+    (1.1, 1.5, "met"),            # all above
+    (0.999, 1.5, "within noise"),  # straddles the goal
+    (0.5, 1.0, "within noise"),   # reaches the goal only at its top
+    (0.5, 0.999, "missed"),       # all below
+    (0.5, 0.5, "missed"),         # half the goal
+])
+def test_verdict_is_met_only_when_the_whole_spread_reaches_the_goal(goal, low, high, expected):
+    bench = load_bench()
+    ratio = {"median": goal * (low + high) / 2, "min": goal * low, "max": goal * high, "outputs_agree": True}
+    assert bench.verdict(ratio, goal) == expected
+
+
+def test_no_verdict_when_the_outputs_differ_or_were_not_compared():
+    bench = load_bench()
+    assert bench.verdict({"median": 9, "min": 9, "max": 9, "outputs_agree": False}, 1.0).startswith("no verdict")
+    assert bench.verdict({"median": 9, "min": 9, "max": 9}, 1.0).startswith("no verdict")
+    assert bench.verdict(None, 1.0) == "not measured"
+
+
+def target_rows(factor_128, factor_1, per_sample_factor, roofline, agree=True):
+    """Rows for the four targets; each ratio is ``goal × factor`` in every round."""
+    return [
+        made_up_row("xpcnn[gemm]", [1200 * f for f in factor_128], roofline=[0.30 * f for f in roofline]),
+        made_up_row("torch", [1000] * len(factor_128), agree=agree),
+        made_up_row("per-sample", [24 * f / g for f, g in zip(factor_128, per_sample_factor)]),
+        made_up_row("xpcnn[gemm]", [1000 * f for f in factor_1], batch=1),
+        made_up_row("torch", [1000] * len(factor_1), batch=1, agree=agree),
+    ]
+
+
+@pytest.mark.parametrize("factors, expected", [
+    ((1.0, 1.0, 1.0), "met"),
+    ((1.0, 1.2, 1.5), "met"),
+    ((0.9, 1.0, 1.2), "within noise"),
+    ((0.5, 0.8, 0.99), "missed"),
+])
+def test_each_target_is_judged_on_its_own_goal(factors, expected):
+    bench = load_bench()
+    rows = target_rows(factors, factors, factors, factors)
+    verdicts = bench.target_verdicts(rows, bench.ratios(rows, "gemm"), "gemm", threads=3)
+    assert [v["target"] for v in verdicts] == [t[0] for t in bench.TARGETS]
+    for v, (_, _, _, goal) in zip(verdicts, bench.TARGETS):
+        assert v["goal"] == goal and v["threads"] == 3 and v["rounds"] == 3
+        assert v["min"] == pytest.approx(goal * min(factors)) and v["max"] == pytest.approx(goal * max(factors))
+        assert v["verdict"] == expected, v
+
+
+def test_targets_give_no_verdict_on_ratios_to_torch_when_its_outputs_differ():
+    bench = load_bench()
+    rows = target_rows((2, 2), (2, 2), (2, 2), (2, 2), agree=False)
+    verdicts = {v["target"]: v["verdict"] for v in bench.target_verdicts(rows, bench.ratios(rows, "gemm"), "gemm", 2)}
+    assert verdicts["train batch 128 >= 1.2x torch"].startswith("no verdict")
+    assert verdicts["train batch 1 >= 1.0x torch"].startswith("no verdict")
+    assert verdicts["train batch 128 >= 50x per-sample"] == "met"
+
+
+def test_targets_print_two_decimals_the_spread_and_the_thread_count(capsys):
+    bench = load_bench()
+    rows = target_rows((0.9, 1.0, 1.1), (1.0, 1.0, 1.0), (2.0, 2.5, 3.0), (0.5, 0.6, 0.7))
+    entries = bench.ratios(rows, "gemm")
+    bench.print_ratios(entries)
+    bench.print_targets(bench.target_verdicts(rows, entries, "gemm", threads=4))
+    out = capsys.readouterr().out
+    assert "/torch 1.20x (1.08–1.32)" in out and "/per-sample 125.00x (100.00–150.00)" in out
+    lines = {line.split("  ")[1]: line for line in out.splitlines() if line.startswith("  train")}
+    assert lines["train batch 128 >= 1.2x torch"].endswith("1.20x (1.08–1.32)  within noise at 4 threads")
+    assert lines["train batch 1 >= 1.0x torch"].endswith("1.00x (1.00–1.00)  met at 4 threads")
+    assert lines["train batch 128 >= 50x per-sample"].endswith("125.00x (100.00–150.00)  met at 4 threads")
+    assert lines["train batch 128 >= 0.30 of the GEMM roofline"].endswith("0.18 (0.15–0.21)  missed at 4 threads")
+
+
+def test_targets_are_left_out_when_the_run_did_not_measure_them(capsys):
+    bench = load_bench()
+    rows = [made_up_row("xpcnn[gemm]", [10], batch=2), made_up_row("torch", [5], batch=2)]
+    assert bench.target_verdicts(rows, bench.ratios(rows, "gemm"), "gemm", 2) == []
+    bench.print_targets([])
+    assert capsys.readouterr().out == ""
