@@ -15,8 +15,12 @@ Backends (test ids)
     ``strict-device1``  ``array_api_strict`` on ``device1``
     ``cupy``            CuPy on ``cuda:0``: marked ``gpu``; skipped without CuPy or a GPU
 
+    ``mnist_test_dir`` the folder with the real MNIST test files (``$XPCNN_TEST_DATA`` or
+                 ``shared/data/mnist`` beside the checkout); a skip without them, a failure in CI.
+
 GPU tests carry the ``gpu`` marker (``pytest -m gpu`` runs only them). The default run
 deselects nothing: without CuPy or a visible GPU they are reported as skipped, with the reason.
+With ``CI=true`` any other skip is a failure (``tests/ci_policy.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import importlib.util
 import pytest
 
 import xpcnn
+from ci_policy import pytest_runtest_makereport, require_mnist_test_dir  # noqa: F401 (a hook, re-exported)
 from xpcnn import backend
 
 BACKENDS = ["numpy", "strict-cpu", "strict-device1", "cupy"]
@@ -89,3 +94,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "cuda" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gpu)
+
+
+@pytest.fixture
+def mnist_test_dir():
+    return require_mnist_test_dir()

@@ -21,7 +21,6 @@ from xpcnn.datasets import mnist as mnist_module
 from xpcnn.datasets.idx import write_idx
 from xpcnn.datasets.registry import DatasetInfo, IdxFile
 
-MNIST_TEST = Path("/work/shared/data/mnist")
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 REAL_DOWNLOAD = mnist_module._download  # the pooch one, before any test replaces it
 NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -279,14 +278,13 @@ def test_registry_holds_a_sha256_for_every_published_file():
     assert DATASETS["fashion-mnist"].system_dirs == ("/usr/share/datasets/fashion-mnist",)
 
 
-@pytest.mark.skipif(not (MNIST_TEST / NAMES[2]).exists(), reason="MNIST test files not here")
-def test_real_mnist_test_files_pass_their_published_checksums(monkeypatch, tmp_path):
+def test_real_mnist_test_files_pass_their_published_checksums(monkeypatch, tmp_path, mnist_test_dir):
     monkeypatch.setattr(mnist_module, "cache_dir", lambda name: tmp_path / name)
-    split = load_split("mnist", "test", data_dir=MNIST_TEST, download=False)
-    assert split.images.shape == (10000, 28, 28) and split.sources[0] == str(MNIST_TEST / NAMES[2])
+    split = load_split("mnist", "test", data_dir=mnist_test_dir, download=False)
+    assert split.images.shape == (10000, 28, 28) and split.sources[0] == str(mnist_test_dir / NAMES[2])
 
 
-@pytest.mark.skipif(not (DEBIAN_FASHION / NAMES[3]).exists(), reason="Debian's dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not (DEBIAN_FASHION / NAMES[3]).exists(), reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist; .ci/run does)")
 def test_debian_fashion_mnist_is_found_in_its_system_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("XPCNN_DATA", raising=False)
     monkeypatch.setattr(mnist_module, "cache_dir", lambda name: tmp_path / name)

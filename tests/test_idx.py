@@ -1,16 +1,12 @@
 """The IDX reader (xpcnn/datasets/idx.py): good files, and every way a file can be wrong."""
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from xpcnn.datasets import IdxError, load_sample, read_idx, read_idx_pair, write_idx
 from xpcnn.datasets.idx import parse_idx
-
-MNIST_TEST = Path("/work/shared/data/mnist")
-
 
 def header(code: int, shape: tuple) -> bytes:
     return bytes([0, 0, code, len(shape)]) + np.asarray(shape, dtype=">u4").tobytes()
@@ -104,8 +100,8 @@ def test_embedded_sample_is_200_real_digits_per_class():
     assert 0 < images.mean() < 255
 
 
-@pytest.mark.skipif(not (MNIST_TEST / "t10k-images-idx3-ubyte.gz").exists(), reason="MNIST test files not here")
-def test_real_mnist_test_set_reads_as_10000_digits():
-    images, labels = read_idx_pair(MNIST_TEST / "t10k-images-idx3-ubyte.gz", MNIST_TEST / "t10k-labels-idx1-ubyte.gz")
+def test_real_mnist_test_set_reads_as_10000_digits(mnist_test_dir):
+    images, labels = read_idx_pair(mnist_test_dir / "t10k-images-idx3-ubyte.gz",
+                                   mnist_test_dir / "t10k-labels-idx1-ubyte.gz")
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
