@@ -184,6 +184,13 @@ def target_rows(factor_128, factor_1, per_sample_factor, roofline, agree=True):
     ]
 
 
+def test_targets_are_the_issues_goals_for_the_seed_network():
+    bench = load_bench()
+    assert [(batch, key, goal) for _, batch, key, goal in bench.TARGETS] == [
+        (128, "xpcnn_over_torch", 1.2), (1, "xpcnn_over_torch", 1.0),
+        (128, "xpcnn_over_per_sample", 50.0), (128, "roofline", 0.30)]
+
+
 @pytest.mark.parametrize("factors, expected", [
     ((1.0, 1.0, 1.0), "met"),
     ((1.0, 1.2, 1.5), "met"),
