@@ -41,9 +41,27 @@ def test_predictions_of_exactly_zero_or_one_stay_finite(name):
     assert value.dtype == np.float32 and grad.dtype == np.float32
 
 
-def test_mismatched_shapes_name_both():
-    with pytest.raises(xc.ShapeError, match=r"binary_cross_entropy: labels of shape \(4, 1\).*\(4, 2\)"):
-        xc.binary_cross_entropy(np.zeros((4, 1)), np.zeros((4, 2)))
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("which", ["loss", "derivative"])
+def test_mismatched_shapes_name_the_loss_and_both_shapes(name, which):
+    fn = xc.get_loss(name)[which == "derivative"]
+    with pytest.raises(xc.ShapeError, match=rf"^{name}: labels of shape \(4, 1\) do not match predictions of shape \(4, 2\)"):
+        fn(np.zeros((4, 1)), np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("which", ["loss", "derivative"])
+@pytest.mark.parametrize("strict_side", ["labels", "predictions"])
+def test_labels_and_predictions_from_two_array_libraries_are_refused(name, which, strict_side):
+    xs = pytest.importorskip("array_api_strict")
+    fn = xc.get_loss(name)[which == "derivative"]
+    y_true, y_pred = np.eye(2), np.full((2, 2), 0.5)
+    if strict_side == "labels":
+        y_true = xs.asarray(y_true)
+    else:
+        y_pred = xs.asarray(y_pred)
+    with pytest.raises((TypeError, ValueError), match="(?i)namespace|device"):
+        fn(y_true, y_pred)
 
 
 def test_unknown_loss_name_is_rejected():

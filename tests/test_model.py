@@ -143,5 +143,8 @@ def test_fit_reports_the_validation_loss_and_accuracy_that_evaluate_gives_after_
     _, expected_loss, expected_accuracy = _one_forward_oracle(model, xv, yv, "binary_cross_entropy")
     np.testing.assert_allclose(history["val_loss"][-1], expected_loss, rtol=1e-12)
     assert history["val_accuracy"][-1] == pytest.approx(expected_accuracy, abs=1e-12)
+    evaluated = model.evaluate(xv, yv, batch_size=4)
+    assert (history["val_loss"][-1], history["val_accuracy"][-1]) == pytest.approx(
+        (evaluated["loss"], evaluated["accuracy"]), rel=1e-12)
     training_loss = _one_forward_oracle(model, x, y, "binary_cross_entropy")[1]
     assert abs(training_loss - expected_loss) > 1e-6  # the check can tell the two sets apart
