@@ -549,7 +549,8 @@ def ratios(rows: list, default: str) -> list:
         for other, key in (("torch", "xpcnn_over_torch"), ("per-sample", "xpcnn_over_per_sample")):
             if other in by:
                 entry[key] = spread(paired_ratios(ours["samples_per_s"]["runs"], by[other]["samples_per_s"]["runs"]))
-                entry[key]["outputs_agree"] = ours.get("outputs_agree") is True and by[other].get("outputs_agree") is True
+                agree = ours.get("outputs_agree") is True and by[other].get("outputs_agree") is True
+                entry[key]["outputs_agree"] = agree
         out.append(entry)
     return out
 

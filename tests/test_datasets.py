@@ -284,7 +284,8 @@ def test_real_mnist_test_files_pass_their_published_checksums(monkeypatch, tmp_p
     assert split.images.shape == (10000, 28, 28) and split.sources[0] == str(mnist_test_dir / NAMES[2])
 
 
-@pytest.mark.skipif(not (DEBIAN_FASHION / NAMES[3]).exists(), reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist; .ci/run does)")
+@pytest.mark.skipif(not (DEBIAN_FASHION / NAMES[3]).exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed (apt-get install it; .ci/run does)")
 def test_debian_fashion_mnist_is_found_in_its_system_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("XPCNN_DATA", raising=False)
     monkeypatch.setattr(mnist_module, "cache_dir", lambda name: tmp_path / name)

@@ -45,7 +45,8 @@ def test_predictions_of_exactly_zero_or_one_stay_finite(name):
 @pytest.mark.parametrize("which", ["loss", "derivative"])
 def test_mismatched_shapes_name_the_loss_and_both_shapes(name, which):
     fn = xc.get_loss(name)[which == "derivative"]
-    with pytest.raises(xc.ShapeError, match=rf"^{name}: labels of shape \(4, 1\) do not match predictions of shape \(4, 2\)"):
+    expected = rf"^{name}: labels of shape \(4, 1\) do not match predictions of shape \(4, 2\)"
+    with pytest.raises(xc.ShapeError, match=expected):
         fn(np.zeros((4, 1)), np.zeros((4, 2)))
 
 

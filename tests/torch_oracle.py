@@ -76,7 +76,8 @@ def torch_twin(model: xc.Sequential):
         elif kind in simple:
             modules.append(simple[kind]())
         else:
-            raise NotImplementedError(f"torch_twin: no PyTorch equivalent for {layer!r}; add one in tests/torch_oracle.py")
+            raise NotImplementedError(
+                f"torch_twin: no PyTorch equivalent for {layer!r}; add one in tests/torch_oracle.py")
     return nn.Sequential(*modules).double(), pairs
 
 
