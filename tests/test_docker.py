@@ -87,3 +87,11 @@ def test_dockerignore_keeps_what_the_image_needs_and_nothing_else():
                 "runs/model.npz", "model.npz"]
     assert [p for p in needed if _ignored(p, patterns)] == []
     assert [p for p in unwanted if not _ignored(p, patterns)] == []
+
+
+def test_image_carries_mpi_and_nccl_so_mpiexec_runs_one_rank_per_gpu():
+    text = DOCKERFILE.read_text()
+    assert '"nvidia-nccl-cu12>=2.18.1,<3"' in text  # CuPy loads NCCL from this wheel
+    assert '"./[test,mpi]"' in text  # mpi4py and the MPICH wheel with mpiexec
+    command = ["mpiexec", "-n", "2", "python", "/opt/xpcnn/scripts/train.py", "--distributed", "--device", "cuda"]
+    assert _entrypoint().command(command) == command

@@ -16,7 +16,9 @@ xs = pytest.importorskip("array_api_strict")
 
 PACKAGE = pathlib.Path(xc.__file__).parent
 # Host-side modules (files, data, CLI) may use NumPy; the math must not.
-HOST_MODULES = {"backend.py", "checkpoint.py", "cli.py", "run.py"}
+HOST_MODULES = {"backend.py", "checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
+# The communication backend: the only module that may import mpi4py or CuPy's NCCL.
+COMM_BACKEND = "comm_backend.py"
 HOST_PACKAGES = {"datasets"}
 
 
@@ -111,3 +113,34 @@ def test_importing_xpcnn_does_not_import_cupy():
 
     code = "import sys, xpcnn; assert 'cupy' not in sys.modules, 'cupy imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _lazy_imports(path):
+    """Modules named by ``importlib.import_module("...")`` calls (the lazy imports)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            yield node.args[0].value
+
+
+def test_only_the_communication_backend_imports_mpi4py_or_nccl():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if str(rel) == COMM_BACKEND:
+            continue
+        named = set(_imports(path)) | set(_lazy_imports(path))
+        bad = {m for m in named if m.split(".")[0] == "mpi4py" or m.startswith("cupy.cuda.nccl")}
+        if bad:
+            offenders.append(f"{rel}: {sorted(bad)}")
+    assert not offenders, "only xpcnn/comm_backend.py may import mpi4py or NCCL:\n" + "\n".join(offenders)
+    assert {"mpi4py.MPI", "cupy.cuda.nccl"} <= set(_lazy_imports(PACKAGE / COMM_BACKEND))
+
+
+def test_importing_xpcnn_and_its_distributed_api_imports_neither_mpi4py_nor_cupy():
+    import subprocess
+    import sys
+
+    code = ("import sys, xpcnn, xpcnn.distributed, xpcnn.parallel; "
+            "assert not {'mpi4py', 'cupy'} & set(sys.modules), sorted({'mpi4py', 'cupy'} & set(sys.modules))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

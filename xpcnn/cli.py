@@ -19,6 +19,7 @@ import os
 import sys
 
 from . import backend, zoo
+from . import cli_ranks as ranks
 from .errors import ConfigError, XpcnnError
 from .run import Run, confusion_matrix
 from .settings import DATASETS, DEFAULTS, DTYPES, OPTIMIZERS, parse_classes
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, metavar="PATH.png",
                    help="loss/accuracy curves, PNG (or the format of the suffix; needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.add_argument("--distributed", action="store_true",
+                   help="train one model with every process of the MPI job (mpiexec -n 4 python scripts/train.py "
+                        "--distributed; needs xpcnn[mpi]); --batch-size is the global batch, rank 0 prints and saves")
     return p
 
 
@@ -140,24 +144,33 @@ def _about_user_path(exc: OSError, args: argparse.Namespace) -> bool:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    """Parse ``argv``, train, and turn every expected failure into one line on stderr."""
+    """Parse ``argv``, train, and turn every expected failure into one line on stderr.
+
+    In a job of several processes (``--distributed``) the line names the rank, and a failing
+    rank ends them all (MPI_Abort, same exit status): the others would wait for it forever.
+    """
     args = parse_args(argv)
-    run = Run(args)
     debug = bool(os.environ.get("XPCNN_DEBUG"))
+    comm = run = None
     try:
+        comm = ranks.communicator(args.distributed)
+        run = Run(args, comm)
         run.execute()
+    except ranks.UsageError as exc:
+        print(f"error: {_one_line(exc)} (see --help)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"error: {run.interrupted()}", file=sys.stderr)
-        return 130
+        ranks.report(comm, run.interrupted() if run is not None else "interrupted")
+        return ranks.end(comm, 130)
     except Exception as exc:
         if debug:
             raise
         if isinstance(exc, XpcnnError) or (isinstance(exc, OSError) and _about_user_path(exc, args)):
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            ranks.report(comm, _one_line(exc))
         else:  # a bug: still one line, the traceback on request
-            print(f"error: internal error {type(exc).__name__}: {_one_line(exc)} (XPCNN_DEBUG=1 shows the traceback)",
-                  file=sys.stderr)
-        return 1
+            ranks.report(comm, f"internal error {type(exc).__name__}: {_one_line(exc)} (XPCNN_DEBUG=1 shows the "
+                               f"traceback)")
+        return ranks.end(comm, 1, exc)
     return 0
 
 

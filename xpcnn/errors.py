@@ -62,6 +62,10 @@ class StateError(XpcnnError, RuntimeError):
     """A call came out of order: ``backward`` without a ``forward(x, training=True)`` before it."""
 
 
+class DistributedError(XpcnnError, RuntimeError):
+    """Ranks cannot train together: no mpi4py or NCCL, settings that differ between ranks, a bad split."""
+
+
 def format_shape(shape: tuple, batch: bool = True) -> str:
     """``(N, 1, 28, 28)`` for a per-sample shape ``(1, 28, 28)``."""
     dims = ("N",) + tuple(shape) if batch else tuple(shape)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from array_api_compat import array_namespace, is_numpy_array
 
@@ -26,7 +26,11 @@ from .errors import ConfigError, ConfigTypeError, ShapeError, format_shape
 from .layers.base import Layer, ParameterLayer
 from .losses import get_loss
 from .optimizers import SGD, Optimizer
+from .parallel import DataParallel, fit_settings
 from .validation import integer, one_of
+
+if TYPE_CHECKING:
+    from .distributed import Communicator
 
 class Sequential:
     """``Sequential([Convolutional(...), Sigmoid(), ...], seed=0)``.
@@ -219,6 +223,7 @@ class Sequential:
         validation_data: "tuple | None" = None,
         on_batch: "Callable[[dict], Any] | None" = None,
         on_epoch: "Callable[[dict], Any] | None" = None,
+        communicator: "Communicator | None" = None,
     ) -> dict:
         """Train for ``epochs`` more epochs; returns the per-epoch history (also ``self.history``).
 
@@ -240,6 +245,11 @@ class Sequential:
         a GPU), plus Python floats ``running_loss`` and ``running_accuracy`` on the batches where
         fit read them on the host (at most every 0.2 s, and the last batch). ``on_epoch``
         receives the epoch's logs and may return ``True`` to stop.
+
+        ``communicator`` (:func:`xpcnn.distributed.init`) trains data-parallel with the other
+        processes of an ``mpiexec`` job (see :mod:`xpcnn.parallel`): ``batch_size`` is the global
+        batch, every rank passes the same data, and every rank gets the same parameters and
+        logs; callbacks run on every rank (``communicator.rank == 0`` is the one to print).
         """
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
@@ -254,14 +264,21 @@ class Sequential:
         if seed is not None:
             self.rng = backend.new_rng(seed)
         loss_fns = get_loss(loss)
+        parallel = None
+        if communicator is not None:
+            parallel = DataParallel(communicator, self, *loss_fns, _training.correct_count)
+            parallel.start(batch_size, fit_settings(self, x, y, loss, batch_size, epochs, shuffle, seed,
+                                                    validation_data))
+        evaluate = self._evaluate if parallel is None else parallel.evaluate
         with backend.float_errors_ignored():
             for _ in range(epochs):
-                logs = self._train_epoch(x, y, loss_fns, batch_size, shuffle, on_batch)
+                logs = self._train_epoch(x, y, loss_fns, batch_size, shuffle, on_batch, parallel)
                 if validation_data is not None:
-                    val = self._evaluate(*validation_data, loss_fns, 256)
+                    val = evaluate(*validation_data, loss_fns, 256)
                     logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
                 self._record(logs)
-                if on_epoch is not None and on_epoch(logs):
+                stop = on_epoch is not None and on_epoch(logs)
+                if stop if parallel is None else parallel.agree(stop):
                     break
         return self.history
 
@@ -273,8 +290,13 @@ class Sequential:
         elif self.optimizer is None:
             self.optimizer = SGD(learning_rate)
 
-    def _train_epoch(self, x, y, loss_fns: tuple, batch_size: int, shuffle: bool, on_batch) -> dict:
-        """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``."""
+    def _train_epoch(self, x, y, loss_fns: tuple, batch_size: int, shuffle: bool, on_batch,
+                     parallel: "DataParallel | None" = None) -> dict:
+        """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``.
+
+        With ``parallel``, this rank trains on its share of each batch and every value is the
+        whole batch's (see :mod:`xpcnn.parallel`).
+        """
         start = time.perf_counter()
         n = x.shape[0]
         bounds = _training.batch_bounds(n, batch_size)
@@ -283,11 +305,14 @@ class Sequential:
         guard = _training.StepGuard(epoch, len(bounds), getattr(self.optimizer, "learning_rate", None), self.epoch)
         tally = _training.EpochTally()
         for step, (lo, hi) in enumerate(bounds, 1):
-            xb, yb = self._batch(x, y, order, lo, hi)
+            xb, yb = self._batch(x, y, order, *((lo, hi) if parallel is None else parallel.local(lo, hi)))
             before = _training.Snapshot(self.layers, self.optimizer)
-            loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
+            if parallel is None:
+                loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
+                correct = _training.correct_count(self.xp, yb, out)
+            else:
+                loss, correct = parallel.step(xb, yb, hi - lo)
             guard.settle(step, loss, before)
-            correct = _training.correct_count(self.xp, yb, out)
             tally.add(loss, correct, hi - lo)
             logs = {"epoch": epoch, "batch": step, "batches": len(bounds), "size": hi - lo,
                     "loss": loss, "correct": correct}

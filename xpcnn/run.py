@@ -12,10 +12,12 @@ import dataclasses
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import backend, zoo
+from . import cli_ranks as ranks
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .datasets import DataNotFoundError, class_counts, load_dataset, prepare
 from .errors import ShapeError
@@ -25,6 +27,9 @@ from .outputs import check_output_path
 from .reporting import EpochProgress, format_confusion, plot_format, plot_history, write_json
 from .settings import Settings, check_saved, resolve
 from .training import output_classes
+
+if TYPE_CHECKING:
+    from .distributed import Communicator
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -63,8 +68,11 @@ def check_outputs(settings: Settings) -> None:
 class Run:
     """One training run; remembers what its checkpoint file holds, for an honest Ctrl-C message."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, comm: "Communicator | None" = None) -> None:
         self.args = args
+        #: The MPI job with ``--distributed``: every rank trains, rank 0 alone prints, writes and tests.
+        self.comm = comm
+        self.root = comm is None or comm.is_root
         self.settings: "Settings | None" = None
         self.saved_epoch: "int | None" = None  # the epoch the checkpoint file holds, when known
 
@@ -119,12 +127,17 @@ class Run:
         return model, None
 
     def execute(self) -> dict:
-        """Train as the flags say; returns the metrics (also written by ``--metrics-json``)."""
+        """Train as the flags say; returns the metrics (also written by ``--metrics-json``).
+
+        In a job of several ranks the others return ``{}`` after training.
+        """
         started = time.perf_counter()
-        device = backend.get_device(self.args.device)
-        self.settings = settings = self._resolve()
-        check_outputs(settings)
-        data, settings, fallback = self._load_data(settings)
+        comm = self.comm
+        device = comm.device(self.args.device) if comm is not None else backend.get_device(self.args.device)
+        self.settings = settings = ranks.agree(self._resolve(), self.args.batch_size, comm)
+        if self.root:
+            check_outputs(settings)
+        data, settings, fallback = ranks.load_in_turn(self._load_data, settings, comm)
         self.settings = settings
         limit = None if settings.limit == "all" else settings.limit
         x_train, y_train, _ = prepare(data.train.images, data.train.labels, settings.classes, limit, settings.seed)
@@ -132,12 +145,15 @@ class Run:
         _note_short_limit(settings, data)
         model, optimizer = self._model(settings, tuple(x_train.shape[1:]), len(settings.classes), device)
         first_epoch = model.epoch
-        _say(settings.quiet, _banner(settings, data, model, len(x_train), len(x_test), device))
+        _say(settings.quiet, _banner(settings, data, model, len(x_train), len(x_test), device) + ranks.describe(comm))
         history = self._train(settings, model, optimizer, (x_train, y_train), (x_test, y_test))
+        if not self.root:
+            return {}
         matrix, test_loss, inference_s = _test(model, x_test, y_test, test_index, settings.loss)
         metrics = _metrics(settings, data, model, history, first_epoch, matrix, test_loss,
                            (len(x_train), len(x_test), inference_s), time.perf_counter() - started)
         metrics["dataset"]["fallback_to_sample"] = fallback
+        metrics["world_size"], metrics["comm_backend"] = (comm.size, comm.backend) if comm is not None else (1, None)
         _report(settings, data, metrics, matrix)
         return metrics
 
@@ -151,15 +167,16 @@ class Run:
                                  f"  acc {logs['accuracy']:.4f}  test_loss {logs['val_loss']:.4f}"
                                  f"  test_acc {logs['val_accuracy']:.4f}"
                                  f"  {logs['seconds']:.1f}s  {logs['samples_per_s']:.0f} samples/s")
-            if settings.checkpoint_path:
+            if settings.checkpoint_path and self.root:
                 self._save(model, settings)
 
         try:
             model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,
-                      optimizer=optimizer, validation_data=test, on_batch=progress.on_batch, on_epoch=on_epoch)
+                      optimizer=optimizer, validation_data=test, on_batch=progress.on_batch, on_epoch=on_epoch,
+                      communicator=self.comm)
         finally:
             progress.close()
-        if settings.save and settings.epochs == 0 and not settings.resume:
+        if settings.save and settings.epochs == 0 and not settings.resume and self.root:
             self._save(model, settings)
         return [dict(zip(model.history, values)) for values in zip(*model.history.values())]
 
