@@ -160,7 +160,7 @@ def main(argv: "list[str] | None" = None) -> int:
         print(f"error: {_one_line(exc)} (see --help)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        ranks.report(comm, run.interrupted() if run is not None else "interrupted")
+        ranks.report(comm, run.interrupted() if run is not None and run.root else "interrupted")
         return ranks.end(comm, 130)
     except Exception as exc:
         if debug:
