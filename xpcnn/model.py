@@ -32,6 +32,7 @@ from .validation import integer, one_of
 if TYPE_CHECKING:
     from .distributed import Communicator
 
+
 class Sequential:
     """``Sequential([Convolutional(...), Sigmoid(), ...], seed=0)``.
 
