@@ -46,13 +46,13 @@ def _fake_cupy(device_count):
 
 @pytest.mark.parametrize("count", [0, RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")])
 def test_cupy_without_a_visible_gpu_is_a_device_error(monkeypatch, count):
-    monkeypatch.setattr(backend, "_import_cupy", lambda: _fake_cupy(count))
+    monkeypatch.setattr(backend.devices, "import_cupy", lambda: _fake_cupy(count))
     with pytest.raises(xc.DeviceError, match="CuPy is installed but no CUDA GPU is visible"):
         xc.get_device("cuda")
 
 
 def test_cuda_index_beyond_the_visible_gpus_names_the_valid_range(monkeypatch):
-    monkeypatch.setattr(backend, "_import_cupy", lambda: _fake_cupy(2))
+    monkeypatch.setattr(backend.devices, "import_cupy", lambda: _fake_cupy(2))
     with pytest.raises(xc.DeviceError, match=r"only 2 CUDA GPU\(s\) visible \(cuda:0\.\.cuda:1\)"):
         xc.get_device("cuda:2")
 

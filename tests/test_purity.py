@@ -16,10 +16,10 @@ xs = pytest.importorskip("array_api_strict")
 
 PACKAGE = pathlib.Path(xc.__file__).parent
 # Host-side modules (files, data, CLI) may use NumPy; the math must not.
-HOST_MODULES = {"backend.py", "checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
+HOST_MODULES = {"checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
 # The communication backend: the only module that may import mpi4py or CuPy's NCCL.
 COMM_BACKEND = "comm_backend.py"
-HOST_PACKAGES = {"datasets"}
+HOST_PACKAGES = {"datasets", "backend"}  # backend: the one layer that knows NumPy, SciPy and CuPy
 
 
 def strict_device(name):

@@ -1,0 +1,28 @@
+"""The backend layer: the only code that knows NumPy, SciPy and CuPy.
+
+Everything above it sees only ``xp = array_namespace(...)`` and these functions:
+
+* :mod:`.libraries`: one small object per array library (NumPy, CuPy, and the host fallback
+  for any other array-API namespace), holding its namespace, signal module, FFT functions and
+  the explicit moves to and from the host; :func:`backend_for` picks one from a table;
+* :mod:`.devices`: ``"cpu"`` is NumPy, ``"cuda"`` / ``"cuda:N"`` is CuPy (imported lazily);
+  explicit moves between devices (:func:`to_device`, :func:`to_numpy`), never implicit ones;
+* :mod:`.signal`: the correlation dispatch (:func:`correlate`, :func:`convolve`, :func:`rfft2`,
+  :func:`irfft2`): ``scipy.signal`` / ``scipy.fft`` for NumPy arrays, ``cupyx.scipy.signal`` /
+  ``cupy.fft`` for CuPy arrays;
+* :mod:`.random`: seeded initial weights, drawn by NumPy on the host so a seed gives the same
+  weights on every device.
+"""
+
+from ..errors import DeviceError
+from .devices import CPU, Array, Device, as_dtype, device_of, get_device, namespace_of, to_device, to_numpy
+from .libraries import BACKENDS, CUPY, HOST, NUMPY, ArrayBackend, CupyBackend, backend_for, float_errors_ignored
+from .random import new_rng, permutation, rng_state, set_rng_state, uniform, zeros
+from .signal import choose_method, convolve, correlate, irfft2, rfft2, synchronize
+
+__all__ = [
+    "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of", "to_device", "to_numpy",
+    "as_dtype", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY", "HOST", "backend_for",
+    "correlate", "convolve", "choose_method", "rfft2", "irfft2", "synchronize",
+    "new_rng", "rng_state", "set_rng_state", "uniform", "zeros", "permutation",
+]

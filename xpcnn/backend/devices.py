@@ -1,0 +1,136 @@
+"""Devices and the explicit moves between them.
+
+``"cpu"`` is NumPy, ``"cuda"`` / ``"cuda:N"`` is CuPy on GPU N (imported lazily), and any other
+array-API namespace (``array_api_strict`` in the tests) is reachable through :meth:`Device.of`.
+A device carries its namespace and its :class:`~xpcnn.backend.libraries.ArrayBackend`, which
+knows how to send an array to it: no code branches on a device's name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import array_api_compat
+import numpy as np
+from array_api_compat import array_namespace
+
+from ..errors import ConfigError, ConfigTypeError, DeviceError, DeviceMismatchError
+from .libraries import CUPY, HOST, NUMPY, ArrayBackend, backend_for, import_cupy
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where arrays live: an array namespace, that namespace's device object, and its backend.
+
+    ``name`` is the xpcnn spelling (``"cpu"``, ``"cuda:0"``) or, for other namespaces,
+    ``"<namespace>:<device>"``; two devices are equal when their names are.
+    """
+
+    xp: Any
+    native: Any
+    name: str
+    backend: ArrayBackend = field(default=HOST, compare=False, repr=False)
+
+    @staticmethod
+    def of(x: Array) -> "Device":
+        """The device an array lives on."""
+        library = backend_for(x)
+        if library is NUMPY:
+            return CPU
+        native = array_api_compat.device(x)
+        xp = array_namespace(x)
+        if library is CUPY:
+            return Device(xp, native, f"cuda:{native.id}", CUPY)
+        return Device(xp, native, f"{xp.__name__}:{native}", library)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and self.name == other.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+CPU = Device(array_namespace(np.empty(0)), "cpu", "cpu", NUMPY)
+
+_CUDA_RE = re.compile(r"^cuda(?::(\d+))?$")
+
+
+def get_device(spec: "str | Device | None" = None) -> Device:
+    """Resolve ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`Device` to a :class:`Device`."""
+    if spec is None:
+        return CPU
+    if isinstance(spec, Device):
+        return spec
+    if not isinstance(spec, str):
+        raise ConfigTypeError(f"device must be 'cpu', 'cuda', 'cuda:N' or a Device, got {spec!r}")
+    text = spec.strip().lower()
+    if text == "cpu":
+        return CPU
+    match = _CUDA_RE.match(text)
+    if match is None:
+        raise ConfigError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    index = int(match.group(1) or 0)
+    cp = import_cupy()
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise DeviceError(f"device {spec!r}: CuPy is installed but no CUDA GPU is visible ({exc})") from exc
+    if count == 0:  # pragma: no cover - depends on the machine
+        raise DeviceError(f"device {spec!r}: CuPy is installed but no CUDA GPU is visible")
+    if index >= count:  # pragma: no cover - depends on the machine
+        raise DeviceError(f"device {spec!r}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})")
+    return Device(array_namespace(cp.empty(0)), cp.cuda.Device(index), f"cuda:{index}", CUPY)
+
+
+def device_of(*arrays: Array) -> Device:
+    """The one device all ``arrays`` share; a clear error for two namespaces or two devices."""
+    devices = {Device.of(a) for a in arrays if a is not None}
+    if len(devices) != 1:
+        names = sorted(str(d) for d in devices)
+        raise DeviceMismatchError(f"arrays live on different devices {names}; move them with xpcnn.to_device first")
+    return devices.pop()
+
+
+def namespace_of(*arrays: Array):
+    """``array_namespace`` that also rejects arrays from two devices."""
+    return device_of(*arrays).xp
+
+
+def _is_host_value(x: Any) -> bool:
+    return isinstance(x, (int, float, list, tuple, np.ndarray, np.generic))
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """An explicit copy to host memory as a NumPy array (``.get()`` for CuPy)."""
+    if _is_host_value(x):
+        return np.asarray(x)
+    return backend_for(x).to_host(x)
+
+
+def to_device(x: Array, device: "str | Device") -> Array:
+    """Move ``x`` (any namespace, or a NumPy array) to ``device``; a no-op when it is already there."""
+    dev = get_device(device)
+    if _is_host_value(x):
+        return dev.backend.send(np.asarray(x), dev)
+    source = backend_for(x)
+    if Device.of(x) == dev:
+        return x
+    if source is dev.backend and source is not HOST:
+        return dev.backend.send(x, dev)  # within one library (CuPy: device to device)
+    return dev.backend.send(source.to_host(x), dev)
+
+
+def as_dtype(xp, name: "str | Any"):
+    """``"float32"`` / ``"float64"`` (or a dtype object) as the namespace's dtype."""
+    if not isinstance(name, str):
+        return name
+    if name not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {name!r}")
+    return getattr(xp, name)

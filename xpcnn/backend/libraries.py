@@ -1,0 +1,245 @@
+"""One small object per array library: NumPy, CuPy, and the host fallback for any other namespace.
+
+Each object holds what the rest of xpcnn needs from its library, and nothing else:
+
+* ``namespace``: the array-API namespace (``xp``) the layers compute with;
+* ``signal``: the 2-D correlation module (``scipy.signal``, ``cupyx.scipy.signal``);
+* ``rfft2`` / ``irfft2``: real FFTs over the last two axes (``scipy.fft``, ``cupy.fft``);
+* ``to_host`` / ``send``: the explicit moves to and from host memory (never implicit ones);
+* ``contiguous`` and ``synchronize``.
+
+:func:`backend_for` picks the object for an array from the table :data:`BACKENDS`, as
+einops' ``_backends.py`` does: CuPy is imported only when a CuPy array (or ``"cuda"``) shows
+up. An array of any other namespace (``array_api_strict`` in the tests) gets
+:data:`HOST`, which computes its correlations on the host, through NumPy, with explicit moves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import scipy.fft
+import scipy.signal
+from array_api_compat import array_namespace
+
+from ..errors import ConfigTypeError, DeviceError, DeviceMismatchError
+
+Array = Any
+
+
+class ArrayBackend:
+    """What one array library provides. Subclasses fill in the methods for their library."""
+
+    name = "base"
+
+    def owns(self, x: Array) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def namespace(self, x: Array):
+        return array_namespace(x)
+
+    @property
+    def signal(self):  # pragma: no cover - abstract
+        """The module with ``correlate`` / ``convolve`` (``method`` ``'direct'`` or ``'fft'``)."""
+        raise NotImplementedError
+
+    def contiguous(self, x: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_host(self, x: Array) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def send(self, x: Array, device) -> Array:  # pragma: no cover - abstract
+        """``x`` (a host NumPy array, or this library's own array) on ``device``."""
+        raise NotImplementedError
+
+    def rfft2(self, x: Array, shape: tuple) -> Array:  # pragma: no cover - abstract
+        """Real FFT over the last two axes, zero-padded (or cropped) to ``shape``."""
+        raise NotImplementedError
+
+    def irfft2(self, x: Array, shape: tuple) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def synchronize(self, x: Array) -> None:
+        """Wait until the work queued on ``x``'s device is done (timings need it on a GPU)."""
+
+    def signal_call(self, name: str, x: Array, kernel: Array, mode: str, method: str) -> Array:
+        """``signal.<name>(x, kernel, mode, method)`` on contiguous copies, in ``x``'s dtype.
+
+        Contiguous, because cupyx's direct path has returned wrong results on negative strides;
+        ``method`` is always explicit, because cupyx's ``'auto'`` raises on N-d input.
+        """
+        x, kernel = self.contiguous(x), self.contiguous(kernel)
+        out = getattr(self.signal, name)(x, kernel, mode=mode, method=method)
+        return out.astype(x.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"<xpcnn backend {self.name}>"
+
+
+class NumpyBackend(ArrayBackend):
+    """NumPy on the host: ``scipy.signal`` and ``scipy.fft`` (multi-threaded FFTs)."""
+
+    name = "numpy"
+
+    def __init__(self) -> None:
+        #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
+        self.fft_workers = -1
+
+    def owns(self, x):
+        return isinstance(x, (np.ndarray, np.generic))
+
+    @property
+    def signal(self):
+        return scipy.signal
+
+    def contiguous(self, x):
+        return np.ascontiguousarray(x)
+
+    def to_host(self, x):
+        return x
+
+    def send(self, x, device):
+        return np.asarray(x)
+
+    def rfft2(self, x, shape):
+        return scipy.fft.rfft2(x, s=shape, workers=self.fft_workers)
+
+    def irfft2(self, x, shape):
+        return scipy.fft.irfft2(x, s=shape, workers=self.fft_workers)
+
+
+class CupyBackend(ArrayBackend):
+    """CuPy on a GPU: ``cupyx.scipy.signal`` and ``cupy.fft``.
+
+    ``cupy`` and ``signal`` are the modules; by default they are imported on first use. The
+    tests pass stand-ins that behave like CuPy (they refuse implicit conversion to NumPy), so
+    this class's own logic runs on every machine.
+    """
+
+    name = "cupy"
+
+    def __init__(self, cupy=None, signal=None) -> None:
+        self._cupy, self._signal = cupy, signal
+
+    @property
+    def cupy(self):
+        if self._cupy is None:
+            self._cupy = import_cupy()
+        return self._cupy
+
+    def owns(self, x):
+        # Only a CuPy that is already imported can have made x: no import just to ask.
+        if self._cupy is None and "cupy" not in sys.modules:
+            return False
+        return isinstance(x, self.cupy.ndarray)
+
+    @property
+    def signal(self):
+        if self._signal is None:
+            self._signal = importlib.import_module("cupyx.scipy.signal")
+        return self._signal
+
+    def contiguous(self, x):
+        return self.cupy.ascontiguousarray(x)
+
+    def to_host(self, x):
+        return x.get()
+
+    def send(self, x, device):
+        with device.native:
+            return self.cupy.asarray(x)  # host-to-device, or device-to-device
+
+    def rfft2(self, x, shape):
+        return self.cupy.fft.rfft2(x, s=shape, axes=(-2, -1))
+
+    def irfft2(self, x, shape):
+        return self.cupy.fft.irfft2(x, s=shape, axes=(-2, -1))
+
+    def synchronize(self, x):
+        x.device.synchronize()
+
+
+class HostBackend(ArrayBackend):
+    """Any other array-API namespace: correlations on the host through :data:`NUMPY`.
+
+    The FFTs use the namespace's own ``fft`` extension when it has one, so the spectral engine
+    stays on the array's device; the direct correlations make an explicit round trip.
+    """
+
+    name = "host"
+
+    def owns(self, x):
+        return hasattr(x, "__array_namespace__")
+
+    @property
+    def signal(self):
+        return NUMPY.signal
+
+    def contiguous(self, x):
+        return x
+
+    def to_host(self, x):
+        xp = array_namespace(x)
+        host = array_api_compat.to_device(x, xp.__array_namespace_info__().default_device())
+        return np.asarray(host)
+
+    def send(self, x, device):
+        if isinstance(x, np.ndarray):
+            x = device.xp.asarray(np.ascontiguousarray(x))
+        return array_api_compat.to_device(x, device.native)
+
+    def signal_call(self, name, x, kernel, mode, method):
+        # No signal module for this namespace: an explicit round trip through NumPy's.
+        out = NUMPY.signal_call(name, self.to_host(x), self.to_host(kernel), mode, method)
+        xp = array_namespace(x)
+        return array_api_compat.to_device(xp.asarray(out), array_api_compat.device(x))
+
+    def rfft2(self, x, shape):
+        return array_namespace(x).fft.rfftn(x, s=shape, axes=(-2, -1))
+
+    def irfft2(self, x, shape):
+        return array_namespace(x).fft.irfftn(x, s=shape, axes=(-2, -1))
+
+
+def float_errors_ignored():
+    """A context in which NumPy prints no RuntimeWarning for overflow, 0/0 and the like.
+
+    ``fit`` trains inside it and checks every step's loss itself (a non-finite one stops training
+    with a :class:`~xpcnn.errors.TrainingError`), so NumPy's warnings would only repeat that, late
+    and four lines long. Other namespaces never warn: for them this does nothing.
+    """
+    return np.errstate(all="ignore")
+
+
+def import_cupy():
+    """Import CuPy lazily; a missing CuPy names the extra that installs it."""
+    try:
+        return importlib.import_module("cupy")
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise DeviceError(
+            "device 'cuda' needs CuPy, which is not installed: "
+            "pip install 'xpcnn[cuda12]' (or 'xpcnn[cuda13]' for CUDA 13)"
+        ) from exc
+
+
+NUMPY = NumpyBackend()
+CUPY = CupyBackend()
+HOST = HostBackend()
+
+#: The dispatch table, in the order asked: the first backend that owns an array serves it.
+BACKENDS: "list[ArrayBackend]" = [NUMPY, CUPY]
+
+
+def backend_for(x: Array) -> ArrayBackend:
+    """The backend of ``x``'s array library (:data:`HOST` for a namespace not in the table)."""
+    for candidate in BACKENDS:
+        if candidate.owns(x):
+            return candidate
+    if HOST.owns(x):
+        return HOST
+    raise ConfigTypeError(f"expected an array (NumPy, CuPy or another array-API namespace), got {type(x).__name__}")
