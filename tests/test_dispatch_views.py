@@ -74,24 +74,76 @@ class _Recorder:
 
 @pytest.mark.parametrize("method", ["auto", "direct", "fft"])
 def test_signal_modules_only_ever_see_contiguous_arrays_and_an_explicit_method(device, monkeypatch, method):
-    recorders = {"numpy": _Recorder(backend._SIGNAL_MODULES["numpy"]())}
-    if device.name.startswith("cuda"):
-        recorders["cupy"] = _Recorder(backend._SIGNAL_MODULES["cupy"]())
-    for key, recorder in recorders.items():
-        monkeypatch.setitem(backend._SIGNAL_MODULES, key, lambda r=recorder: r)
+    # NumPy arrays, and other namespaces through the host, reach SciPy; CuPy arrays reach cupyx
+    on_cuda = device.backend is backend.CUPY
+    library = backend.CUPY if on_cuda else backend.NUMPY
+    recorder = _Recorder(library.signal)
+    monkeypatch.setattr(library, "_signal" if on_cuda else "signal", recorder)
     x_host, k_host = _operands("float64")
     x, k = xc.to_device(x_host, device), xc.to_device(k_host, device)
     xp = array_namespace(x)
     for view in VIEWS.values():
         backend.correlate(view(xp, x), view(xp, k), "valid", method)
         backend.convolve(view(xp, x), view(xp, k), "full", method)
-    # NumPy and CuPy arrays reach their own module; other namespaces reach SciPy via the host
-    expected_module = "cupy" if device.name.startswith("cuda") else "numpy"
-    calls = recorders[expected_module].calls
-    assert [c[0] for c in calls] == ["correlate", "convolve"] * len(VIEWS)
-    for _, x_contiguous, k_contiguous, used in calls:
+    assert [c[0] for c in recorder.calls] == ["correlate", "convolve"] * len(VIEWS)
+    for _, x_contiguous, k_contiguous, used in recorder.calls:
         assert x_contiguous and k_contiguous
         assert used in ("direct", "fft") and (method == "auto" or used == method)
+
+
+# -- the CuPy branch, on every machine: a stand-in that behaves like CuPy ---------------------------
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """The real ``CupyBackend`` built on a CuPy stand-in, first in the dispatch table."""
+    from fake_cupy import RecordingSignal, fake_cupy
+
+    library = backend.CupyBackend(cupy=fake_cupy(), signal=RecordingSignal())
+    monkeypatch.setattr(backend.libraries, "BACKENDS", [library, *backend.libraries.BACKENDS])
+    return library
+
+
+def test_the_cupy_stand_in_refuses_implicit_numpy_conversion(fake_cuda):
+    a = fake_cuda.cupy.asarray(np.ones(3))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(a)
+    np.testing.assert_array_equal(xc.to_numpy(a), np.ones(3))  # the explicit way: .get()
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft"])
+@pytest.mark.parametrize("name", ["correlate", "convolve"])
+def test_cupy_branch_sends_contiguous_copies_and_an_explicit_method_to_cupyx(fake_cuda, name, method):
+    x_host, k_host = _operands("float32")
+    x, k = fake_cuda.cupy.asarray(x_host), fake_cuda.cupy.asarray(k_host)
+    views = {"flipped": (slice(None), slice(None, None, -1), slice(None, None, -1)),
+             "strided": (slice(None), slice(None, None, 2), slice(None, None, -3))}
+    for index in views.values():
+        out = getattr(backend, name)(x[index], k[index], "valid", method)
+        assert backend.backend_for(out) is fake_cuda  # the result stays on the (fake) GPU
+        assert out.dtype == np.float32
+        x_copy, k_copy = np.ascontiguousarray(x_host[index]), np.ascontiguousarray(k_host[index])
+        used = fake_cuda.signal.calls[-1][1]
+        assert_close(xc.to_numpy(out), getattr(scipy.signal, name)(x_copy, k_copy, mode="valid", method=used), "float32")
+    calls = fake_cuda.signal.calls
+    assert len(calls) == len(views)  # every call reached the CuPy module, none went to SciPy
+    for _, used, x_contiguous, k_contiguous in calls:
+        assert x_contiguous and k_contiguous
+        assert used in ("direct", "fft") and (method == "auto" or used == method)
+
+
+def test_cupy_branch_ffts_run_on_the_device(fake_cuda):
+    x = fake_cuda.cupy.asarray(np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32))
+    spectrum = backend.rfft2(x, (8, 9))
+    assert backend.backend_for(spectrum) is fake_cuda and spectrum.shape == (2, 3, 8, 5)
+    back = backend.irfft2(spectrum, (8, 9))
+    assert backend.backend_for(back) is fake_cuda
+    np.testing.assert_allclose(xc.to_numpy(back)[..., :5, :6], xc.to_numpy(x), atol=1e-5)
+
+
+def test_cupy_and_numpy_operands_are_refused_by_name(fake_cuda):
+    x, k = _operands("float64")
+    with pytest.raises(ValueError, match="different array namespaces"):
+        backend.correlate(fake_cuda.cupy.asarray(x), k, "valid", "direct")
 
 
 def test_choose_method_never_answers_auto():

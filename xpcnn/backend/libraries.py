@@ -42,10 +42,8 @@ class ArrayBackend:
     def namespace(self, x: Array):
         return array_namespace(x)
 
-    @property
-    def signal(self):  # pragma: no cover - abstract
-        """The module with ``correlate`` / ``convolve`` (``method`` ``'direct'`` or ``'fft'``)."""
-        raise NotImplementedError
+    #: The module with ``correlate`` / ``convolve`` (``method`` ``'direct'`` or ``'fft'``).
+    signal: Any = None
 
     def contiguous(self, x: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -87,15 +85,12 @@ class NumpyBackend(ArrayBackend):
     name = "numpy"
 
     def __init__(self) -> None:
+        self.signal = scipy.signal
         #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
         self.fft_workers = -1
 
     def owns(self, x):
         return isinstance(x, (np.ndarray, np.generic))
-
-    @property
-    def signal(self):
-        return scipy.signal
 
     def contiguous(self, x):
         return np.ascontiguousarray(x)
@@ -176,10 +171,6 @@ class HostBackend(ArrayBackend):
     def owns(self, x):
         return hasattr(x, "__array_namespace__")
 
-    @property
-    def signal(self):
-        return NUMPY.signal
-
     def contiguous(self, x):
         return x
 
@@ -195,6 +186,10 @@ class HostBackend(ArrayBackend):
 
     def signal_call(self, name, x, kernel, mode, method):
         # No signal module for this namespace: an explicit round trip through NumPy's.
+        where = array_api_compat.device(x)
+        if array_api_compat.device(kernel) != where:
+            raise ValueError(f"{name}: input on {where} but kernel on {array_api_compat.device(kernel)}; "
+                             f"move one with xpcnn.to_device first")
         out = NUMPY.signal_call(name, self.to_host(x), self.to_host(kernel), mode, method)
         xp = array_namespace(x)
         return array_api_compat.to_device(xp.asarray(out), array_api_compat.device(x))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .devices import device_of
 from ..errors import ConfigError, DeviceMismatchError
 from .libraries import backend_for
 
@@ -45,7 +44,6 @@ def _signal_call(name: str, x: Array, kernel: Array, mode: str, method: str) -> 
     if backend_for(kernel) is not library:
         raise DeviceMismatchError(f"{name}: input and kernel come from different array namespaces "
                          f"({library.name} and {backend_for(kernel).name})")
-    device_of(x, kernel)  # one device: a clear error for two
     return library.signal_call(name, x, kernel, mode, method)
 
 
