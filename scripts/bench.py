@@ -8,12 +8,20 @@ median and the spread (min–max) over the repeats.
 
 Contenders
     xpcnn[ENGINE]  ``Sequential.train_step`` (forward, loss, backward, SGD update) on prepared
-                   arrays, one per convolution engine; inference is ``Sequential.forward``.
+                   arrays, one per convolution engine (``auto``, ``gemm``, ``signal`` by default;
+                   ``auto`` measures during the untimed warm-up step); inference is
+                   ``Sequential.forward(x, training=False)``.
     per-sample     the derivation's own formulation, written below: one sample at a time, each
                    updating the weights, the convolution looping over output and input channels
                    with ``scipy.signal.correlate2d`` / ``convolve2d``.
     torch          PyTorch (optional, ``pip install -e '.[bench]'``), the same layers built from
                    the xpcnn model (untied conv biases as a learned ``(D, Ho, Wo)`` tensor).
+
+Models: ``seed`` and ``convnet`` (at every ``--batch-sizes``), and the large-kernel cases of
+issue 9, one convolution each with forward, kernel and input gradients, at their own batch:
+``conv11`` (3→8 channels, 11×11 kernels, 64×64 inputs, batch 32) and ``conv25`` (1→2 channels,
+25×25 kernels, 128×128 inputs, batch 8). After the table come each engine's speed against
+``gemm`` and what ``auto`` measured and chose for every layer shape.
 
 The roofline: a large matrix product, timed in every interleaved round like a contender, gives
 the machine's peak GFLOP/s for the dtype in that round; each result's GFLOP/s counts the
@@ -58,6 +66,8 @@ from xpcnn.optimizers import SGD
 
 LEARNING_RATE = 0.1
 SEED = 0
+#: xpcnn's contenders unless --engines says otherwise (signal-direct: add it by name, it is slow).
+DEFAULT_ENGINES = ("auto", "gemm", "signal")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,6 +91,27 @@ def convnet_model(dtype: str) -> "tuple[xc.Sequential, str, int]":
     return model, loss, 10
 
 
+def conv_case(input_shape: tuple, kernel_size: int, depth: int) -> Callable:
+    """One convolution, forward and both gradients (as inside a network), under a mean squared error."""
+
+    def build(dtype: str) -> "tuple[xc.Sequential, str, None]":
+        conv = xc.Convolutional(input_shape, kernel_size=kernel_size, depth=depth)
+        model = xc.Sequential([conv, xc.Flatten()], seed=SEED, dtype=dtype)
+        conv.compute_input_gradient = True  # a first layer skips ∂E/∂X; a case measures all three products
+        return model, "mse", None
+
+    build.__doc__ = (f"Conv {depth}×{kernel_size}×{kernel_size} on {'×'.join(map(str, input_shape))}: "
+                     f"forward, kernel and input gradients, mean squared error")
+    return build
+
+
+#: The large-kernel cases of issue 9, each at its own batch size (``--batch-sizes`` does not apply).
+CASES = {
+    "conv11": (conv_case((3, 64, 64), 11, 8), 32),
+    "conv25": (conv_case((1, 128, 128), 25, 2), 8),
+}
+
+
 def available_models() -> "dict[str, Callable]":
     models = {"seed": seed_model}
     try:
@@ -89,15 +120,15 @@ def available_models() -> "dict[str, Callable]":
             models["convnet"] = convnet_model
     except ImportError:
         pass
+    models.update({name: build for name, (build, _) in CASES.items()})
     return models
 
 
 def set_engine(model: xc.Sequential, engine: str) -> None:
-    """Switch every convolution of ``model`` to ``engine``."""
+    """Switch every convolution of ``model`` to ``engine`` (``auto`` measures on the first step)."""
     for layer in model.layers:
         if isinstance(layer, xc.Convolutional):
             layer.engine_name = engine
-            layer.engine = get_engine(engine)
 
 
 def matrix_flops(model: xc.Sequential, train: bool) -> int:
@@ -117,10 +148,12 @@ def matrix_flops(model: xc.Sequential, train: bool) -> int:
     return flops
 
 
-def synthetic_batch(model: xc.Sequential, classes: int, batch: int, dtype: str):
-    """Random 28×28 images in [0, 1) and one-hot labels, as host NumPy arrays."""
+def synthetic_batch(model: xc.Sequential, classes: "int | None", batch: int, dtype: str):
+    """Random images in [0, 1) and one-hot labels (random targets when ``classes`` is None), on the host."""
     rng = np.random.default_rng(1)
     x = rng.random((batch, *model.input_shape)).astype(dtype)
+    if classes is None:
+        return x, rng.random((batch, *model.output_shape)).astype(dtype)
     y = np.eye(classes, dtype=dtype)[rng.integers(0, classes, batch)]
     return x, y
 
@@ -254,6 +287,8 @@ def torch_model(model: xc.Sequential, torch, device: str, dtype: str):
 
 def torch_loss(torch, name: str):
     f = torch.nn.functional
+    if name == "mse":
+        return f.mse_loss
     if name == "binary_cross_entropy":
         return f.binary_cross_entropy
     if name == "categorical_cross_entropy":
@@ -388,7 +423,8 @@ def build_contenders(args, model_name, build, dtype, batch, device, torch) -> "t
         contenders.append(Contender(f"xpcnn[{engine}]", "train",
                                     lambda m=m, x=x, y=y, opt=opt: m.train_step(x, y, loss_fn, loss_prime, opt),
                                     xsync, batch))
-        contenders.append(Contender(f"xpcnn[{engine}]", "infer", lambda m=m, x=x: m.forward(x), xsync, batch))
+        contenders.append(Contender(f"xpcnn[{engine}]", "infer", lambda m=m, x=x: m.forward(x, training=False),
+                                    xsync, batch))
 
     if "per-sample" in args.contenders and model_name == "seed" and device == "cpu":
         ref = PerSample(model, LEARNING_RATE)
@@ -403,6 +439,9 @@ def build_contenders(args, model_name, build, dtype, batch, device, torch) -> "t
         tdev = "cuda" if device.startswith("cuda") else "cpu"
         net = torch_model(model, torch, tdev, dtype)
         tx = torch.tensor(x_host, device=tdev)
+        first = model.layers[0]
+        if getattr(first, "compute_input_gradient", False):
+            tx.requires_grad_(True)  # a case computes ∂E/∂X of its first layer too
         ty = torch.tensor(y_host, device=tdev)
         tloss = torch_loss(torch, loss_name)
         topt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
@@ -629,6 +668,29 @@ def print_ratios(entries: list) -> None:
             print(f"  {e['model']:8} {e['dtype']:7} batch {e['batch']:>4} {e['mode']:5} {'  '.join(parts)}")
 
 
+def print_engines(rows: list, choices: list) -> None:
+    """Each engine against ``gemm`` (per-round ratios), and what ``auto`` measured and chose per layer."""
+    table: dict = {}
+    for row in rows:
+        if "samples_per_s" in row and row["contender"].startswith("xpcnn["):
+            key = (row["model"], row["dtype"], row["batch"], row["mode"])
+            table.setdefault(key, {})[row["contender"][6:-1]] = row["samples_per_s"]["runs"]
+    lines = [(key, by) for key, by in table.items() if "gemm" in by and len(by) > 1]
+    if lines:
+        print("\nengines against gemm (median and min–max of the per-round ratios; > 1 is faster):")
+        for (model, dtype, batch, mode), by in lines:
+            parts = "  ".join(f"{name} {format_ratio(spread(paired_ratios(runs, by['gemm'])))}"
+                              for name, runs in by.items() if name != "gemm")
+            print(f"  {model:8} {dtype:7} batch {batch:>4} {mode:5} {parts}")
+    if choices:
+        print("\nauto's choices (input, kernels, stride, mode: engine; best seconds of each engine measured):")
+        for c in choices:
+            times = ", ".join(f"{name} {seconds * 1e3:.1f} ms" + (" (forward, dropped)" if name in c["dropped"] else "")
+                              for name, seconds in c["seconds"].items())
+            print(f"  {tuple(c['input'])} {tuple(c['kernels'])} s={c['stride']} {c['dtype']:7} {c['mode']:5}: "
+                  f"{c['engine']:13} ({times or 'one candidate'}; {c['measured_s'] * 1e3:.0f} ms to measure)")
+
+
 def print_targets(verdicts: list) -> None:
     """The issue's targets (seed network, float32, training), where this run measured them."""
     if not verdicts:
@@ -652,10 +714,12 @@ def csv(kind):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=csv(str), default=None, help="seed,convnet (default: every model available)")
+    p.add_argument("--models", type=csv(str), default=None,
+                   help="seed,convnet,conv11,conv25 (default: every model available)")
     p.add_argument("--batch-sizes", type=csv(int), default=[1, 32, 128, 512])
     p.add_argument("--dtypes", type=csv(str), default=["float32", "float64"])
-    p.add_argument("--engines", type=csv(str), default=None, help="xpcnn convolution engines (default: all)")
+    p.add_argument("--engines", type=csv(str), default=None,
+                   help=f"xpcnn convolution engines (default: {','.join(DEFAULT_ENGINES)}; also signal-direct)")
     p.add_argument("--contenders", type=csv(str), default=["xpcnn", "per-sample", "torch"],
                    help="which of xpcnn, per-sample, torch to run")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per contender (interleaved)")
@@ -684,17 +748,17 @@ def fail(message: str) -> "None":
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from xpcnn.engines import DEFAULT_ENGINE, ENGINES
+    from xpcnn.engines import NAMES, auto
 
     models = available_models()
     names = args.models or list(models)
     unknown = [n for n in names if n not in models]
     if unknown:
         fail(f"unknown or unavailable model(s) {unknown}: available {sorted(models)}")
-    args.engines = args.engines or list(ENGINES)
-    bad = [e for e in args.engines if e not in ENGINES]
+    args.engines = args.engines or list(DEFAULT_ENGINES)
+    bad = [e for e in args.engines if e not in NAMES]
     if bad:
-        fail(f"unknown engine(s) {bad}: expected some of {sorted(ENGINES)}")
+        fail(f"unknown engine(s) {bad}: expected some of {list(NAMES)}")
     bad = [d for d in args.dtypes if d not in ("float32", "float64")]
     if bad or not args.batch_sizes or min(args.batch_sizes) < 1 or args.repeats < 1:
         fail("--dtypes takes float32,float64; --batch-sizes positive integers; --repeats >= 1")
@@ -726,6 +790,7 @@ def main(argv=None) -> int:
             blas["num_threads"] = args.threads
         except ImportError:
             fail("--threads needs threadpoolctl (pip install -e '.[bench]')")
+        xc.backend.NUMPY.fft_workers = args.threads  # scipy.fft's threads, for the signal engine
     if torch is not None:
         torch.set_num_threads(threads)
 
@@ -752,7 +817,9 @@ def main(argv=None) -> int:
     peaks = {d: measure_peak(xp, d, sync, size) for d in args.dtypes}
     print("roofline: " + ", ".join(f"{d} matmul {peaks[d]:.0f} GFLOP/s" for d in args.dtypes)
           + " up front; each configuration's rounds time the matmul again and compare with it")
-    default = DEFAULT_ENGINE
+    default = "auto" if "auto" in args.engines else args.engines[0]
+    if os.environ.get(auto.ENV):
+        print(f"note: {auto.ENV}={os.environ[auto.ENV]} is set: it decides for xpcnn[auto] instead of a measurement")
     print(f"xpcnn default engine: {default}; per-sample contender timed on up to {args.per_sample_batch} "
           f"samples per step; {args.repeats} interleaved repeats of >= {args.min_time:g} s\n")
 
@@ -761,7 +828,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     for name in names:
         for dtype in args.dtypes:
-            for batch in sorted(args.batch_sizes):
+            for batch in [CASES[name][1]] if name in CASES else sorted(args.batch_sizes):
                 rows += run_config(args, name, models[name], dtype, batch, device, torch, seconds_per_sample)
                 print(f"  done {name} {dtype} batch {batch} ({time.perf_counter() - started:.0f} s)", flush=True)
     print()
@@ -770,12 +837,14 @@ def main(argv=None) -> int:
     print_ratios(entries)
     verdicts = target_verdicts(rows, entries, default, threads)
     print_targets(verdicts)
+    print_engines(rows, auto.choices())
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"machine": machine, "peak_gflops": peaks, "default_engine": default,
                        "settings": {k: v for k, v in vars(args).items() if k != "json_path"},
-                       "results": rows, "ratios": entries, "targets": verdicts}, f, indent=1)
+                       "results": rows, "ratios": entries, "targets": verdicts,
+                       "auto_choices": auto.choices()}, f, indent=1)
         print(f"wrote {args.json_path}")
     return 0
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 
 import pytest
 
@@ -35,6 +36,10 @@ from ci_policy import pytest_runtest_makereport, require_mnist_test_dir  # noqa:
 from xpcnn import backend
 
 BACKENDS = ["numpy", "strict-cpu", "strict-device1", "cupy"]
+
+# engine="auto" times the engines on each new layer shape; the suite runs with the deterministic
+# default instead (tests/test_engine_choice.py unsets it to test the measurement itself).
+os.environ.setdefault("XPCNN_ENGINE", "gemm")
 
 
 @functools.cache

@@ -71,3 +71,31 @@ def check_layer_gradients(layer, x, rng, rtol=1e-6, atol=1e-8):
     for name, param in layer.params.items():
         np.testing.assert_allclose(analytic[name], numerical_gradient(energy, param), rtol=rtol, atol=atol,
                                    err_msg=f"{layer!r}: gradient of {name}")
+
+
+def strided_conv_forward(x, kernels, stride):
+    """``Y[n, i, u, v] = Σ_{j,p,q} X[n, j, s·u + p, s·v + q] K[i, j, p, q]``, one output position at a time."""
+    n, c, h, w = x.shape
+    d, _, kh, kw = kernels.shape
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    y = np.zeros((n, d, ho, wo))
+    for u in range(ho):
+        for v in range(wo):
+            window = x[:, :, stride * u:stride * u + kh, stride * v:stride * v + kw]  # (N, C, kh, kw)
+            y[:, :, u, v] = np.tensordot(window, kernels, axes=([1, 2, 3], [1, 2, 3]))
+    return y
+
+
+def strided_conv_backward(x, kernels, output_gradient, stride):
+    """``(∂E/∂K, ∂E/∂X)`` of :func:`strided_conv_forward`: each output position's window gets its
+    share back (the chain rule term by term, no dilation, no full convolution)."""
+    kh, kw = kernels.shape[2:]
+    dk = np.zeros(kernels.shape)
+    dx = np.zeros(x.shape)
+    for u in range(output_gradient.shape[2]):
+        for v in range(output_gradient.shape[3]):
+            rows, cols = slice(stride * u, stride * u + kh), slice(stride * v, stride * v + kw)
+            g = output_gradient[:, :, u, v]  # (N, D)
+            dk += np.tensordot(g, x[:, :, rows, cols], axes=([0], [0]))     # (D, C, kh, kw)
+            dx[:, :, rows, cols] += np.tensordot(g, kernels, axes=([1], [0]))  # (N, C, kh, kw)
+    return dk, dx

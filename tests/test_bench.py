@@ -5,6 +5,7 @@ No timing is asserted anywhere: the numbers depend on the machine.
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,9 @@ def load_bench():
     return sys.modules["xpcnn_bench_script"]
 
 
-def run_bench(*args, timeout=300):
+def run_bench(*args, timeout=300, env=None):
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+                          timeout=timeout, cwd=ROOT, env=env)
 
 
 def test_bench_runs_without_torch_and_writes_json_with_ratio_to_per_sample(tmp_path):
@@ -43,7 +44,7 @@ def test_bench_runs_without_torch_and_writes_json_with_ratio_to_per_sample(tmp_p
     assert "warning" not in result.stderr  # the contenders' outputs agree
     report = json.loads(out.read_text())
     contenders = {(r["contender"], r["mode"]) for r in report["results"]}
-    assert {("xpcnn[gemm]", "train"), ("xpcnn[signal]", "infer"), ("per-sample", "train")} <= contenders
+    assert {("xpcnn[auto]", "train"), ("xpcnn[gemm]", "train"), ("xpcnn[signal]", "infer"), ("per-sample", "train")} <= contenders
     assert all(r["samples_per_s"]["median"] > 0 for r in report["results"])
     assert report["peak_gflops"]["float32"] > 0
     for r in report["results"]:  # the matmul peak is timed in every interleaved round, next to each row
@@ -238,3 +239,17 @@ def test_targets_are_left_out_when_the_run_did_not_measure_them(capsys):
     assert bench.target_verdicts(rows, bench.ratios(rows, "gemm"), "gemm", 2) == []
     bench.print_targets([])
     assert capsys.readouterr().out == ""
+
+
+def test_bench_large_kernel_case_prints_engines_against_gemm_and_autos_choice(tmp_path):
+    out = tmp_path / "bench.json"
+    contenders = "xpcnn,torch" if HAS_TORCH else "xpcnn"
+    measuring = {k: v for k, v in os.environ.items() if k != "XPCNN_ENGINE"}  # auto really measures
+    result = run_bench("--models", "conv11", "--dtypes", "float32", "--repeats", "1", "--min-time", "0",
+                       "--pause", "0", "--contenders", contenders, "--json", str(out), env=measuring)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr  # every engine (and PyTorch) computes the same outputs
+    assert "engines against gemm" in result.stdout and "auto's choices" in result.stdout
+    report = json.loads(out.read_text())
+    assert {r["batch"] for r in report["results"]} == {32}  # the case's own batch, whatever --batch-sizes says
+    assert {(c["input"][0], c["mode"]) for c in report["auto_choices"]} == {(32, "train"), (32, "infer")}

@@ -6,7 +6,7 @@ import pytest
 import xpcnn as xc
 from reference import check_layer_gradients, conv_backward, conv_forward
 
-ENGINES = ["signal", "gemm"]
+ENGINES = ["signal", "gemm", "signal-direct"]
 
 
 def make_conv(input_shape, k, depth, engine, dtype="float64", **kw):
@@ -83,6 +83,49 @@ def test_gradients_match_finite_differences(engine, bias, padding):
     check_layer_gradients(conv, rng.standard_normal((2, 2, 5, 4)), rng)
 
 
+def _finite_difference_check_on(device, layer, x, rng, eps=1e-6):
+    """Central differences of ``E = Σ g ⊙ layer(x)`` against backward, with ``layer`` and ``x`` on ``device``.
+
+    Every perturbed copy is made on the host and moved explicitly, so this runs on device1 too.
+    """
+    g = rng.standard_normal(layer.forward(xc.to_device(x, device)).shape)
+
+    def energy(inp):
+        return float(np.sum(g * xc.to_numpy(layer.forward(xc.to_device(inp, device)))))
+
+    def numeric(values, set_values):
+        grad = np.zeros_like(values)
+        for idx in np.ndindex(values.shape):
+            for sign in (1, -1):
+                moved = values.copy()
+                moved[idx] += sign * eps
+                set_values(moved)
+                grad[idx] += sign * energy_now() / (2 * eps)
+        set_values(values)
+        return grad
+
+    layer.forward(xc.to_device(x, device))
+    dx = xc.to_numpy(layer.backward(xc.to_device(g, device)))
+    analytic = {name: xc.to_numpy(grad) for name, grad in layer.grads.items()}
+    state = {"x": x}
+    energy_now = lambda: energy(state["x"])  # noqa: E731
+    np.testing.assert_allclose(dx, numeric(x, lambda v: state.update(x=v)), rtol=1e-6, atol=1e-8)
+    for name, param in list(layer.params.items()):
+        host = xc.to_numpy(param).copy()
+        expected = numeric(host, lambda v, name=name: layer.params.__setitem__(name, xc.to_device(v, device)))
+        np.testing.assert_allclose(analytic[name], expected, rtol=1e-6, atol=1e-8, err_msg=f"{layer!r}: {name}")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("stride,padding,bias", [(2, 0, "untied"), (2, 1, "tied"), (3, 2, "tied")])
+def test_strided_gradients_match_finite_differences_on_numpy_and_array_api_strict(device, engine, stride, padding, bias):
+    if device.name.startswith("cuda"):
+        pytest.skip("float64 finite differences run on the host namespaces (tests/test_gpu.py compares CuPy with NumPy)")
+    rng = np.random.default_rng(7)
+    conv = make_conv((2, 7, 6), 3, 2, engine, bias=bias, padding=padding, stride=stride).to(device)
+    _finite_difference_check_on(device, conv, rng.standard_normal((2, 2, 7, 6)), rng)
+
+
 def test_engines_agree_with_each_other_in_float32():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((8, 3, 12, 10)).astype(np.float32)
@@ -138,3 +181,11 @@ def test_kernel_larger_than_input_is_rejected():
 def test_unknown_engine_is_rejected():
     with pytest.raises(ValueError, match="unknown convolution engine 'fast'"):
         xc.Convolutional((1, 3, 3), 2, 1, engine="fast")
+
+
+def test_repr_names_the_engine_auto_chose():
+    conv = make_conv((1, 5, 5), 3, 2, "auto")
+    assert repr(conv).endswith("engine='auto')") and conv.chosen_engine is None
+    conv.forward(np.ones((1, 1, 5, 5)))
+    assert conv.chosen_engine == "gemm"  # the suite pins XPCNN_ENGINE=gemm
+    assert repr(conv).endswith("engine='auto' -> 'gemm')")

@@ -1,4 +1,4 @@
-"""CuPy against NumPy: every layer, loss and optimizer, both engines, training, checkpoints, the CLI.
+"""CuPy against NumPy: every layer, loss and optimizer, every engine, training, checkpoints, the CLI.
 
 Run with ``pytest -m gpu``. Without CuPy or a visible GPU every test here is skipped, and the
 reason says which is missing. Each test builds the same thing from the same seed on the host
@@ -20,7 +20,7 @@ import pytest
 
 import xpcnn as xc
 from xpcnn.datasets import load_sample
-from xpcnn.engines import get_engine
+from xpcnn.engines import ENGINES, auto, get_engine
 from xpcnn.losses import LOSSES
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda")]
@@ -54,6 +54,10 @@ LAYERS = {  # name: (factory(dtype) -> layer, per-sample input shape)
     "conv-gemm-tied-same": (_conv("gemm", bias="tied", padding="same"), (2, 9, 8)),
     "conv-signal-untied-pad2": (_conv("signal", padding=2), (2, 9, 8)),
     "conv-gemm-tied-pad2": (_conv("gemm", bias="tied", padding=2), (2, 9, 8)),
+    "conv-direct-tied-same": (_conv("signal-direct", bias="tied", padding="same"), (2, 9, 8)),
+    "conv-signal-stride2-pad1": (_conv("signal", stride=2, padding=1), (2, 9, 8)),
+    "conv-gemm-stride3": (_conv("gemm", stride=3, bias="tied"), (2, 9, 8)),
+    "conv-direct-stride2": (_conv("signal-direct", stride=2), (2, 9, 8)),
     "dense": (lambda dtype: xc.Dense(12, 5, dtype=dtype, seed=0), (12,)),
     "reshape": (lambda dtype: xc.Reshape((2, 3, 4), (24,)), (2, 3, 4)),
     "flatten": (lambda dtype: xc.Flatten(), (2, 3, 4)),
@@ -85,17 +89,32 @@ def test_layer_forward_and_backward_match_numpy(cuda, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("engine", ["signal", "gemm"])
-def test_engine_products_match_numpy(cuda, engine, dtype):
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_engine_products_match_numpy(cuda, engine, dtype, stride):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((N, 3, 11, 10)).astype(dtype)
     k = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
-    dy = rng.standard_normal((N, 4, 9, 8)).astype(dtype)
-    cpu, gpu = get_engine(engine), get_engine(engine)
+    dy = rng.standard_normal((N, 4, 8 // stride + 1, 7 // stride + 1)).astype(dtype)
+    e = get_engine(engine)  # engines hold no state: one instance serves both devices
     xg, kg, dyg = (xc.to_device(a, cuda) for a in (x, k, dy))
-    assert_close(gpu.forward(xg, kg), cpu.forward(x, k), cuda, dtype, "forward")
-    assert_close(gpu.kernel_gradient(xg, dyg), cpu.kernel_gradient(x, dy), cuda, dtype, "kernel_gradient")
-    assert_close(gpu.input_gradient(dyg, kg), cpu.input_gradient(dy, k), cuda, dtype, "input_gradient")
+    (y_gpu, kept_gpu), (y_cpu, kept_cpu) = e.forward(xg, kg, stride, keep=True), e.forward(x, k, stride, keep=True)
+    assert_close(y_gpu, y_cpu, cuda, dtype, "forward")
+    (dk_gpu, dx_gpu), (dk_cpu, dx_cpu) = e.backward(xg, kg, dyg, stride, kept_gpu), e.backward(x, k, dy, stride, kept_cpu)
+    assert_close(dk_gpu, dk_cpu, cuda, dtype, "kernel_gradient")
+    assert_close(dx_gpu, dx_cpu, cuda, dtype, "input_gradient")
+
+
+def test_auto_measures_on_the_gpu_and_names_its_choice(cuda, monkeypatch):
+    monkeypatch.delenv(auto.ENV, raising=False)
+    auto.forget()
+    layer = xc.Convolutional((3, 32, 32), 5, 8, seed=0).to(cuda)
+    y = layer.forward(xc.to_device(np.ones((16, 3, 32, 32), np.float32), cuda))
+    (choice,) = auto.choices()
+    assert layer.chosen_engine == choice["engine"] in ENGINES and choice["device"] == cuda.name
+    assert set(choice["seconds"]) == {"gemm", "signal", "signal-direct"}  # direct is a candidate on CuPy
+    assert xc.backend.Device.of(y) == cuda
+    auto.forget()
 
 
 # -- losses and optimizers ------------------------------------------------------------------------
@@ -156,7 +175,7 @@ def network(engine: str, dtype: str, device="cpu") -> xc.Sequential:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("engine", ["signal", "gemm"])
+@pytest.mark.parametrize("engine", list(ENGINES))
 def test_training_from_the_same_seed_gives_the_same_loss_curve(cuda, engine, dtype):
     x, y = zero_one_digits()
     curves = {}

@@ -40,7 +40,7 @@ def train_step(model, x, y, optimizer):
     return loss, out
 
 
-@pytest.mark.parametrize("engine", ["signal", "gemm"])
+@pytest.mark.parametrize("engine", ["signal", "gemm", "signal-direct"])
 @pytest.mark.parametrize("device_name", ["CPU_DEVICE", "device1"])
 @pytest.mark.parametrize("make_opt", [lambda: xc.SGD(0.1, momentum=0.9), lambda: xc.Adam(0.01)])
 def test_full_training_step_on_array_api_strict_matches_numpy(engine, device_name, make_opt):

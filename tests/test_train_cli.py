@@ -55,6 +55,9 @@ def test_sample_run_exits_0_and_writes_the_metrics_json(tmp_path, offline_env):
     assert matrix.shape == (2, 2) and matrix.sum() == m["dataset"]["test_samples"] == 200
     assert m["final"]["test_accuracy"] == pytest.approx(np.trace(matrix) / 200)
     assert m["throughput"]["train_samples_per_s"] > 0 and m["device"] == "cpu"
+    # each convolution names the engine it asked for and those it used (the suite pins XPCNN_ENGINE=gemm)
+    assert m["model"]["engines"] == [{"layer": 0, "requested": "auto", "train": "gemm", "infer": "gemm"}]
+    assert "engine='auto' -> 'gemm'" in m["model"]["layers"]
 
 
 def test_default_run_falls_back_to_the_sample_in_one_line_and_reproduces_the_derivation(tmp_path, offline_env):

@@ -224,7 +224,10 @@ def _metrics(settings: Settings, data, model, history: list, first_epoch: int, m
         "dataset": {"name": data.name, "source": data.source,
                     "class_names": [data.class_names[c] for c in settings.classes],
                     "train_samples": n_train, "test_samples": n_test},
-        "model": {"name": settings.model, "parameters": model.parameter_count(), "layers": repr(model)},
+        "model": {"name": settings.model, "parameters": model.parameter_count(), "layers": repr(model),
+                  # each convolution's engine: the one asked for, and those its last passes used
+                  "engines": [{"layer": i, "requested": layer.engine_name, **layer.chosen_engines}
+                              for i, layer in enumerate(model.layers) if hasattr(layer, "chosen_engines")]},
         "resumed_from": settings.resume, "first_epoch": first_epoch + 1, "epochs_total": model.epoch,
         "history": history,
         "final": {"test_accuracy": correct / n_test, "test_correct": correct, "test_samples": n_test,

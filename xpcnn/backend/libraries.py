@@ -188,8 +188,8 @@ class HostBackend(ArrayBackend):
         # No signal module for this namespace: an explicit round trip through NumPy's.
         where = array_api_compat.device(x)
         if array_api_compat.device(kernel) != where:
-            raise ValueError(f"{name}: input on {where} but kernel on {array_api_compat.device(kernel)}; "
-                             f"move one with xpcnn.to_device first")
+            raise DeviceMismatchError(f"{name}: input on {where} but kernel on {array_api_compat.device(kernel)}; "
+                                      f"move one with xpcnn.to_device first")
         out = NUMPY.signal_call(name, self.to_host(x), self.to_host(kernel), mode, method)
         xp = array_namespace(x)
         return array_api_compat.to_device(xp.asarray(out), array_api_compat.device(x))

@@ -67,6 +67,11 @@ def irfft2(x: Array, shape: tuple) -> Array:
     return backend_for(x).irfft2(x, tuple(shape))
 
 
+def contiguous(x: Array) -> Array:
+    """``x`` laid out contiguously (row-major) where its library has layouts; a no-op elsewhere."""
+    return backend_for(x).contiguous(x)
+
+
 def synchronize(x: Array) -> None:
     """Wait for the work queued on ``x``'s device (a no-op on the host)."""
     backend_for(x).synchronize(x)

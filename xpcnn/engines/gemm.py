@@ -1,16 +1,18 @@
 """im2col engine: the correlation as matrix products, written once in the array API.
 
-For offsets ``(p, q)`` of the ``k×k`` window, ``cols[n, (j, p, q), (u, v)] = X[n, j, u+p, v+q]``.
-Then the three products of the convolutional layer are matmuls::
+For offsets ``(p, q)`` of the ``k×k`` window and stride ``s``,
+``cols[n, (j, p, q), (u, v)] = X[n, j, s·u + p, s·v + q]``. Then the three products of the
+convolutional layer are matmuls::
 
     forward          Y[n, i, (u, v)]      = Σ_{j,p,q} K[i, (j, p, q)] · cols[n, (j, p, q), (u, v)]
     kernel_gradient  ∂E/∂K[i, (j, p, q)]  = Σ_{n,u,v} ∂E/∂Y[n, i, (u, v)] · cols[n, (j, p, q), (u, v)]
     input_gradient   ∂E/∂cols[n, (j,p,q), (u,v)] = Σ_i K[i, (j, p, q)] · ∂E/∂Y[n, i, (u, v)],
                      then each window's gradient is added back where it was taken from (col2im)
 
-``cols`` of the forward pass is kept for the kernel gradient. The input gradient takes
-whichever of two equivalent routes moves less data: col2im above, or the derivation's full
-convolution (a forward pass over the zero-padded ``∂E/∂Y`` with ``rot180(K)``, see
+``cols`` of the forward pass is returned to the layer, which keeps it for the kernel gradient
+of a training step (and drops it in inference). The input gradient takes whichever of two
+equivalent routes moves less data: col2im above, or the derivation's full convolution (a
+forward pass over the zero-padded ``∂E/∂Y`` with ``rot180(K)``, see
 :class:`~xpcnn.engines.base.ConvEngine`).
 
 Measured on a 2-core AMD EPYC (one thread, float32): the per-sample products (``matmul``
@@ -24,73 +26,70 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace, device
 
-from .base import ConvEngine
+from .base import ConvEngine, output_size
 
 
-def im2col(x, k_h: int, k_w: int):
-    """``(N, C, H, W) -> (N, C·k_h·k_w, Ho·Wo)`` with ``Ho = H-k_h+1``, ``Wo = W-k_w+1``."""
+def _window(p: int, count: int, stride: int) -> slice:
+    """Rows ``p, p + s, ..., p + s(count - 1)``."""
+    return slice(p, p + stride * (count - 1) + 1, stride)
+
+
+def im2col(x, k_h: int, k_w: int, stride: int = 1):
+    """``(N, C, H, W) -> (N, C·k_h·k_w, Ho·Wo)`` with ``Ho = ⌊(H - k_h) / s⌋ + 1`` (likewise ``Wo``)."""
     xp = array_namespace(x)
     n, c, h, w = x.shape
-    ho, wo = h - k_h + 1, w - k_w + 1
-    windows = [x[:, :, p:p + ho, q:q + wo] for p in range(k_h) for q in range(k_w)]
+    ho, wo = output_size(h, k_h, stride), output_size(w, k_w, stride)
+    windows = [x[:, :, _window(p, ho, stride), _window(q, wo, stride)] for p in range(k_h) for q in range(k_w)]
     cols = xp.stack(windows, axis=2)  # (N, C, k_h·k_w, Ho, Wo)
     return xp.reshape(cols, (n, c * k_h * k_w, ho * wo))
 
 
-def col2im(cols, shape: tuple, k_h: int, k_w: int):
+def col2im(cols, shape: tuple, k_h: int, k_w: int, stride: int = 1):
     """The adjoint of :func:`im2col`: ``(N, C·k_h·k_w, Ho·Wo) -> (N, C, H, W)``, overlaps summed."""
     xp = array_namespace(cols)
     n, c, h, w = shape
-    ho, wo = h - k_h + 1, w - k_w + 1
+    ho, wo = output_size(h, k_h, stride), output_size(w, k_w, stride)
     windows = xp.reshape(cols, (n, c, k_h, k_w, ho, wo))
     x = xp.zeros((n, c, h, w), dtype=cols.dtype, device=device(cols))
     for p in range(k_h):
         for q in range(k_w):
-            x[:, :, p:p + ho, q:q + wo] = x[:, :, p:p + ho, q:q + wo] + windows[:, :, p, q, ...]
+            rows, columns = _window(p, ho, stride), _window(q, wo, stride)
+            x[:, :, rows, columns] = x[:, :, rows, columns] + windows[:, :, p, q, ...]
     return x
 
 
 class GemmEngine(ConvEngine):
     name = "gemm"
 
-    def __init__(self) -> None:
-        self._cols_of = None  # (x, cols) of the last forward, reused by kernel_gradient
-        self._cols = None
-
-    def forward(self, x, kernels):
+    def forward(self, x, kernels, stride=1, keep=False):
         xp = array_namespace(x)
         n, _, h, w = x.shape
         d, c, k_h, k_w = kernels.shape
-        cols = im2col(x, k_h, k_w)
-        self._cols_of, self._cols = x, cols
+        cols = im2col(x, k_h, k_w, stride)
         y = xp.matmul(xp.reshape(kernels, (d, c * k_h * k_w)), cols)  # (N, D, Ho·Wo)
-        return xp.reshape(y, (n, d, h - k_h + 1, w - k_w + 1))
+        y = xp.reshape(y, (n, d, output_size(h, k_h, stride), output_size(w, k_w, stride)))
+        return y, (cols if keep else None)
 
-    def kernel_gradient(self, x, output_gradient):
+    def kernel_gradient(self, x, output_gradient, kernel_hw, stride=1, kept=None):
         xp = array_namespace(x)
         n, d, ho, wo = output_gradient.shape
-        c, h = x.shape[1], x.shape[2]
-        k_h, k_w = h - ho + 1, x.shape[3] - wo + 1
-        cols = self._cols if self._cols_of is x else im2col(x, k_h, k_w)
+        c = x.shape[1]
+        k_h, k_w = kernel_hw
+        cols = kept if kept is not None else im2col(x, k_h, k_w, stride)
         dy = xp.reshape(output_gradient, (n, d, ho * wo))
         # One small product per sample, then the batch sum: faster than tensordot, which would
         # first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
         grad = xp.sum(xp.matmul(dy, xp.matrix_transpose(cols)), axis=0)  # (D, C·k_h·k_w)
         return xp.reshape(grad, (d, c, k_h, k_w))
 
-    def input_gradient(self, output_gradient, kernels):
+    def input_gradient(self, output_gradient, kernels, input_hw, stride=1):
         xp = array_namespace(output_gradient)
         n, d, ho, wo = output_gradient.shape
         _, c, k_h, k_w = kernels.shape
-        h, w = ho + k_h - 1, wo + k_w - 1
-        if c * ho * wo <= d * h * w:
+        h, w = input_hw
+        if stride > 1 or c * ho * wo <= d * h * w:
             # col2im: ∂E/∂cols = Kᵀ ∂E/∂Y has C·k·k rows, the padded route's cols D·k·k.
             k_t = xp.matrix_transpose(xp.reshape(kernels, (d, c * k_h * k_w)))
             grad_cols = xp.matmul(k_t, xp.reshape(output_gradient, (n, d, ho * wo)))
-            return col2im(grad_cols, (n, c, h, w), k_h, k_w)
-        # The full convolution through forward(); the forward pass's cols belong to X: keep them.
-        saved = (self._cols_of, self._cols)
-        try:
-            return super().input_gradient(output_gradient, kernels)
-        finally:
-            self._cols_of, self._cols = saved
+            return col2im(grad_cols, (n, c, h, w), k_h, k_w, stride)
+        return super().input_gradient(output_gradient, kernels, input_hw, stride)

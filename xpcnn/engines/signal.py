@@ -1,7 +1,32 @@
-"""The design card's engine: N-d correlations through ``backend.correlate``.
+"""The design card's engine: the derivation's correlations computed the signal-processing way.
 
-SciPy computes for NumPy arrays, ``cupyx.scipy.signal`` for CuPy arrays. Each call correlates
-the whole batch at once; the Python loop runs over output channels, never over samples.
+Two methods, each one or a few batched calls per product through the backend's dispatch
+(:mod:`xpcnn.backend.signal`: SciPy for NumPy arrays, CuPy for CuPy arrays):
+
+``"fft"`` (engine ``"signal"``)
+    The correlation theorem with one FFT per operand and one matrix product per frequency.
+    With ``X̂ = rfft2(X)`` zero-padded to ``(Hf, Wf) ≥ (H, W)`` (no wrap-around reaches a valid
+    position), for every frequency ``f``::
+
+        forward          Ŷ[f, n, i]      = Σ_j X̂[f, n, j] · conj(K̂[f, i, j])       Y = irfft2(Ŷ)[:Ho, :Wo]
+        kernel_gradient  ∂Ê/∂K[f, i, j]  = Σ_n conj(Ĝ[f, n, i]) · X̂[f, n, j]       ∂E/∂K = irfft2(...)[:k, :k]
+        input_gradient   ∂Ê/∂X[f, n, j]  = Σ_i Ĝ[f, n, i] · K̂[f, i, j]              ∂E/∂X = irfft2(...)[:H, :W]
+
+    where ``G = dil(∂E/∂Y)``. Each line is one batched ``matmul`` over the frequencies; the
+    forward pass returns ``X̂`` for the kernel gradient, and backward transforms ``G`` once for
+    both gradients. ``rfft2`` / ``irfft2`` are ``scipy.fft`` (multi-threaded) or ``cupy.fft``.
+``"direct"`` (engine ``"signal-direct"``)
+    ``backend.correlate(..., method="direct")``: ``scipy.signal.correlate`` or
+    ``cupyx.scipy.signal.correlate`` on whole batches, one call per output channel ("valid"
+    along the channel axis sums over it).
+
+Measured, float32, one thread, 2-core AMD EPYC (forward only): for 8×1×128×128 inputs and
+2×1×25×25 kernels, ``gemm`` 34 ms, one ``scipy.signal.fftconvolve(x[:, None], K[None],
+axes=(-2, -1))`` call 7.7 ms, ``oaconvolve`` 7.0 ms, the per-frequency products 4.4 ms, the
+direct method 1.4 s; for 32×3×64×64 and 8×3×11×11: 43, 33, 98, 10.5 ms (the direct method
+runs at about 75 million multiply-adds per second). Hence FFTs as per-frequency products, and
+``fftconvolve`` nowhere: it cannot sum over the channels inside the frequency domain.
+A strided convolution is computed at every position, then sampled every ``s``-th.
 """
 
 from __future__ import annotations
@@ -9,26 +34,109 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from .. import backend
-from .base import ConvEngine
+from ..errors import ConfigError
+from .base import ConvEngine, dilate2d, output_size
+
+
+def fast_length(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c ≥ n``: the FFT sizes every FFT library computes fastest."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _spectra(a, shape: tuple):
+    """``(B, C, H, W)`` real -> ``(F, B, C)`` complex (``F = Hf·(Wf/2 + 1)`` frequencies), contiguous."""
+    xp = array_namespace(a)
+    b, c = a.shape[:2]
+    spectra = xp.reshape(backend.rfft2(a, shape), (b, c, -1))
+    return backend.contiguous(xp.permute_dims(spectra, (2, 0, 1)))
+
+
+def _image(spectra, shape: tuple):
+    """The inverse of :func:`_spectra`: ``(F, B, C)`` complex -> ``(B, C, Hf, Wf)`` real."""
+    xp = array_namespace(spectra)
+    _, b, c = spectra.shape
+    half = xp.reshape(xp.permute_dims(spectra, (1, 2, 0)), (b, c, shape[0], shape[1] // 2 + 1))
+    return backend.irfft2(half, shape)
+
+
+def _crop(xp, a, rows: slice, columns: slice):
+    """A fresh copy of ``a[..., rows, columns]`` (a view would keep the whole buffer alive)."""
+    return xp.asarray(a[..., rows, columns], copy=True)
 
 
 class SignalEngine(ConvEngine):
-    name = "signal"
+    """``method="fft"``: per-frequency products; ``method="direct"``: batched direct correlations."""
 
-    def __init__(self, method: str = "auto") -> None:
+    def __init__(self, method: str = "fft") -> None:
+        if method not in ("fft", "direct"):
+            raise ConfigError(f"SignalEngine: method must be 'fft' or 'direct', got {method!r}")
         self.method = method
+        self.name = "signal" if method == "fft" else "signal-direct"
 
-    def forward(self, x, kernels):
-        # X: (N, C, H, W) ⋆ K_i: (1, C, k, k) -> (N, 1, Ho, Wo); "valid" along C sums over j.
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(self, x, kernels, stride=1, keep=False):
         xp = array_namespace(x)
-        outputs = [backend.correlate(x, kernels[i:i + 1, ...], "valid", self.method) for i in range(kernels.shape[0])]
-        return xp.concat(outputs, axis=1)
+        h, w = x.shape[-2:]
+        k_h, k_w = kernels.shape[-2:]
+        rows = slice(0, stride * (output_size(h, k_h, stride) - 1) + 1, stride)
+        columns = slice(0, stride * (output_size(w, k_w, stride) - 1) + 1, stride)
+        if self.method == "direct":
+            # X: (N, C, H, W) ⋆ K_i: (1, C, k, k) -> (N, 1, H-k+1, W-k+1); "valid" along C sums over j.
+            outs = [backend.correlate(x, kernels[i:i + 1, ...], "valid", "direct") for i in range(kernels.shape[0])]
+            return _crop(xp, xp.concat(outs, axis=1), rows, columns), None
+        shape = (fast_length(h), fast_length(w))
+        x_hat = _spectra(x, shape)                                             # (F, N, C)
+        k_hat = _spectra(kernels, shape)                                       # (F, D, C)
+        y_hat = xp.matmul(x_hat, xp.matrix_transpose(xp.conj(k_hat)))          # (F, N, D)
+        return _crop(xp, _image(y_hat, shape), rows, columns), (x_hat if keep else None)
 
-    def kernel_gradient(self, x, output_gradient):
-        # X: (N, C, H, W) ⋆ ∂E/∂Y_i: (N, 1, Ho, Wo) -> (1, C, k, k); "valid" along N sums the batch.
+    # -- backward --------------------------------------------------------------------------------
+    def kernel_gradient(self, x, output_gradient, kernel_hw, stride=1, kept=None):
         xp = array_namespace(x)
-        grads = [
-            backend.correlate(x, output_gradient[:, i:i + 1, ...], "valid", self.method)
-            for i in range(output_gradient.shape[1])
-        ]
-        return xp.concat(grads, axis=0)
+        k_h, k_w = kernel_hw
+        g = dilate2d(output_gradient, stride)                                  # (N, D, Hd, Wd)
+        if self.method == "direct":
+            # X: (N, C, H, W) ⋆ G_i: (N, 1, Hd, Wd) -> (1, C, ≥k, ≥k); "valid" along N sums the batch.
+            grads = [backend.correlate(x, g[:, i:i + 1, ...], "valid", "direct") for i in range(g.shape[1])]
+            return _crop(xp, xp.concat(grads, axis=0), slice(0, k_h), slice(0, k_w))
+        shape = (fast_length(x.shape[-2]), fast_length(x.shape[-1]))
+        return self._kernel_gradient_fft(xp, x, _spectra(g, shape), kernel_hw, shape, kept)
+
+    def _kernel_gradient_fft(self, xp, x, g_hat, kernel_hw, shape, kept):
+        x_hat = kept if kept is not None else _spectra(x, shape)              # (F, N, C)
+        dk_hat = xp.matmul(xp.matrix_transpose(xp.conj(g_hat)), x_hat)       # (F, D, C)
+        return _crop(xp, _image(dk_hat, shape), slice(0, kernel_hw[0]), slice(0, kernel_hw[1]))
+
+    def _input_gradient_fft(self, xp, g_hat, kernels, input_hw, shape):
+        dx_hat = xp.matmul(g_hat, _spectra(kernels, shape))                   # (F, N, C)
+        return _crop(xp, _image(dx_hat, shape), slice(0, input_hw[0]), slice(0, input_hw[1]))
+
+    def input_gradient(self, output_gradient, kernels, input_hw, stride=1):
+        if self.method == "direct":
+            return super().input_gradient(output_gradient, kernels, input_hw, stride)
+        xp = array_namespace(output_gradient)
+        shape = (fast_length(input_hw[0]), fast_length(input_hw[1]))
+        g_hat = _spectra(dilate2d(output_gradient, stride), shape)
+        return self._input_gradient_fft(xp, g_hat, kernels, input_hw, shape)
+
+    def backward(self, x, kernels, output_gradient, stride=1, kept=None, input_gradient=True):
+        if self.method == "direct":
+            return super().backward(x, kernels, output_gradient, stride, kept, input_gradient)
+        xp = array_namespace(x)
+        input_hw = tuple(x.shape[-2:])
+        shape = (fast_length(input_hw[0]), fast_length(input_hw[1]))
+        g_hat = _spectra(dilate2d(output_gradient, stride), shape)            # (F, N, D), once for both
+        grad_k = self._kernel_gradient_fft(xp, x, g_hat, tuple(kernels.shape[-2:]), shape, kept)
+        grad_x = self._input_gradient_fft(xp, g_hat, kernels, input_hw, shape) if input_gradient else None
+        return grad_k, grad_x

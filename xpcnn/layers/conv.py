@@ -11,10 +11,23 @@ with ``Ho = H + 2·padding - k + 1`` (likewise ``Wo``). Backward, from ``∂E/�
                                                      for per-channel biases)
     ∂E/∂X_j  = Σ_i ∂E/∂Y_i ∗full K_ij                (then cropped by the padding)
 
+Strided (``stride = s``): the forward pass is the valid correlation sampled every ``s``-th
+position, ``Y_i[u, v] = B_i[u, v] + Σ_j (X_j ⋆ K_ij)[s·u, s·v]``, so
+``Ho = ⌊(H + 2·padding - k) / s⌋ + 1``. Each ``Y_i[u, v]`` still depends on ``X_j`` through
+``K_ij`` alone, at the offsets ``(s·u + p, s·v + q)``; collecting those terms gives, with
+``dil(∂E/∂Y_i)`` the gradient spread back to the sampled positions (``s - 1`` zeros between
+neighbours, ``s(Ho - 1) + 1`` rows)::
+
+    ∂E/∂K_ij[p, q] = Σ_{u,v} ∂E/∂Y_i[u, v] · X_j[s·u + p, s·v + q]  =  (X_j ⋆ dil(∂E/∂Y_i))[p, q]
+    ∂E/∂X_j        = Σ_i dil(∂E/∂Y_i) ∗full K_ij     (s(Ho-1) + k rows; the rows after them,
+                                                     which no window reached, get zeros)
+
 Biases are *untied* by default, as in the derivation (``B_i`` has the shape of ``Y_i``, so
 ``biases: (D, Ho, Wo)``); ``bias="tied"`` gives one bias per output channel (``(D,)``), as in
 PyTorch and Keras. The three products are computed by a convolution engine
-(:mod:`xpcnn.engines`): ``"signal"`` (scipy / cupyx correlation) or ``"gemm"`` (im2col).
+(:mod:`xpcnn.engines`): ``"gemm"`` (im2col), ``"signal"`` (FFTs), ``"signal-direct"`` (scipy /
+cupyx direct correlation), or ``"auto"``, which times them on the layer's shapes and keeps the
+fastest; :attr:`Convolutional.chosen_engine` names the one the last forward pass used.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from .. import backend, validation
-from ..engines import get_engine, pad2d
+from ..engines import check_engine_name, engine_for, output_size, pad2d
 from ..errors import ConfigError, ShapeError
 from .base import ParameterLayer
 
@@ -37,6 +50,7 @@ class Convolutional(ParameterLayer):
         depth: int,
         *,
         padding: "int | str" = 0,
+        stride: int = 1,
         bias: str = "untied",
         engine: str = "auto",
         dtype: str = "float32",
@@ -53,17 +67,17 @@ class Convolutional(ParameterLayer):
                 raise ConfigError(f"Convolutional: padding='same' needs an odd kernel_size, got {self.kernel_size}")
             padding = 0 if padding == "valid" else (self.kernel_size - 1) // 2
         self.padding = validation.integer("Convolutional", "padding", padding, minimum=0)
+        self.stride = validation.integer("Convolutional", "stride", stride, minimum=1)
         self.bias = validation.one_of("Convolutional", "bias", bias, ("untied", "tied"))
-        self.engine_name = engine
-        try:
-            self.engine = get_engine(engine)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"Convolutional: engine: {exc}") from None
+        #: The engine asked for (``"auto"``, ``"gemm"``, ...) and the one the last forward pass used.
+        self.engine_name = check_engine_name(engine)
+        self.chosen_engine: "str | None" = None
+        #: The engine of the last training and of the last inference forward pass (``auto`` may differ).
+        self.chosen_engines: "dict[str, str]" = {}
         c, h, w = self.input_shape
-        self.out_hw = (h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1)
-        if min(self.out_hw) < 1:
+        k, p, s = self.kernel_size, self.padding, self.stride
+        self.out_hw = (output_size(h + 2 * p, k, s), output_size(w + 2 * p, k, s))
+        if min(h, w) + 2 * p < k:
             raise ShapeError(
                 f"Convolutional: kernel_size {self.kernel_size} is larger than the padded input {self.input_shape}"
             )
@@ -77,6 +91,7 @@ class Convolutional(ParameterLayer):
             "kernel_size": self.kernel_size,
             "depth": self.depth,
             "padding": self.padding,
+            "stride": self.stride,
             "bias": self.bias,
             "engine": self.engine_name,
         }
@@ -107,31 +122,42 @@ class Convolutional(ParameterLayer):
         b = self.biases
         return b if self.bias == "untied" else xp.reshape(b, (self.depth, 1, 1))
 
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        if self.chosen_engine is not None and self.chosen_engine != self.engine_name:
+            text = f"{text[:-1]} -> {self.chosen_engine!r})"  # engine='auto' -> 'gemm'
+        return text
+
     def forward(self, x, training=True):
         x = self._check_input(x)
         xp = array_namespace(x)
         x_padded = pad2d(x, self.padding)
-        self._keep(training, padded_input=x_padded)
+        engine = engine_for(self.engine_name, x_padded, self.kernels, self.stride, training)
+        self.chosen_engine = self.chosen_engines["train" if training else "infer"] = engine.name
         # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add B_i in place)
-        y = self.engine.forward(x_padded, self.kernels)
+        y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
+        self._keep(training, padded_input=x_padded, engine=engine, reusable=reusable)
         y += self._bias_view(xp)
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        x_padded = self._recall()["padded_input"]
+        saved = self._recall()
+        x_padded = saved["padded_input"]
         self._check_gradient(output_gradient, (x_padded.shape[0], self.depth, *self.out_hw))
         xp = array_namespace(output_gradient)
-        # ∂E/∂K_ij = X_j ⋆ ∂E/∂Y_i
-        self.grads["kernels"] = self.engine.kernel_gradient(x_padded, output_gradient)
+        # ∂E/∂K_ij = X_j ⋆ dil(∂E/∂Y_i)   and   ∂E/∂X_j = Σ_i dil(∂E/∂Y_i) ∗full K_ij
+        grad_k, input_gradient = saved["engine"].backward(
+            x_padded, self.kernels, output_gradient, self.stride, saved["reusable"], self.compute_input_gradient)
+        self.grads["kernels"] = grad_k
         # ∂E/∂B_i = ∂E/∂Y_i
         axes = (0,) if self.bias == "untied" else (0, 2, 3)
         self.grads["biases"] = xp.sum(output_gradient, axis=axes)
-        input_gradient = None
-        if self.compute_input_gradient:
-            # ∂E/∂X_j = Σ_i ∂E/∂Y_i ∗full K_ij
-            input_gradient = self.engine.input_gradient(output_gradient, self.kernels)
-            p = self.padding
-            if p:
-                input_gradient = input_gradient[:, :, p:-p, p:-p]
+        p = self.padding
+        if input_gradient is not None and p:
+            input_gradient = input_gradient[:, :, p:-p, p:-p]
         return self._descend(input_gradient, learning_rate)
 
+    def to(self, device, dtype=None):
+        super().to(device, dtype)
+        self.chosen_engine, self.chosen_engines = None, {}  # the next forward chooses again, for the new device
+        return self

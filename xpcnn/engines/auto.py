@@ -1,0 +1,131 @@
+"""``engine="auto"``: choose by measuring, once per layer shape, and keep the winner.
+
+On the first forward pass of a given (input shape, kernel shape, stride, dtype, device, mode),
+each engine that applies computes the real products on the real arrays: the forward pass in
+inference, forward and backward (with the forward output standing in for ``∂E/∂Y``) in
+training. A first round, forward passes only, warms up (FFT plans, first allocations) and
+drops any engine over :data:`HOPELESS` times slower than the best; timed rounds then run,
+engines taking turns, until :data:`BUDGET_S` seconds are spent (at least one round, at most
+:data:`MAX_ROUNDS`). The fastest engine, by its best round, is kept for the process, the way cuDNN's benchmark mode
+does. :func:`choices` lists what was measured and chosen.
+
+``XPCNN_ENGINE=gemm|signal|signal-direct|auto`` overrides the choice of every layer built
+with ``engine="auto"`` (a layer that names an engine keeps it): ``XPCNN_ENGINE=gemm`` is the
+deterministic default the test suite runs with.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import backend
+from ..errors import ConfigError
+from .base import ConvEngine
+
+ENV = "XPCNN_ENGINE"
+BUDGET_S = 0.02
+MAX_ROUNDS = 5
+HOPELESS = 4.0
+
+
+@dataclass
+class Choice:
+    """One measurement: the key it was made for, the engine chosen, each engine's best seconds."""
+
+    key: tuple
+    engine: str
+    seconds: "dict[str, float]" = field(default_factory=dict)
+    dropped: "list[str]" = field(default_factory=list)
+    measured_s: float = 0.0
+
+
+_CHOICES: "dict[tuple, Choice]" = {}
+
+
+def resolve(requested: str, known: "dict[str, ConvEngine]") -> str:
+    """The engine name to use for a layer that asked for ``requested`` (``XPCNN_ENGINE`` applied)."""
+    if requested != "auto":
+        return requested
+    value = os.environ.get(ENV, "").strip().lower()
+    if not value:
+        return "auto"
+    if value != "auto" and value not in known:
+        raise ConfigError(f"{ENV}={value!r}: expected one of {['auto', *known]}")
+    return value
+
+
+def candidates(x, kernels, stride: int, known: "dict[str, ConvEngine]") -> "list[ConvEngine]":
+    """The engines worth timing for this layer: those that compute ``stride``.
+
+    ``signal-direct`` is timed on CuPy only: SciPy's N-d direct correlation runs at about 75
+    million multiply-adds per second, 100× to 1000× slower than ``gemm`` on every shape of
+    the measured table, so timing it on the CPU would only cost seconds.
+    """
+    names = ["gemm", "signal"]
+    if backend.backend_for(x) is backend.CUPY:
+        names.append("signal-direct")
+    return [known[n] for n in names if known[n].supports(stride)]
+
+
+def _run(engine: ConvEngine, x, kernels, stride: int, training: bool) -> float:
+    start = time.perf_counter()
+    y, kept = engine.forward(x, kernels, stride, keep=training)
+    if training:
+        engine.backward(x, kernels, y, stride, kept)  # y stands in for ∂E/∂Y: the same shape
+    backend.synchronize(y)
+    return time.perf_counter() - start
+
+
+def measure(engines: "list[ConvEngine]", x, kernels, stride: int, training: bool) -> "tuple[str, dict, list]":
+    """``(fastest engine's name, {name: best seconds}, names dropped after the warm-up)``, on these arrays.
+
+    The warm-up round runs the forward pass only, so an engine many times too slow costs one
+    forward, not a whole training step, before it is dropped.
+    """
+    if len(engines) == 1:
+        return engines[0].name, {}, []
+    start = time.perf_counter()
+    best = {e.name: _run(e, x, kernels, stride, False) for e in engines}  # warm-up round
+    fastest = min(best.values())
+    alive = [e for e in engines if best[e.name] <= HOPELESS * fastest]
+    dropped = [e.name for e in engines if e not in alive]
+    if len(alive) > 1:
+        best.update({e.name: float("inf") for e in alive})
+        for r in range(MAX_ROUNDS):
+            for e in alive[r % len(alive):] + alive[:r % len(alive)]:
+                best[e.name] = min(best[e.name], _run(e, x, kernels, stride, training))
+            if time.perf_counter() - start > BUDGET_S:
+                break
+    return min(alive, key=lambda e: best[e.name]).name, best, dropped
+
+
+def choose(x, kernels, stride: int, training: bool, known: "dict[str, ConvEngine]") -> ConvEngine:
+    """The engine ``auto`` uses for these shapes: measured on the first call, then remembered."""
+    device = backend.Device.of(x)
+    key = (tuple(x.shape), tuple(kernels.shape), int(stride), str(x.dtype), device.name, bool(training))
+    choice = _CHOICES.get(key)
+    if choice is None:
+        start = time.perf_counter()
+        name, seconds, dropped = measure(candidates(x, kernels, stride, known), x, kernels, stride, training)
+        choice = _CHOICES[key] = Choice(key, name, seconds, dropped, time.perf_counter() - start)
+    return known[choice.engine]
+
+
+def choices() -> "list[dict[str, Any]]":
+    """Every measurement of this process: shapes, the engine chosen, each engine's best time
+    (the forward pass alone for an engine ``dropped`` after the warm-up)."""
+    out = []
+    for c in _CHOICES.values():
+        x_shape, k_shape, stride, dtype, device, training = c.key
+        out.append({"input": list(x_shape), "kernels": list(k_shape), "stride": stride, "dtype": dtype,
+                    "device": device, "mode": "train" if training else "infer", "engine": c.engine,
+                    "seconds": dict(c.seconds), "dropped": list(c.dropped), "measured_s": c.measured_s})
+    return out
+
+
+def forget() -> None:
+    """Drop every remembered choice (the next forward of each shape measures again)."""
+    _CHOICES.clear()
