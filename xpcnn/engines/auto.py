@@ -5,8 +5,9 @@ each engine that applies computes the real products on the real arrays: the forw
 inference, forward and backward (with the forward output standing in for ``∂E/∂Y``) in
 training. Two first rounds, forward passes only, warm up (FFT plans, first allocations) and
 drop any engine over :data:`HOPELESS` times slower than the best; timed rounds then run,
-engines taking turns, until :data:`BUDGET_S` seconds are spent (at least one round, at most
-:data:`MAX_ROUNDS`). The fastest engine, by its best round, is kept for the process, the way cuDNN's benchmark mode
+engines taking turns, until :data:`BUDGET_S` seconds are spent (at least :data:`MIN_ROUNDS`
+rounds, at most :data:`MAX_ROUNDS`). The fastest engine, by its best round (a busy machine's
+stalls only ever lengthen a round), is kept for the process, the way cuDNN's benchmark mode
 does. :func:`choices` lists what was measured and chosen.
 
 ``XPCNN_ENGINE=gemm|signal|signal-direct|auto`` overrides the choice of every layer built
@@ -21,12 +22,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import array_api_compat
+
 from .. import backend
 from ..errors import ConfigError
 from .base import ConvEngine
 
 ENV = "XPCNN_ENGINE"
-BUDGET_S = 0.02
+BUDGET_S = 0.05
+MIN_ROUNDS = 2
 MAX_ROUNDS = 5
 HOPELESS = 4.0
 
@@ -99,20 +103,22 @@ def measure(engines: "list[ConvEngine]", x, kernels, stride: int, training: bool
         for r in range(MAX_ROUNDS):
             for e in alive[r % len(alive):] + alive[:r % len(alive)]:
                 best[e.name] = min(best[e.name], _run(e, x, kernels, stride, training))
-            if time.perf_counter() - start > BUDGET_S:
+            if r + 1 >= MIN_ROUNDS and time.perf_counter() - start > BUDGET_S:
                 break
     return min(alive, key=lambda e: best[e.name]).name, best, dropped
 
 
 def choose(x, kernels, stride: int, training: bool, known: "dict[str, ConvEngine]") -> ConvEngine:
     """The engine ``auto`` uses for these shapes: measured on the first call, then remembered."""
-    device = backend.Device.of(x)
-    key = (tuple(x.shape), tuple(kernels.shape), int(stride), str(x.dtype), device.name, bool(training))
+    # the key is cheap to build (a few microseconds count at batch 1); names are made once
+    key = (x.shape, kernels.shape, stride, x.dtype, type(x), array_api_compat.device(x), training)
     choice = _CHOICES.get(key)
     if choice is None:
         start = time.perf_counter()
         name, seconds, dropped = measure(candidates(x, kernels, stride, known), x, kernels, stride, training)
-        choice = _CHOICES[key] = Choice(key, name, seconds, dropped, time.perf_counter() - start)
+        shown = (tuple(x.shape), tuple(kernels.shape), int(stride), str(x.dtype), backend.Device.of(x).name,
+                 bool(training))
+        choice = _CHOICES[key] = Choice(shown, name, seconds, dropped, time.perf_counter() - start)
     return known[choice.engine]
 
 
