@@ -173,3 +173,13 @@ def test_stride_output_size_is_floor_of_padded_extent_over_stride_plus_one():
     for h, k, p, s in [(9, 3, 0, 2), (10, 3, 1, 3), (28, 5, 2, 2), (7, 7, 0, 4)]:
         layer = xc.Convolutional((1, h, h + 1), k, 1, padding=p, stride=s)
         assert layer.out_hw == ((h + 2 * p - k) // s + 1, (h + 1 + 2 * p - k) // s + 1)
+
+
+def test_a_first_layer_is_measured_without_the_input_gradient_it_never_computes(measured, monkeypatch):
+    computed = []
+    real_backward = GemmEngine.backward
+    monkeypatch.setattr(GemmEngine, "backward", lambda self, *a: computed.append(a[-1]) or real_backward(self, *a))
+    model = xc.Sequential([conv(), xc.Flatten()], seed=0)  # Sequential spares its first layer ∂E/∂X
+    model.forward(batch())
+    assert computed and not any(computed)
+    assert [c["input_gradient"] for c in auto.choices()] == [False]

@@ -47,11 +47,12 @@ def get_engine(name: str) -> ConvEngine:
     return ENGINES[name]
 
 
-def engine_for(requested: str, x, kernels, stride: int = 1, training: bool = True) -> ConvEngine:
+def engine_for(requested: str, x, kernels, stride: int = 1, training: bool = True,
+               input_gradient: bool = True) -> ConvEngine:
     """The engine a layer that asked for ``requested`` uses on these arrays (``XPCNN_ENGINE`` applied)."""
     name = auto.resolve(requested, ENGINES)
     if name == "auto":
-        return auto.choose(x, kernels, stride, training, ENGINES)
+        return auto.choose(x, kernels, stride, training, ENGINES, input_gradient)
     return ENGINES[name]
 
 

@@ -30,7 +30,7 @@ from .base import ConvEngine
 
 ENV = "XPCNN_ENGINE"
 BUDGET_S = 0.05
-MIN_ROUNDS = 2
+MIN_ROUNDS = 1
 MAX_ROUNDS = 5
 HOPELESS = 4.0
 
@@ -74,16 +74,17 @@ def candidates(x, kernels, stride: int, known: "dict[str, ConvEngine]") -> "list
     return [known[n] for n in names if known[n].supports(stride)]
 
 
-def _run(engine: ConvEngine, x, kernels, stride: int, training: bool) -> float:
+def _run(engine: ConvEngine, x, kernels, stride: int, training: bool, input_gradient: bool = True) -> float:
     start = time.perf_counter()
     y, kept = engine.forward(x, kernels, stride, keep=training)
     if training:
-        engine.backward(x, kernels, y, stride, kept)  # y stands in for ∂E/∂Y: the same shape
+        engine.backward(x, kernels, y, stride, kept, input_gradient)  # y stands in for ∂E/∂Y: same shape
     backend.synchronize(y)
     return time.perf_counter() - start
 
 
-def measure(engines: "list[ConvEngine]", x, kernels, stride: int, training: bool) -> "tuple[str, dict, list]":
+def measure(engines: "list[ConvEngine]", x, kernels, stride: int, training: bool,
+            input_gradient: bool = True) -> "tuple[str, dict, list]":
     """``(fastest engine's name, {name: best seconds}, names dropped after the warm-up)``, on these arrays.
 
     The warm-up rounds run the forward pass only, twice, so an engine many times too slow costs
@@ -102,22 +103,29 @@ def measure(engines: "list[ConvEngine]", x, kernels, stride: int, training: bool
         best.update({e.name: float("inf") for e in alive})
         for r in range(MAX_ROUNDS):
             for e in alive[r % len(alive):] + alive[:r % len(alive)]:
-                best[e.name] = min(best[e.name], _run(e, x, kernels, stride, training))
+                best[e.name] = min(best[e.name], _run(e, x, kernels, stride, training, input_gradient))
             if r + 1 >= MIN_ROUNDS and time.perf_counter() - start > BUDGET_S:
                 break
     return min(alive, key=lambda e: best[e.name]).name, best, dropped
 
 
-def choose(x, kernels, stride: int, training: bool, known: "dict[str, ConvEngine]") -> ConvEngine:
-    """The engine ``auto`` uses for these shapes: measured on the first call, then remembered."""
+def choose(x, kernels, stride: int, training: bool, known: "dict[str, ConvEngine]",
+           input_gradient: bool = True) -> ConvEngine:
+    """The engine ``auto`` uses for these shapes: measured on the first call, then remembered.
+
+    A first layer's training step computes no ``∂E/∂X`` (``input_gradient=False``): it is
+    measured, and remembered, without it.
+    """
     # the key is cheap to build (a few microseconds count at batch 1); names are made once
-    key = (x.shape, kernels.shape, stride, x.dtype, type(x), array_api_compat.device(x), training)
+    mode = (training, input_gradient and training)
+    key = (x.shape, kernels.shape, stride, x.dtype, type(x), array_api_compat.device(x), mode)
     choice = _CHOICES.get(key)
     if choice is None:
         start = time.perf_counter()
-        name, seconds, dropped = measure(candidates(x, kernels, stride, known), x, kernels, stride, training)
+        engines = candidates(x, kernels, stride, known)
+        name, seconds, dropped = measure(engines, x, kernels, stride, training, input_gradient)
         shown = (tuple(x.shape), tuple(kernels.shape), int(stride), str(x.dtype), backend.Device.of(x).name,
-                 bool(training))
+                 bool(training), bool(mode[1]))
         choice = _CHOICES[key] = Choice(shown, name, seconds, dropped, time.perf_counter() - start)
     return known[choice.engine]
 
@@ -127,9 +135,10 @@ def choices() -> "list[dict[str, Any]]":
     (the forward pass alone for an engine ``dropped`` after the warm-up)."""
     out = []
     for c in _CHOICES.values():
-        x_shape, k_shape, stride, dtype, device, training = c.key
+        x_shape, k_shape, stride, dtype, device, training, input_gradient = c.key
         out.append({"input": list(x_shape), "kernels": list(k_shape), "stride": stride, "dtype": dtype,
-                    "device": device, "mode": "train" if training else "infer", "engine": c.engine,
+                    "device": device, "mode": "train" if training else "infer", "input_gradient": input_gradient,
+                    "engine": c.engine,
                     "seconds": dict(c.seconds), "dropped": list(c.dropped), "measured_s": c.measured_s})
     return out
 

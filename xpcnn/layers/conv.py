@@ -132,7 +132,8 @@ class Convolutional(ParameterLayer):
         x = self._check_input(x)
         xp = array_namespace(x)
         x_padded = pad2d(x, self.padding)
-        engine = engine_for(self.engine_name, x_padded, self.kernels, self.stride, training)
+        engine = engine_for(self.engine_name, x_padded, self.kernels, self.stride, training,
+                            self.compute_input_gradient)
         self.chosen_engine = self.chosen_engines["train" if training else "infer"] = engine.name
         # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add B_i in place)
         y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
