@@ -44,7 +44,8 @@ def test_bench_runs_without_torch_and_writes_json_with_ratio_to_per_sample(tmp_p
     assert "warning" not in result.stderr  # the contenders' outputs agree
     report = json.loads(out.read_text())
     contenders = {(r["contender"], r["mode"]) for r in report["results"]}
-    assert {("xpcnn[auto]", "train"), ("xpcnn[gemm]", "train"), ("xpcnn[signal]", "infer"), ("per-sample", "train")} <= contenders
+    expected = {("xpcnn[auto]", "train"), ("xpcnn[gemm]", "train"), ("xpcnn[signal]", "infer"), ("per-sample", "train")}
+    assert expected <= contenders
     assert all(r["samples_per_s"]["median"] > 0 for r in report["results"])
     assert report["peak_gflops"]["float32"] > 0
     for r in report["results"]:  # the matmul peak is timed in every interleaved round, next to each row

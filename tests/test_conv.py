@@ -118,9 +118,11 @@ def _finite_difference_check_on(device, layer, x, rng, eps=1e-6):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("stride,padding,bias", [(2, 0, "untied"), (2, 1, "tied"), (3, 2, "tied")])
-def test_strided_gradients_match_finite_differences_on_numpy_and_array_api_strict(device, engine, stride, padding, bias):
+def test_strided_gradients_match_finite_differences_on_numpy_and_array_api_strict(device, engine, stride, padding,
+                                                                                  bias):
     if device.name.startswith("cuda"):
-        pytest.skip("float64 finite differences run on the host namespaces (tests/test_gpu.py compares CuPy with NumPy)")
+        pytest.skip("float64 finite differences run on the host namespaces "
+                    "(tests/test_gpu.py compares CuPy with NumPy)")
     rng = np.random.default_rng(7)
     conv = make_conv((2, 7, 6), 3, 2, engine, bias=bias, padding=padding, stride=stride).to(device)
     _finite_difference_check_on(device, conv, rng.standard_normal((2, 2, 7, 6)), rng)

@@ -123,7 +123,8 @@ def test_cupy_branch_sends_contiguous_copies_and_an_explicit_method_to_cupyx(fak
         assert out.dtype == np.float32
         x_copy, k_copy = np.ascontiguousarray(x_host[index]), np.ascontiguousarray(k_host[index])
         used = fake_cuda.signal.calls[-1][1]
-        assert_close(xc.to_numpy(out), getattr(scipy.signal, name)(x_copy, k_copy, mode="valid", method=used), "float32")
+        expected = getattr(scipy.signal, name)(x_copy, k_copy, mode="valid", method=used)
+        assert_close(xc.to_numpy(out), expected, "float32")
     calls = fake_cuda.signal.calls
     assert len(calls) == len(views)  # every call reached the CuPy module, none went to SciPy
     for _, used, x_contiguous, k_contiguous in calls:

@@ -100,7 +100,8 @@ def test_engine_products_match_numpy(cuda, engine, dtype, stride):
     xg, kg, dyg = (xc.to_device(a, cuda) for a in (x, k, dy))
     (y_gpu, kept_gpu), (y_cpu, kept_cpu) = e.forward(xg, kg, stride, keep=True), e.forward(x, k, stride, keep=True)
     assert_close(y_gpu, y_cpu, cuda, dtype, "forward")
-    (dk_gpu, dx_gpu), (dk_cpu, dx_cpu) = e.backward(xg, kg, dyg, stride, kept_gpu), e.backward(x, k, dy, stride, kept_cpu)
+    dk_gpu, dx_gpu = e.backward(xg, kg, dyg, stride, kept_gpu)
+    dk_cpu, dx_cpu = e.backward(x, k, dy, stride, kept_cpu)
     assert_close(dk_gpu, dk_cpu, cuda, dtype, "kernel_gradient")
     assert_close(dx_gpu, dx_cpu, cuda, dtype, "input_gradient")
 
