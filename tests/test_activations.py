@@ -107,3 +107,23 @@ def test_activation_forward_and_backward_agree_with_pytorch_up_to_50(cls, dtype)
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=4 * eps, atol=1e-300)
     # backward: to a few ulps of the largest upstream gradient (1 - tanh² cancels near |x| = 50)
     np.testing.assert_allclose(layer.backward(g), tx.grad.numpy(), rtol=16 * eps, atol=4 * eps * np.abs(g).max())
+
+
+def test_softmax_is_over_the_last_axis_of_a_3d_batch_with_huge_logits():
+    """(N, T, K): each row of K is one softmax, and its max is the row's own (else 0/0 at ±1000)."""
+    x = _wide_inputs().reshape(2, 2, 26)
+    x[0, 0] += 1000.0
+    x[0, 1] -= 1000.0
+    layer = xc.Softmax()
+    s = layer.forward(x)
+    expected = _softmax_rows(x.reshape(4, 26))
+    np.testing.assert_allclose(s, expected.reshape(2, 2, 26), rtol=1e-12, atol=1e-300)
+    g = np.random.default_rng(5).standard_normal(x.shape)
+    # ∂E/∂X of each row: the Jacobian diag(s) - s sᵀ, formed, times g
+    dx = [(np.diag(row) - np.outer(row, row)) @ grow for row, grow in zip(expected, g.reshape(4, 26))]
+    np.testing.assert_allclose(layer.backward(g), np.reshape(dx, x.shape), rtol=1e-10, atol=1e-14)
+
+
+def test_softmax_of_one_vector_names_the_shape_it_needs():
+    with pytest.raises(xc.ShapeError, match=r"Softmax.*expected input of shape \(N, \.\.\., K\).*got \(3,\)"):
+        xc.Softmax().forward(np.zeros(3))

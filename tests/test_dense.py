@@ -51,3 +51,38 @@ def test_wrong_output_gradient_shape_is_reported():
     dense.forward(np.zeros((4, 2)))
     with pytest.raises(xc.ShapeError, match=r"expected output gradient of shape \(4, 3\), got \(4, 2\)"):
         dense.backward(np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("n, size_in", [(1, 4), (2, 4), (4, 1)])
+def test_one_sample_and_one_feature_gradients_are_the_outer_products(n, size_in):
+    rng = np.random.default_rng(2)
+    dense = xc.Dense(size_in, 3, dtype="float64", seed=2)
+    x, dy = rng.standard_normal((n, size_in)), rng.standard_normal((n, 3))
+    dense.forward(x)
+    dx = dense.backward(dy)
+    np.testing.assert_allclose(dense.grads["weights"], sum(np.outer(dy[i], x[i]) for i in range(n)))
+    np.testing.assert_allclose(dense.grads["bias"], dy.sum(axis=0))
+    np.testing.assert_allclose(dx, [dense.weights.T @ dy[i] for i in range(n)])
+
+
+def test_backward_with_a_learning_rate_takes_the_derivations_step():
+    rng = np.random.default_rng(3)
+    dense = xc.Dense(4, 3, dtype="float64", seed=3)
+    w, b = dense.weights.copy(), dense.bias.copy()
+    x, dy = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    dense.forward(x)
+    dx = dense.backward(dy, learning_rate=0.1)
+    np.testing.assert_allclose(dx, dy @ w)  # ∂E/∂X with the weights before the step
+    np.testing.assert_allclose(dense.weights, w - 0.1 * dy.T @ x)
+    np.testing.assert_allclose(dense.bias, b - 0.1 * dy.sum(axis=0))
+
+
+def test_sizes_are_checked_and_the_config_rebuilds_the_layer():
+    for args, match in [((0, 3), "Dense: input_size must be an integer >= 1, got 0"),
+                        ((3, 0), "Dense: output_size must be an integer >= 1, got 0")]:
+        with pytest.raises(ValueError, match=match):
+            xc.Dense(*args)
+    one = xc.Dense(1, 1, dtype="float64")
+    assert one.config() == {"input_size": 1, "output_size": 1} and one.output_shape((1,)) == (1,)
+    again = xc.Dense(**xc.Dense(5, 2).config())
+    assert (again.input_size, again.output_size, again.weights.shape, again.bias.shape) == (5, 2, (2, 5), (2,))

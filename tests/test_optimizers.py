@@ -81,3 +81,80 @@ def test_bad_hyperparameters_are_rejected():
         xc.SGD(0.1, momentum=1.5)
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         xc.get_optimizer("rmsprop", 0.1)
+
+
+def test_defaults_are_pytorchs_and_the_repr_lists_them():
+    torch = pytest.importorskip("torch")
+    param = [torch.zeros(1, requires_grad=True)]
+    sgd, adam = torch.optim.SGD(param).defaults, torch.optim.Adam(param).defaults
+    assert xc.SGD(0.1).momentum == sgd["momentum"]
+    assert xc.SGD().config() == {"learning_rate": 0.01, "momentum": 0.0}  # Keras's SGD default rate
+    assert xc.Adam().config() == {"learning_rate": adam["lr"], "beta1": adam["betas"][0], "beta2": adam["betas"][1],
+                                  "eps": adam["eps"]}
+    assert repr(xc.Adam()) == "Adam(learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-08)"
+    assert repr(xc.SGD(0.5, momentum=0.25)) == "SGD(learning_rate=0.5, momentum=0.25)"
+
+
+def test_hyperparameter_bounds_are_the_open_and_closed_ends_of_their_formulas():
+    xc.SGD(0.1, momentum=0.0), xc.Adam(0.1, beta1=0.0, beta2=0.0)  # closed at 0: allowed
+    for make, match in [(lambda: xc.SGD(0.1, momentum=1.0), r"SGD: momentum must be in \[0, 1\), got 1.0"),
+                        (lambda: xc.SGD(0.1, momentum=-0.1), r"SGD: momentum must be in \[0, 1\)"),
+                        (lambda: xc.Adam(0.0), r"Adam: learning_rate must be > 0"),
+                        (lambda: xc.Adam(0.1, beta1=1.0), r"Adam: beta1 must be in \[0, 1\), got 1.0"),
+                        (lambda: xc.Adam(0.1, beta1=-0.1), r"Adam: beta1 must be in \[0, 1\)"),
+                        (lambda: xc.Adam(0.1, beta2=1.0), r"Adam: beta2 must be in \[0, 1\), got 1.0"),
+                        (lambda: xc.Adam(0.1, beta2=-0.1), r"Adam: beta2 must be in \[0, 1\)"),
+                        (lambda: xc.Adam(0.1, eps=0.0), r"Adam: eps must be > 0 and finite, got 0.0")]:
+        with pytest.raises(ValueError, match=match):
+            make()
+
+
+def test_get_optimizer_builds_each_named_one_with_its_settings():
+    sgd = xc.get_optimizer("sgd", 0.5)
+    assert type(sgd) is xc.SGD and sgd.config() == {"learning_rate": 0.5, "momentum": 0.0}
+    assert xc.get_optimizer("momentum", 0.5).config() == {"learning_rate": 0.5, "momentum": 0.9}
+    assert xc.get_optimizer("momentum", 0.5, momentum=0.5).momentum == 0.5
+    adam = xc.get_optimizer("adam", 0.5, beta1=0.8)
+    assert type(adam) is xc.Adam and (adam.learning_rate, adam.beta1, adam.beta2) == (0.5, 0.8, 0.999)
+
+
+def test_two_layers_keep_separate_slots_and_a_missing_gradient_leaves_its_parameter():
+    rng = np.random.default_rng(5)
+    layers = [_layer_with_grads(rng), _layer_with_grads(rng)]
+    del layers[1].grads["bias"]
+    before = [{k: v.copy() for k, v in layer.params.items()} for layer in layers]
+    opt = xc.SGD(0.1, momentum=0.5)
+    for step in range(1, 3):  # v = g, then 1.5 g: P - 0.1 g, then P - 0.25 g
+        opt.step(layers)
+    for layer, old in zip(layers, before):
+        np.testing.assert_allclose(layer.params["weights"], old["weights"] - 0.25 * layer.grads["weights"])
+    np.testing.assert_allclose(layers[0].params["bias"], before[0]["bias"] - 0.25 * layers[0].grads["bias"])
+    np.testing.assert_array_equal(layers[1].params["bias"], before[1]["bias"])
+    assert sorted(opt.slots) == ["0.bias.velocity", "0.weights.velocity", "1.weights.velocity"]
+
+
+def test_state_dict_names_the_type_settings_step_count_and_slots():
+    layer = _layer_with_grads(np.random.default_rng(6))
+    opt = xc.Adam(0.01, beta1=0.8)
+    opt.step([layer])
+    opt.step([layer])
+    state = opt.state_dict()
+    assert state["type"] == "Adam" and state["iterations"] == 2
+    assert state["config"] == {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.999, "eps": 1e-8}
+    assert sorted(state["slots"]) == ["0.bias.m", "0.bias.v", "0.weights.m", "0.weights.v"]
+    fresh = xc.Adam(0.01, beta1=0.8)
+    fresh.load_state_dict({**state, "iterations": np.int64(2)})
+    assert fresh.iterations == 2 and type(fresh.iterations) is int
+
+
+def test_the_base_optimizer_describes_a_new_rule_by_its_learning_rate():
+    class SignSGD(xc.optimizers.Optimizer):
+        def update(self, key, param, grad):
+            return param - self.learning_rate * np.sign(grad)
+
+    opt = SignSGD(0.5)
+    assert opt.config() == {"learning_rate": 0.5} and repr(opt) == "SignSGD(learning_rate=0.5)"
+    layer = _layer_with_grads(np.random.default_rng(7))
+    w = layer.params["weights"].copy()
+    opt.step([layer])
+    np.testing.assert_array_equal(layer.params["weights"], w - 0.5 * np.sign(layer.grads["weights"]))
