@@ -83,16 +83,20 @@ def test_bad_hyperparameters_are_rejected():
         xc.get_optimizer("rmsprop", 0.1)
 
 
-def test_defaults_are_pytorchs_and_the_repr_lists_them():
+def test_defaults_and_the_repr_that_lists_them():
+    assert xc.SGD().config() == {"learning_rate": 0.01, "momentum": 0.0}  # Keras's SGD default rate
+    assert xc.Adam().config() == {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    assert repr(xc.Adam()) == "Adam(learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-08)"
+    assert repr(xc.SGD(0.5, momentum=0.25)) == "SGD(learning_rate=0.5, momentum=0.25)"
+
+
+def test_adam_and_momentum_defaults_are_pytorchs():
     torch = pytest.importorskip("torch")
     param = [torch.zeros(1, requires_grad=True)]
     sgd, adam = torch.optim.SGD(param).defaults, torch.optim.Adam(param).defaults
     assert xc.SGD(0.1).momentum == sgd["momentum"]
-    assert xc.SGD().config() == {"learning_rate": 0.01, "momentum": 0.0}  # Keras's SGD default rate
     assert xc.Adam().config() == {"learning_rate": adam["lr"], "beta1": adam["betas"][0], "beta2": adam["betas"][1],
                                   "eps": adam["eps"]}
-    assert repr(xc.Adam()) == "Adam(learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-08)"
-    assert repr(xc.SGD(0.5, momentum=0.25)) == "SGD(learning_rate=0.5, momentum=0.25)"
 
 
 def test_hyperparameter_bounds_are_the_open_and_closed_ends_of_their_formulas():
