@@ -178,3 +178,33 @@ def _smooth(t):
 def test_unknown_engine_names_list_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown convolution engine 'fast'.*'auto', 'gemm', 'signal'"):
         get_engine("fast")
+
+
+@pytest.mark.parametrize("pad_h, pad_w", [(0, None), (1, None), (2, 1), ((1, 0), (0, 0)), ((1, 1), (0, 0)),
+                                          ((1, 1), (1, 0)), ((0, 2), (3, 1)), ((0, 0), (0, 0))])
+def test_pad2d_is_numpys_zero_pad_of_the_last_two_axes(pad_h, pad_w):
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5) + 1
+    rows = (pad_h, pad_h) if isinstance(pad_h, int) else pad_h
+    cols = rows if pad_w is None else ((pad_w, pad_w) if isinstance(pad_w, int) else pad_w)
+    for where in WHERE:
+        padded = xc.engines.pad2d(on(where, x), pad_h, pad_w)
+        assert padded.dtype == on(where, x).dtype
+        assert_close(padded, np.pad(x, ((0, 0), (0, 0), rows, cols)), "float32", on(where, x))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_dilate2d_puts_stride_minus_one_zeros_between_neighbours(stride):
+    x = np.arange(1, 2 * 3 * 3 * 4 + 1, dtype=np.float32).reshape(2, 3, 3, 4)
+    expected = np.zeros((2, 3, stride * 2 + 1, stride * 3 + 1), dtype=np.float32)
+    for u in range(3):
+        for v in range(4):
+            expected[:, :, stride * u, stride * v] = x[:, :, u, v]
+    for where in WHERE:
+        assert_close(xc.engines.dilate2d(on(where, x), stride), expected, "float32", on(where, x))
+
+
+def test_output_size_counts_the_valid_positions_of_a_kernel_every_stride():
+    count = lambda size, k, s: len(range(0, size - k + 1, s))  # noqa: E731 (the window starts)
+    for size, k, s in [(28, 3, 1), (28, 5, 2), (7, 3, 3), (9, 3, 2), (3, 3, 1), (4, 1, 4)]:
+        assert xc.engines.output_size(size, k, s) == count(size, k, s)
+    assert xc.engines.output_size(28, 3) == 26  # stride 1 by default
