@@ -208,3 +208,35 @@ def test_output_size_counts_the_valid_positions_of_a_kernel_every_stride():
     for size, k, s in [(28, 3, 1), (28, 5, 2), (7, 3, 3), (9, 3, 2), (3, 3, 1), (4, 1, 4)]:
         assert xc.engines.output_size(size, k, s) == count(size, k, s)
     assert xc.engines.output_size(28, 3) == 26  # stride 1 by default
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_defaults_are_stride_1_nothing_kept_and_both_gradients(name):
+    x, kernels, dy = operands("float64", 2, 3, 6, 5, 2, 3)
+    engine = get_engine(name)
+    y, kept = engine.forward(x, kernels)
+    assert kept is None
+    assert_close(y, conv_forward(x, kernels, np.zeros(2)), "float64")
+    dk, dx = engine.backward(x, kernels, dy)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    assert_close(dk, dk_ref, "float64")
+    assert_close(dx, dx_ref, "float64")
+    # <im2col(x), cols> = <x, col2im(cols)> with the default stride 1 on both sides
+    cols = np.random.default_rng(8).standard_normal((2, 3 * 3 * 3, 4 * 3))
+    assert np.isclose(np.sum(im2col(x, 3, 3) * cols), np.sum(x * col2im(cols, x.shape, 3, 3)))
+
+
+@pytest.mark.parametrize("n,c,h,w,d,k,s", [(2, 4, 6, 6, 1, 3, 1), (2, 1, 6, 6, 4, 3, 1), (2, 2, 5, 5, 2, 1, 1),
+                                           (1, 3, 4, 4, 2, 1, 1), (2, 8, 7, 7, 1, 3, 2)])
+def test_gemm_input_gradient_takes_the_route_that_moves_less_data(monkeypatch, n, c, h, w, d, k, s):
+    """col2im when C·Ho·Wo <= D·H·W (or strided), else the padded full convolution: same values."""
+    import xpcnn.engines.gemm as gemm
+
+    x, kernels, dy = operands("float64", n, c, h, w, d, k, s)
+    ho, wo = dy.shape[-2:]
+    routes = []
+    real = gemm.col2im
+    monkeypatch.setattr(gemm, "col2im", lambda *a: routes.append("col2im") or real(*a))
+    dx = GemmEngine().input_gradient(dy, kernels, (h, w), s)
+    assert routes == (["col2im"] if s > 1 or c * ho * wo <= d * h * w else [])
+    assert_close(dx, strided_conv_backward(x, kernels, dy, s)[1], "float64")
