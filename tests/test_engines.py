@@ -240,3 +240,14 @@ def test_gemm_input_gradient_takes_the_route_that_moves_less_data(monkeypatch, n
     dx = GemmEngine().input_gradient(dy, kernels, (h, w), s)
     assert routes == (["col2im"] if s > 1 or c * ho * wo <= d * h * w else [])
     assert_close(dx, strided_conv_backward(x, kernels, dy, s)[1], "float64")
+
+
+@pytest.mark.parametrize("name", ["signal", "signal-direct"])
+def test_signal_results_are_copies_that_free_the_transform_buffers(name):
+    """``_crop`` copies: a view of the padded FFT output would keep the whole buffer alive."""
+    x, kernels, dy = operands("float64", 2, 2, 7, 6, 2, 3)
+    engine = get_engine(name)
+    y, kept = engine.forward(x, kernels, 1, keep=True)
+    dk, dx = engine.backward(x, kernels, dy, 1, kept)
+    for a in (y, dk, dx, engine.kernel_gradient(x, dy, (3, 3)), engine.input_gradient(dy, kernels, (7, 6))):
+        assert a.base is None and a.flags.c_contiguous
