@@ -252,3 +252,16 @@ def test_chosen_engines_are_recorded_per_mode_and_forgotten_by_to():
     assert conv.chosen_engines == {"infer": "gemm", "train": "gemm"} and conv.chosen_engine == "gemm"
     assert conv.to("cpu") is conv and conv.chosen_engine is None and conv.chosen_engines == {}
     assert repr(conv).endswith("engine='auto')")
+
+
+def test_a_training_step_lowers_the_input_to_columns_once(monkeypatch):
+    """The layer hands the columns its forward pass kept to backward: im2col runs once per step."""
+    import xpcnn.engines.gemm as gemm
+
+    calls = []
+    real = gemm.im2col
+    monkeypatch.setattr(gemm, "im2col", lambda *a: calls.append(a[0].shape) or real(*a))
+    conv = make_conv((2, 6, 6), 3, 4, "gemm")
+    y = conv.forward(np.ones((3, 2, 6, 6)))
+    conv.backward(np.ones(y.shape))
+    assert calls == [(3, 2, 6, 6)]
