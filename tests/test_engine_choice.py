@@ -184,3 +184,16 @@ def test_a_first_layer_is_measured_without_the_input_gradient_it_never_computes(
     model.forward(batch())
     assert computed and not any(computed)
     assert [c["input_gradient"] for c in auto.choices()] == [False]
+
+
+def test_engine_for_defaults_to_a_stride_1_training_step_and_get_engine_refuses_auto(measured):
+    x, kernels = batch(), conv().kernels
+    engine = engines.engine_for("auto", x, kernels)
+    (choice,) = auto.choices()
+    assert engine is ENGINES[choice["engine"]]
+    assert (choice["stride"], choice["mode"], choice["input_gradient"]) == (1, "train", True)
+    assert engines.engine_for("signal", x, kernels) is ENGINES["signal"] and len(auto.choices()) == 1
+    assert engines.get_engine("signal-direct") is ENGINES["signal-direct"]
+    with pytest.raises(ConfigError, match=r"^get_engine: 'auto' is chosen per layer shape; call engine_for\(\.\.\.\) "
+                                          r"instead$"):
+        engines.get_engine("auto")
