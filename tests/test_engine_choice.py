@@ -197,3 +197,11 @@ def test_engine_for_defaults_to_a_stride_1_training_step_and_get_engine_refuses_
     with pytest.raises(ConfigError, match=r"^get_engine: 'auto' is chosen per layer shape; call engine_for\(\.\.\.\) "
                                           r"instead$"):
         engines.get_engine("auto")
+
+
+def test_a_layer_that_computes_the_input_gradient_is_measured_with_it(measured):
+    layer = conv()
+    layer.forward(batch())
+    layer.forward(batch(), training=False)
+    modes = {(c["mode"], c["input_gradient"]) for c in auto.choices()}
+    assert modes == {("train", True), ("infer", False)}
