@@ -265,3 +265,9 @@ def test_a_training_step_lowers_the_input_to_columns_once(monkeypatch):
     y = conv.forward(np.ones((3, 2, 6, 6)))
     conv.backward(np.ones(y.shape))
     assert calls == [(3, 2, 6, 6)]
+
+
+def test_parameters_are_drawn_on_the_device_asked_for(device1):
+    conv = xc.Convolutional((1, 5, 5), 3, 2, device=device1, seed=0)
+    assert all(xc.backend.Device.of(p) == device1 for p in conv.params.values())
+    np.testing.assert_array_equal(xc.to_numpy(conv.kernels), xc.Convolutional((1, 5, 5), 3, 2, seed=0).kernels)
