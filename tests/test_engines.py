@@ -251,3 +251,16 @@ def test_signal_results_are_copies_that_free_the_transform_buffers(name):
     dk, dx = engine.backward(x, kernels, dy, 1, kept)
     for a in (y, dk, dx, engine.kernel_gradient(x, dy, (3, 3)), engine.input_gradient(dy, kernels, (7, 6))):
         assert a.base is None and a.flags.c_contiguous
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_strided_gradients_without_what_forward_kept(name):
+    """A backward with ``kept=None`` (or the kernel gradient alone) redoes the strided lowering."""
+    n, c, h, w, d, k, s = 2, 3, 10, 11, 2, 3, 3
+    x, kernels, dy = operands("float64", n, c, h, w, d, k, s)
+    engine = get_engine(name)
+    dk_ref, dx_ref = strided_conv_backward(x, kernels, dy, s)
+    assert_close(engine.kernel_gradient(x, dy, (k, k), s), dk_ref, "float64")
+    dk, dx = engine.backward(x, kernels, dy, s, None)
+    assert_close(dk, dk_ref, "float64")
+    assert_close(dx, dx_ref, "float64")
