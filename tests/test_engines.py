@@ -264,3 +264,17 @@ def test_strided_gradients_without_what_forward_kept(name):
     dk, dx = engine.backward(x, kernels, dy, s, None)
     assert_close(dk, dk_ref, "float64")
     assert_close(dx, dx_ref, "float64")
+
+
+def test_a_new_signal_engine_names_its_method_and_refuses_others():
+    """``ENGINES`` is built at import; these build engines anew, as a user or a subclass would."""
+    from xpcnn.engines import SignalEngine
+
+    x, kernels, dy = operands("float64", 2, 2, 6, 5, 2, 3)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    for engine, method, name in [(SignalEngine(), "fft", "signal"), (SignalEngine("direct"), "direct", "signal-direct")]:
+        assert (engine.method, engine.name, repr(engine)) == (method, name, f"<{name} engine>")
+        assert_close(engine.forward(x, kernels)[0], conv_forward(x, kernels, np.zeros(2)), "float64")
+        assert_close(engine.input_gradient(dy, kernels, (6, 5)), dx_ref, "float64")
+    with pytest.raises(ConfigError, match=r"^SignalEngine: method must be 'fft' or 'direct', got 'FFT'$"):
+        SignalEngine("FFT")
