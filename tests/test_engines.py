@@ -272,9 +272,27 @@ def test_a_new_signal_engine_names_its_method_and_refuses_others():
 
     x, kernels, dy = operands("float64", 2, 2, 6, 5, 2, 3)
     dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
-    for engine, method, name in [(SignalEngine(), "fft", "signal"), (SignalEngine("direct"), "direct", "signal-direct")]:
+    fresh = [(SignalEngine(), "fft", "signal"), (SignalEngine("direct"), "direct", "signal-direct")]
+    for engine, method, name in fresh:
         assert (engine.method, engine.name, repr(engine)) == (method, name, f"<{name} engine>")
         assert_close(engine.forward(x, kernels)[0], conv_forward(x, kernels, np.zeros(2)), "float64")
         assert_close(engine.input_gradient(dy, kernels, (6, 5)), dx_ref, "float64")
     with pytest.raises(ConfigError, match=r"^SignalEngine: method must be 'fft' or 'direct', got 'FFT'$"):
         SignalEngine("FFT")
+
+
+def test_each_signal_engine_computes_the_input_gradient_by_its_own_method(monkeypatch):
+    """signal-direct: direct correlations (through its forward); signal: per-frequency products."""
+    from xpcnn.engines import SignalEngine
+
+    x, kernels, dy = operands("float64", 2, 2, 6, 5, 3, 3)
+    methods, forwards = [], []
+    real_correlate, real_forward = backend.correlate, SignalEngine.forward
+    monkeypatch.setattr(backend, "correlate", lambda *a: methods.append(a[3]) or real_correlate(*a))
+    monkeypatch.setattr(SignalEngine, "forward",
+                        lambda self, *a, **k: forwards.append(self.name) or real_forward(self, *a, **k))
+    dx_ref = conv_backward(x, kernels, dy)[2]
+    assert_close(get_engine("signal-direct").input_gradient(dy, kernels, (6, 5)), dx_ref, "float64")
+    assert forwards == ["signal-direct"] and methods == ["direct", "direct"]  # one correlation per input channel
+    assert_close(get_engine("signal").input_gradient(dy, kernels, (6, 5)), dx_ref, "float64")
+    assert forwards == ["signal-direct"] and methods == ["direct", "direct"]
