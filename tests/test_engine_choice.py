@@ -205,3 +205,17 @@ def test_a_layer_that_computes_the_input_gradient_is_measured_with_it(measured):
     layer.forward(batch(), training=False)
     modes = {(c["mode"], c["input_gradient"]) for c in auto.choices()}
     assert modes == {("train", True), ("infer", False)}
+
+
+def test_choices_report_each_measurement_in_full(measured):
+    layer = conv(stride=2)
+    start = time.perf_counter()
+    layer.forward(batch())
+    elapsed = time.perf_counter() - start
+    (choice,) = auto.choices()
+    assert set(choice) == {"input", "kernels", "stride", "dtype", "device", "mode", "input_gradient", "engine",
+                           "seconds", "dropped", "measured_s"}
+    assert (choice["input"], choice["kernels"], choice["stride"], choice["dtype"], choice["device"]) == \
+        ([3, 2, 9, 8], [4, 2, 3, 3], 2, "float64", "cpu")
+    assert (choice["mode"], choice["input_gradient"], choice["engine"]) == ("train", True, layer.chosen_engine)
+    assert 0 < choice["measured_s"] <= elapsed  # the measurement's own duration, within the forward pass
