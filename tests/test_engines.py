@@ -281,7 +281,7 @@ def test_a_new_signal_engine_names_its_method_and_refuses_others():
         SignalEngine("FFT")
 
 
-def test_each_signal_engine_computes_the_input_gradient_by_its_own_method(monkeypatch):
+def test_each_signal_engine_computes_the_gradients_by_its_own_method(monkeypatch):
     """signal-direct: direct correlations (through its forward); signal: per-frequency products."""
     from xpcnn.engines import SignalEngine
 
@@ -296,3 +296,30 @@ def test_each_signal_engine_computes_the_input_gradient_by_its_own_method(monkey
     assert forwards == ["signal-direct"] and methods == ["direct", "direct"]  # one correlation per input channel
     assert_close(get_engine("signal").input_gradient(dy, kernels, (6, 5)), dx_ref, "float64")
     assert forwards == ["signal-direct"] and methods == ["direct", "direct"]
+    methods.clear()
+    dk_ref = conv_backward(x, kernels, dy)[0]
+    assert_close(get_engine("signal").kernel_gradient(x, dy, (3, 3)), dk_ref, "float64")
+    assert methods == []
+    assert_close(get_engine("signal-direct").kernel_gradient(x, dy, (3, 3)), dk_ref, "float64")
+    assert methods == ["direct"] * 3  # one correlation per output channel
+
+
+def test_signal_kernel_gradient_reuses_the_spectrum_forward_kept():
+    x, kernels, dy = operands("float64", 2, 4, 6, 6, 2, 3)
+    engine = get_engine("signal")
+    _, x_hat = engine.forward(x, kernels, keep=True)
+    # the kept spectrum is what the kernel gradient computes from: a stand-in changes the result
+    doubled = engine.kernel_gradient(x, dy, (3, 3), 1, 2 * x_hat)
+    np.testing.assert_allclose(doubled, 2 * conv_backward(x, kernels, dy)[0], atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_non_square_kernels_match_the_derivation_loops(name):
+    rng = np.random.default_rng(9)
+    x, kernels = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((2, 3, 2, 4))
+    dy = rng.standard_normal((2, 2, 6, 3))
+    engine = get_engine(name)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    assert_close(engine.forward(x, kernels)[0], conv_forward(x, kernels, np.zeros(2)), "float64")
+    assert_close(engine.kernel_gradient(x, dy, (2, 4)), dk_ref, "float64")
+    assert_close(engine.input_gradient(dy, kernels, (7, 6)), dx_ref, "float64")
