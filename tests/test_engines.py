@@ -302,6 +302,25 @@ def test_each_signal_engine_computes_the_gradients_by_its_own_method(monkeypatch
     assert methods == []
     assert_close(get_engine("signal-direct").kernel_gradient(x, dy, (3, 3)), dk_ref, "float64")
     assert methods == ["direct"] * 3  # one correlation per output channel
+    methods.clear()
+    get_engine("signal-direct").backward(x, kernels, dy)
+    assert methods == ["direct"] * 5 and forwards[-1] == "signal-direct"  # 3 for ∂E/∂K, 2 for ∂E/∂X
+    methods.clear()
+    get_engine("signal").backward(x, kernels, dy)
+    assert methods == []
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_a_first_layers_backward_computes_no_input_gradient(name, monkeypatch):
+    x, kernels, dy = operands("float64", 2, 2, 6, 5, 3, 3)
+    engine = get_engine(name)
+    asked = []
+    real = type(engine).input_gradient
+    monkeypatch.setattr(type(engine), "input_gradient", lambda self, *a: asked.append(a) or real(self, *a))
+    dk, dx = engine.backward(x, kernels, dy, 1, engine.forward(x, kernels, keep=True)[1], False)
+    assert dx is None
+    assert_close(dk, conv_backward(x, kernels, dy)[0], "float64")
+    assert asked == []
 
 
 def test_signal_kernel_gradient_reuses_the_spectrum_forward_kept():
@@ -311,6 +330,7 @@ def test_signal_kernel_gradient_reuses_the_spectrum_forward_kept():
     # the kept spectrum is what the kernel gradient computes from: a stand-in changes the result
     doubled = engine.kernel_gradient(x, dy, (3, 3), 1, 2 * x_hat)
     np.testing.assert_allclose(doubled, 2 * conv_backward(x, kernels, dy)[0], atol=1e-10)
+    np.testing.assert_allclose(engine.backward(x, kernels, dy, 1, 2 * x_hat)[0], doubled, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", list(ENGINES))
