@@ -219,3 +219,14 @@ def test_choices_report_each_measurement_in_full(measured):
         ([3, 2, 9, 8], [4, 2, 3, 3], 2, "float64", "cpu")
     assert (choice["mode"], choice["input_gradient"], choice["engine"]) == ("train", True, layer.chosen_engine)
     assert 0 < choice["measured_s"] <= elapsed  # the measurement's own duration, within the forward pass
+
+
+def test_xpcnn_engine_auto_measures_and_a_bad_value_lists_every_choice(measured, monkeypatch):
+    monkeypatch.setenv(auto.ENV, " Auto ")
+    layer = conv()
+    layer.forward(batch())
+    assert len(auto.choices()) == 1 and layer.chosen_engine == auto.choices()[0]["engine"]
+    monkeypatch.setenv(auto.ENV, "fastest")
+    with pytest.raises(ConfigError, match=r"^XPCNN_ENGINE='fastest': expected one of "
+                                          r"\['auto', 'gemm', 'signal', 'signal-direct'\]$"):
+        conv().forward(batch())
