@@ -124,3 +124,22 @@ def test_loss_values_and_gradients_agree_with_pytorch(name):
     loss, prime = xc.get_loss(name)
     np.testing.assert_allclose(float(loss(y_true, y_pred)), value.item(), rtol=1e-12)
     np.testing.assert_allclose(prime(y_true, y_pred), t_pred.grad.numpy(), rtol=1e-10)
+
+
+def test_target_problem_names_the_first_sample_whose_targets_do_not_suit_the_loss():
+    from xpcnn.losses import target_problem
+
+    cce, bce = "categorical_cross_entropy", "binary_cross_entropy"
+    onehot = np.eye(3)[[0, 2, 1]]
+    assert target_problem(cce, onehot) is None and target_problem(bce, onehot) is None
+    assert target_problem("mse", np.full((2, 3), 7.0)) is None and target_problem(cce, np.zeros((0, 3))) is None
+    two_ones = onehot.copy()
+    two_ones[1] = [1.0, 1.0, 0.0]
+    assert target_problem(cce, two_ones) == (1, f"{cce} needs one-hot targets (one 1 per row)")
+    assert target_problem(bce, two_ones) is None
+    half = onehot.copy()
+    half[2, 0] = 0.5
+    assert target_problem(bce, half) == (2, f"{bce} needs targets in {{0, 1}}")
+    assert target_problem(cce, half) == (2, f"{cce} needs targets in {{0, 1}}")
+    assert target_problem(cce, np.array([[0.0, 0.0]])) == (0, f"{cce} needs one-hot targets (one 1 per row)")
+    assert target_problem(bce, np.array([[[0.0, 1.0]], [[1.0, 2.0]]])) == (1, f"{bce} needs targets in {{0, 1}}")
