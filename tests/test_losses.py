@@ -143,3 +143,16 @@ def test_target_problem_names_the_first_sample_whose_targets_do_not_suit_the_los
     assert target_problem(cce, half) == (2, f"{cce} needs targets in {{0, 1}}")
     assert target_problem(cce, np.array([[0.0, 0.0]])) == (0, f"{cce} needs one-hot targets (one 1 per row)")
     assert target_problem(bce, np.array([[[0.0, 1.0]], [[1.0, 2.0]]])) == (1, f"{bce} needs targets in {{0, 1}}")
+
+
+def test_get_loss_takes_a_name_or_a_pair_of_functions_and_nothing_else():
+    from xpcnn.losses import get_loss
+
+    def f(y_true, y_pred):
+        return 0.0
+
+    assert get_loss((f, abs)) == (f, abs)
+    for bad in [(f,), (f, abs, f), (f, "mse"), [f, abs], 3]:
+        with pytest.raises(xc.ConfigTypeError,
+                           match=r"^loss must be one of \[.*'mse'.*\] or a pair \(loss, loss_prime\) of functions, got "):
+            get_loss(bad)
