@@ -62,6 +62,10 @@ class StateError(XpcnnError, RuntimeError):
     """A call came out of order: ``backward`` without a ``forward(x, training=True)`` before it."""
 
 
+class GradientCheckError(XpcnnError, AssertionError):
+    """:func:`xpcnn.gradcheck` found an analytic gradient that disagrees with finite differences."""
+
+
 class DistributedError(XpcnnError, RuntimeError):
     """Ranks cannot train together: no mpi4py or NCCL, settings that differ between ranks, a bad split."""
 
