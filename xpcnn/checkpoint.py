@@ -62,8 +62,10 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
         if name not in LAYER_CLASSES:
             raise CheckpointError(f"save_checkpoint: layer {layer!r} is not one a checkpoint can rebuild "
                                   f"({sorted(LAYER_CLASSES)})")
-        layers.append({"class": name, "config": layer.config(), "params": list(layer.params),
-                       "buffers": list(layer.buffers)})
+        entry = {"class": name, "config": layer.config(), "params": list(layer.params)}
+        if layer.buffers:
+            entry["buffers"] = list(layer.buffers)
+        layers.append(entry)
     optimizer = None
     if model.optimizer is not None:
         state = model.optimizer.state_dict()

@@ -13,8 +13,8 @@
 
 ``convnet-bn``  Conv-BatchNorm-ReLU blocks and dropout, for Fashion-MNIST (≥ 93% in the README)::
 
-    (N, 1, 28, 28) -> [Conv 32×3×3 same, tied -> BatchNorm -> ReLU -> MaxPool 2] -> (N, 32, 14, 14)
-                   -> [Conv 64×3×3 same, tied -> BatchNorm -> ReLU -> MaxPool 2] -> (N, 64, 7, 7)
+    (N, 1, 28, 28) -> [Conv 32×3×3 same, no bias -> BatchNorm -> ReLU -> MaxPool 2] -> (N, 32, 14, 14)
+                   -> [Conv 64×3×3 same, no bias -> BatchNorm -> ReLU -> MaxPool 2] -> (N, 64, 7, 7)
                    -> Flatten -> Dropout 0.25 -> Dense 128 -> BatchNorm -> ReLU -> Dropout 0.25
                    -> Dense K -> Softmax                                             (N, K)
 """
@@ -64,13 +64,13 @@ def convnet_bn_layers(input_shape: tuple, num_classes: int, widths: tuple = (32,
                       dropout: float = 0.25) -> "list[Layer]":
     """``Conv 3×3 same -> BatchNorm -> ReLU -> MaxPool 2`` blocks, then dropout around ``Dense -> BatchNorm -> ReLU``.
 
-    The convolutions have tied biases, which BatchNorm's ``β`` makes redundant (their gradient is
-    zero after the mean is taken out); they are kept for the simplicity of one layer type.
+    The convolutions have no bias: BatchNorm's ``β`` does its work (a per-channel bias would be
+    removed with the batch mean, and its gradient would be zero).
     """
     shape = tuple(input_shape)
     layers: "list[Layer]" = []
     for width in widths:
-        conv = Convolutional(shape, kernel_size=3, depth=width, padding="same", bias="tied")
+        conv = Convolutional(shape, kernel_size=3, depth=width, padding="same", bias="none")
         pool = MaxPool2D(2)
         layers += [conv, BatchNorm2D(width), ReLU(), pool]
         shape = pool.output_shape(conv.output_shape(shape))
