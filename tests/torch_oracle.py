@@ -22,9 +22,12 @@ def _conv(torch, layer, pairs):
     one learned ``(D, Ho, Wo)`` tensor added after it."""
     nn = torch.nn
     untied = layer.bias == "untied"
-    conv = nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, padding=layer.padding, bias=not untied)
+    conv = nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, padding=layer.padding,
+                     stride=layer.stride, bias=layer.bias == "tied")
     conv.weight = nn.Parameter(_tensor(torch, layer.kernels))
     pairs.append((layer, "kernels", conv.weight))
+    if layer.bias == "none":
+        return conv
     if not untied:
         conv.bias = nn.Parameter(_tensor(torch, layer.biases))
         pairs.append((layer, "biases", conv.bias))
@@ -52,6 +55,33 @@ def _dense(torch, layer, pairs):
     return linear
 
 
+def _batchnorm(torch, layer, pairs):
+    """PyTorch's BatchNorm2d / BatchNorm1d with the same γ, β, running statistics, momentum and ε."""
+    kind = torch.nn.BatchNorm2d if isinstance(layer, xc.BatchNorm2D) else torch.nn.BatchNorm1d
+    bn = kind(layer.num_channels, eps=layer.eps, momentum=layer.momentum)
+    bn.weight = torch.nn.Parameter(_tensor(torch, layer.params["gamma"]))
+    bn.bias = torch.nn.Parameter(_tensor(torch, layer.params["beta"]))
+    bn.running_mean = _tensor(torch, layer.buffers["running_mean"])
+    bn.running_var = _tensor(torch, layer.buffers["running_var"])
+    pairs += [(layer, "gamma", bn.weight), (layer, "beta", bn.bias)]
+    return bn
+
+
+def _dropout(torch, layer):
+    """Dropout with xpcnn's own mask: the twin multiplies by the mask (``B / (1 - rate)``) that the
+    layer's last training forward drew, so run the xpcnn model first. PyTorch's own generator
+    cannot draw the same mask; with the same mask, everything else is compared exactly."""
+
+    class SameMask(torch.nn.Module):
+        def forward(self, x):
+            saved = layer._saved
+            if not self.training or saved is None or saved["mask"] is None:
+                return x
+            return x * _tensor(torch, saved["mask"]).to(x.dtype)
+
+    return SameMask()
+
+
 def torch_twin(model: xc.Sequential):
     """``(torch.nn.Sequential, [(xpcnn layer, param name, torch Parameter), ...])`` in float64."""
     import torch
@@ -71,6 +101,14 @@ def torch_twin(model: xc.Sequential):
             modules.append(_dense(torch, layer, pairs))
         elif kind is xc.MaxPool2D:
             modules.append(nn.MaxPool2d(layer.pool_size))
+        elif kind is xc.AvgPool2D:
+            modules.append(nn.AvgPool2d(layer.pool_size))
+        elif kind is xc.GlobalAveragePool2D:
+            modules.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+        elif kind in (xc.BatchNorm2D, xc.BatchNorm1D):
+            modules.append(_batchnorm(torch, layer, pairs))
+        elif kind is xc.Dropout:
+            modules.append(_dropout(torch, layer))
         elif kind is xc.Reshape and len(layer.output_shape(layer.input_shape)) != 1:
             raise NotImplementedError(f"torch_twin: only a Reshape that flattens has a twin, not {layer!r}")
         elif kind in simple:
