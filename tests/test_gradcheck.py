@@ -24,6 +24,7 @@ def every_layer():
         ("conv-untied", lambda: xc.Convolutional((2, 6, 6), 3, 3, seed=0), IMG),
         ("conv-tied-same", lambda: xc.Convolutional((2, 6, 6), 3, 3, padding=1, bias="tied", seed=0), IMG),
         ("conv-stride2", lambda: xc.Convolutional((2, 6, 6), 3, 2, padding=1, stride=2, bias="tied", seed=0), IMG),
+        ("conv-no-bias", lambda: xc.Convolutional((2, 6, 6), 3, 3, padding=1, bias="none", seed=0), IMG),
         ("conv-signal", lambda: xc.Convolutional((2, 6, 6), 3, 2, engine="signal", seed=0), IMG),
         ("dense", lambda: xc.Dense(8, 5, seed=0), (4, 8)),
         ("maxpool", lambda: xc.MaxPool2D(2), (3, 2, 7, 6)),
