@@ -43,7 +43,8 @@ class _Target:
         elif isinstance(layer_or_model, Layer):
             layers = [layer_or_model]
         else:
-            raise ConfigTypeError(f"gradcheck: expected an xpcnn layer or Sequential, got {type(layer_or_model).__name__}")
+            raise ConfigTypeError(f"gradcheck: expected an xpcnn layer or Sequential, got "
+                                  f"{type(layer_or_model).__name__}")
         self.layers = [_float64_copy(layer) for layer in layers]
         for layer in self.layers:
             layer.to(device, "float64")

@@ -19,7 +19,7 @@ Backward, from ``G = ∂E/∂Y``. ``γ`` and ``β`` act per position, so
 ``∂E/∂γ = Σ G X̂`` and ``∂E/∂β = Σ G``. ``∂E/∂X̂ = γ G``, and every ``X̂`` depends on every
 ``X`` of its channel through ``μ`` and ``σ²``. With ``s = 1/√(σ² + ε)``::
 
-    ∂X̂_a/∂X_b = s (δ_ab - 1/M) - s (X_a - μ) · ½ (σ² + ε)^(-3/2) · ∂σ²/∂X_b
+    ∂X̂_a/∂X_b = s (δ_ab - 1/M) - (X_a - μ) · ½ (σ² + ε)^(-3/2) · ∂σ²/∂X_b
     ∂σ²/∂X_b  = 2 (X_b - μ) / M                  (the term through μ vanishes: ⟨X - μ⟩ = 0)
     ∂X̂_a/∂X_b = (s / M) (M δ_ab - 1 - X̂_a X̂_b)
 
@@ -95,8 +95,8 @@ class _BatchNorm(ParameterLayer):
             mean, var = self._per_channel(self.buffers["running_mean"]), self._per_channel(self.buffers["running_var"])
             self._keep(False)
             return (x - mean) / xp.sqrt(var + self.eps) * gamma + beta
-        m = math.prod(x.shape[a] for a in self.axes)
-        if m < 2:
+        count = math.prod(x.shape[a] for a in self.axes)  # M
+        if count < 2:
             raise ShapeError(f"{self!r}: training needs more than one value per channel, got input of shape "
                              f"{tuple(x.shape)}")
         mean = self._mean(x)
@@ -104,16 +104,16 @@ class _BatchNorm(ParameterLayer):
         var = self._mean(centred * centred)
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         x_hat = centred * inv_std
-        self._update_running(xp.reshape(mean, (-1,)), xp.reshape(var, (-1,)), m)
+        self._update_running(xp.reshape(mean, (-1,)), xp.reshape(var, (-1,)), count)
         self._keep(training, x_hat=x_hat, inv_std=inv_std)
         return x_hat * gamma + beta
 
-    def _update_running(self, mean, var, m: int) -> None:
+    def _update_running(self, mean, var, count: int) -> None:
         """New arrays (never in place): a snapshot of the old ones stays valid."""
-        k = self.momentum
+        m = self.momentum
         self.buffers = {
-            "running_mean": (1 - k) * self.buffers["running_mean"] + k * mean,
-            "running_var": (1 - k) * self.buffers["running_var"] + (k * m / (m - 1)) * var,
+            "running_mean": (1 - m) * self.buffers["running_mean"] + m * mean,
+            "running_var": (1 - m) * self.buffers["running_var"] + (m * count / (count - 1)) * var,
         }
 
     def backward(self, output_gradient, learning_rate=None):

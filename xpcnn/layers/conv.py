@@ -25,10 +25,11 @@ neighbours, ``s(Ho - 1) + 1`` rows)::
 Biases are *untied* by default, as in the derivation (``B_i`` has the shape of ``Y_i``, so
 ``biases: (D, Ho, Wo)``); ``bias="tied"`` gives one bias per output channel (``(D,)``), as in
 PyTorch and Keras; ``bias="none"`` gives none (before a BatchNorm, whose ``β`` does its work:
-a per-channel bias would be removed with the mean, and its gradient would be zero). The three products are computed by a convolution engine
-(:mod:`xpcnn.engines`): ``"gemm"`` (im2col), ``"signal"`` (FFTs), ``"signal-direct"`` (scipy /
-cupyx direct correlation), or ``"auto"``, which times them on the layer's shapes and keeps the
-fastest; :attr:`Convolutional.chosen_engine` names the one the last forward pass used.
+a per-channel bias would be removed with the mean, and its gradient would be zero). The three
+products are computed by a convolution engine (:mod:`xpcnn.engines`): ``"gemm"`` (im2col),
+``"signal"`` (FFTs), ``"signal-direct"`` (scipy / cupyx direct correlation), or ``"auto"``, which
+times them on the layer's shapes and keeps the fastest; :attr:`Convolutional.chosen_engine`
+names the one the last forward pass used.
 """
 
 from __future__ import annotations
