@@ -1,7 +1,7 @@
 """``gradcheck``: every analytic gradient of a layer or model against central differences, in float64.
 
 For a layer or model ``f`` and a batch ``X``, the check uses the scalar ``E = Σ f(X) ⊙ R`` with
-a fixed random ``R`` (standard normal, shape of ``f(X)``), so ``∂E/∂Y = R``. One training
+a fixed random ``R`` (uniform, unit variance, shape of ``f(X)``), so ``∂E/∂Y = R``. One training
 forward pass and ``backward(R)`` give the analytic ``∂E/∂P`` for every parameter ``P`` and
 ``∂E/∂X``; each checked element ``θ`` of them is compared with::
 
@@ -108,7 +108,7 @@ def gradcheck(layer_or_model: Any, x: Array, *, step: float = 1e-5, tolerance: f
     rng = backend.new_rng(seed)
     y = target.forward(x)
     r = backend.uniform(rng, tuple(y.shape), math.sqrt(3.0), "float64", backend.Device.of(y))  # unit variance
-    analytic = {("input", ""): target.backward(r)}
+    analytic = {"input": target.backward(r)}
     for i, layer in enumerate(target.layers):
         for name in layer.params:
             analytic[(i, name)] = layer.grads[name]
@@ -118,39 +118,51 @@ def gradcheck(layer_or_model: Any, x: Array, *, step: float = 1e-5, tolerance: f
 
     rows, worst = [], 0.0
     for key, grad in analytic.items():
-        if key[0] == "input":
-            def perturb(index, delta, base=x):
-                moved = xp.asarray(base, copy=True)
-                moved[index] += delta
-                return energy(moved)
-        else:
-            layer, name = target.layers[key[0]], key[1]
-
-            def perturb(index, delta, layer=layer, name=name):
-                base = layer.params[name]
-                moved = xp.asarray(base, copy=True)
-                moved[index] += delta
-                layer.params[name] = moved
-                try:
-                    return energy(x)
-                finally:
-                    layer.params[name] = base
-        grad_host = backend.to_numpy(grad)
-        shape = tuple(grad.shape)
-        array_worst = (0.0, None, 0.0, 0.0)
-        for flat in _indices(math.prod(shape), max_checks, rng):
-            index = _unravel(flat, shape)
-            numeric = (perturb(index, step) - perturb(index, -step)) / (2 * step)
-            a = float(grad_host[index])
-            error = abs(a - numeric) / max(abs(a), abs(numeric), floor)
-            if error >= array_worst[0]:
-                array_worst = (error, index, a, numeric)
-        worst = max(worst, array_worst[0])
-        if array_worst[0] > tolerance:
-            where = "input" if key[0] == "input" else f"{target.layers[key[0]]!r} (layer {key[0]}) {key[1]}"
-            rows.append(f"  {where}{list(array_worst[1])}: analytic {array_worst[2]:.10g}, numeric "
-                        f"{array_worst[3]:.10g}, relative error {array_worst[0]:.3g}")
+        indices = _indices(math.prod(tuple(grad.shape)), max_checks, rng)
+        error, index, a, n = _worst_element(grad, _perturbation(target, x, key, energy), indices, step, floor)
+        worst = max(worst, error)
+        if error > tolerance:
+            where = "input" if key == "input" else f"{target.layers[key[0]]!r} (layer {key[0]}) {key[1]}"
+            rows.append(f"  {where}{list(index)}: analytic {a:.10g}, numeric {n:.10g}, relative error {error:.3g}")
     if rows:
         raise GradientCheckError(f"gradcheck: {len(rows)} gradient(s) disagree with central differences (step "
                                  f"{step:g}) past the tolerance {tolerance:g}:\n" + "\n".join(rows))
+    return worst
+
+
+def _perturbation(target: _Target, x: Array, key, energy):
+    """``E`` with one element of the input (``key == "input"``) or of a parameter moved by ``delta``."""
+    xp = array_namespace(x)
+    if key == "input":
+        def moved_input(index: tuple, delta: float) -> float:
+            moved = xp.asarray(x, copy=True)
+            moved[index] += delta
+            return energy(moved)
+        return moved_input
+    layer, name = target.layers[key[0]], key[1]
+
+    def moved_parameter(index: tuple, delta: float) -> float:
+        base = layer.params[name]
+        moved = xp.asarray(base, copy=True)
+        moved[index] += delta
+        layer.params[name] = moved
+        try:
+            return energy(x)
+        finally:
+            layer.params[name] = base
+    return moved_parameter
+
+
+def _worst_element(grad: Array, perturb, indices: "list[int]", step: float, floor: float) -> tuple:
+    """``(error, index, analytic, numeric)`` of the checked element with the largest error."""
+    host = backend.to_numpy(grad)
+    shape = tuple(grad.shape)
+    worst = (0.0, (), 0.0, 0.0)
+    for flat in indices:
+        index = _unravel(flat, shape)
+        numeric = (perturb(index, step) - perturb(index, -step)) / (2 * step)
+        a = float(host[index])
+        error = abs(a - numeric) / max(abs(a), abs(numeric), floor)
+        if error >= worst[0]:
+            worst = (error, index, a, numeric)
     return worst
