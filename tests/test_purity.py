@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(xc.__file__).parent
 HOST_MODULES = {"checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
 # The communication backend: the only module that may import mpi4py or CuPy's NCCL.
 COMM_BACKEND = "comm_backend.py"
-HOST_PACKAGES = {"datasets", "backend"}  # backend: the one layer that knows NumPy, SciPy and CuPy
+HOST_PACKAGES = {"datasets", "backend", "export"}  # backend: the one layer that knows NumPy, SciPy and CuPy
 
 
 def strict_device(name):

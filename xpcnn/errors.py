@@ -54,6 +54,10 @@ class CheckpointError(XpcnnError, ValueError):
     """A checkpoint cannot be written, read, or does not describe a model xpcnn can rebuild."""
 
 
+class ExportError(XpcnnError, ValueError):
+    """A model cannot be exported (a layer with no mapping), or a weights file does not fit the model."""
+
+
 class TrainingError(XpcnnError, RuntimeError):
     """Training cannot go on (a non-finite loss, say)."""
 
