@@ -2,7 +2,8 @@
 
 PyTorch was written by other people, so agreeing with it is evidence the derivation was followed:
 ``torch_twin(model)`` returns a ``torch.nn.Sequential`` and the pairs ``(layer, name, parameter)``
-that tie each xpcnn parameter to its PyTorch counterpart. Only layers with an exact PyTorch
+that tie each xpcnn parameter to its PyTorch counterpart, by the state-dict names the library
+writes (:mod:`xpcnn.export.names`, module ``i`` for layer ``i``). Only layers with an exact PyTorch
 equivalent are mapped; any other raises, naming the layer, so a new zoo layer must be added here.
 """
 
@@ -11,112 +12,96 @@ from __future__ import annotations
 import numpy as np
 
 import xpcnn as xc
+from xpcnn.export import state_dict, tensor_names
 
 
-def _tensor(torch, array):
-    return torch.tensor(np.asarray(xc.to_numpy(array)))
-
-
-def _conv(torch, layer, pairs):
-    """``Y_i = B_i + Σ_j X_j ⋆ K_ij``: PyTorch's Conv2d is the same correlation; an untied bias is
-    one learned ``(D, Ho, Wo)`` tensor added after it."""
+def untied_conv2d(torch, conv):
+    """``Conv2d(bias=False)`` plus the derivation's untied bias ``B: (D, Ho, Wo)``, a parameter named
+    ``untied_bias`` (:mod:`xpcnn.export.names`): ``Y_i = B_i + Σ_j X_j ⋆ K_ij``."""
     nn = torch.nn
-    untied = layer.bias == "untied"
-    conv = nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, padding=layer.padding,
-                     stride=layer.stride, bias=layer.bias == "tied")
-    conv.weight = nn.Parameter(_tensor(torch, layer.kernels))
-    pairs.append((layer, "kernels", conv.weight))
-    if layer.bias == "none":
-        return conv
-    if not untied:
-        conv.bias = nn.Parameter(_tensor(torch, layer.biases))
-        pairs.append((layer, "biases", conv.bias))
-        return conv
 
-    class UntiedBias(nn.Module):
+    class UntiedConv2d(nn.Conv2d):
         def __init__(self):
-            super().__init__()
-            self.conv, self.bias = conv, nn.Parameter(_tensor(torch, layer.biases))
+            super().__init__(conv.input_shape[0], conv.depth, conv.kernel_size, stride=conv.stride,
+                             padding=conv.padding, bias=False)
+            self.untied_bias = nn.Parameter(torch.zeros(conv.depth, *conv.out_hw))
 
         def forward(self, x):
-            return self.conv(x) + self.bias
+            return super().forward(x) + self.untied_bias
 
-    module = UntiedBias()
-    pairs.append((layer, "biases", module.bias))
-    return module
-
-
-def _dense(torch, layer, pairs):
-    """``Y = X Wᵀ + b``: PyTorch's Linear with the same ``(out, in)`` weight."""
-    nn = torch.nn
-    linear = nn.Linear(layer.input_size, layer.output_size)
-    linear.weight, linear.bias = nn.Parameter(_tensor(torch, layer.weights)), nn.Parameter(_tensor(torch, layer.bias))
-    pairs += [(layer, "weights", linear.weight), (layer, "bias", linear.bias)]
-    return linear
-
-
-def _batchnorm(torch, layer, pairs):
-    """PyTorch's BatchNorm2d / BatchNorm1d with the same γ, β, running statistics, momentum and ε."""
-    kind = torch.nn.BatchNorm2d if isinstance(layer, xc.BatchNorm2D) else torch.nn.BatchNorm1d
-    bn = kind(layer.num_channels, eps=layer.eps, momentum=layer.momentum)
-    bn.weight = torch.nn.Parameter(_tensor(torch, layer.params["gamma"]))
-    bn.bias = torch.nn.Parameter(_tensor(torch, layer.params["beta"]))
-    bn.running_mean = _tensor(torch, layer.buffers["running_mean"])
-    bn.running_var = _tensor(torch, layer.buffers["running_var"])
-    pairs += [(layer, "gamma", bn.weight), (layer, "beta", bn.bias)]
-    return bn
+    return UntiedConv2d()
 
 
 def _dropout(torch, layer):
     """Dropout with xpcnn's own mask: the twin multiplies by the mask (``B / (1 - rate)``) that the
     layer's last training forward drew, so run the xpcnn model first. PyTorch's own generator
-    cannot draw the same mask; with the same mask, everything else is compared exactly."""
+    cannot draw the same mask; with the same mask, everything else is compared exactly. In eval
+    mode (or before any training forward) it is the identity, as ``nn.Dropout`` is."""
 
     class SameMask(torch.nn.Module):
         def forward(self, x):
             saved = layer._saved
             if not self.training or saved is None or saved["mask"] is None:
                 return x
-            return x * _tensor(torch, saved["mask"]).to(x.dtype)
+            return x * torch.tensor(xc.to_numpy(saved["mask"])).to(x.dtype)
 
     return SameMask()
 
 
-def torch_twin(model: xc.Sequential):
-    """``(torch.nn.Sequential, [(xpcnn layer, param name, torch Parameter), ...])`` in float64."""
-    import torch
-
+def torch_module(torch, layer):
+    """The PyTorch module of one xpcnn layer (its parameters not yet set), or NotImplementedError."""
     nn = torch.nn
+    kind = type(layer)
+    if kind is xc.Convolutional:
+        if layer.bias == "untied":
+            return untied_conv2d(torch, layer)
+        return nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, stride=layer.stride,
+                         padding=layer.padding, bias=layer.bias == "tied")
+    if kind is xc.Dense:
+        return nn.Linear(layer.input_size, layer.output_size)
+    if kind is xc.MaxPool2D:
+        return nn.MaxPool2d(layer.pool_size)
+    if kind is xc.AvgPool2D:
+        return nn.AvgPool2d(layer.pool_size)
+    if kind is xc.GlobalAveragePool2D:
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if kind in (xc.BatchNorm2D, xc.BatchNorm1D):
+        batchnorm = nn.BatchNorm2d if kind is xc.BatchNorm2D else nn.BatchNorm1d
+        return batchnorm(layer.num_channels, eps=layer.eps, momentum=layer.momentum)
+    if kind is xc.Dropout:
+        return _dropout(torch, layer)
+    if kind is xc.Reshape and len(layer.output_shape(layer.input_shape)) != 1:
+        raise NotImplementedError(f"torch_twin: only a Reshape that flattens has a twin, not {layer!r}")
     simple = {
         xc.Sigmoid: nn.Sigmoid, xc.Tanh: nn.Tanh, xc.ReLU: nn.ReLU,
         xc.Softmax: lambda: nn.Softmax(dim=-1), xc.Reshape: nn.Flatten, xc.Flatten: nn.Flatten,
     }
-    pairs: list = []
-    modules = []
-    for layer in model.layers:
-        kind = type(layer)
-        if kind is xc.Convolutional:
-            modules.append(_conv(torch, layer, pairs))
-        elif kind is xc.Dense:
-            modules.append(_dense(torch, layer, pairs))
-        elif kind is xc.MaxPool2D:
-            modules.append(nn.MaxPool2d(layer.pool_size))
-        elif kind is xc.AvgPool2D:
-            modules.append(nn.AvgPool2d(layer.pool_size))
-        elif kind is xc.GlobalAveragePool2D:
-            modules.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
-        elif kind in (xc.BatchNorm2D, xc.BatchNorm1D):
-            modules.append(_batchnorm(torch, layer, pairs))
-        elif kind is xc.Dropout:
-            modules.append(_dropout(torch, layer))
-        elif kind is xc.Reshape and len(layer.output_shape(layer.input_shape)) != 1:
-            raise NotImplementedError(f"torch_twin: only a Reshape that flattens has a twin, not {layer!r}")
-        elif kind in simple:
-            modules.append(simple[kind]())
-        else:
-            raise NotImplementedError(
-                f"torch_twin: no PyTorch equivalent for {layer!r}; add one in tests/torch_oracle.py")
-    return nn.Sequential(*modules).double(), pairs
+    if kind in simple:
+        return simple[kind]()
+    raise NotImplementedError(f"torch_twin: no PyTorch equivalent for {layer!r}; add one in tests/torch_oracle.py")
+
+
+def torch_sequential(model: xc.Sequential, dtype=None):
+    """The equivalent ``torch.nn.Sequential``, module ``i`` for layer ``i``, with PyTorch's initial weights."""
+    import torch
+
+    net = torch.nn.Sequential(*(torch_module(torch, layer) for layer in model.layers))
+    return net.to(dtype or (torch.float64 if model.dtype == "float64" else torch.float32))
+
+
+def torch_twin(model: xc.Sequential):
+    """``(torch.nn.Sequential, [(xpcnn layer, param name, torch Parameter), ...])`` in float64.
+
+    The weights go over by the names of :func:`xpcnn.export.state_dict` (the library owns the
+    naming; ``strict=True``: every name must be the module's), and the pairs come from the same names.
+    """
+    import torch
+
+    net = torch_sequential(model, torch.float64)
+    net.load_state_dict({k: torch.tensor(v) for k, v in state_dict(model).items()}, strict=True)
+    pairs = [(model.layers[e.index], e.key, net.get_parameter(e.name))
+             for e in tensor_names(model) if e.group == "params"]
+    return net, pairs
 
 
 def torch_loss(torch, name: str):

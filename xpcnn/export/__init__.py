@@ -11,12 +11,12 @@ Both formats need the ``export`` extra (``pip install 'xpcnn[export]'``); the co
 does not. Every tensor is moved to the host explicitly, so a model on a GPU exports as it is.
 """
 
-from .deps import EXPORT_HINT
+from .deps import EXPORT_HINT, require
 from .names import TORCH_NAMES, TensorName, state_dict, tensor_names
 from .onnx_export import CONVERTERS, DEFAULT_OPSET, build_onnx, to_onnx
 from .weights import from_safetensors, to_safetensors
 
 __all__ = [
     "to_onnx", "build_onnx", "to_safetensors", "from_safetensors", "tensor_names", "state_dict", "TensorName",
-    "TORCH_NAMES", "CONVERTERS", "DEFAULT_OPSET", "EXPORT_HINT",
+    "TORCH_NAMES", "CONVERTERS", "DEFAULT_OPSET", "EXPORT_HINT", "require",
 ]
