@@ -2,6 +2,9 @@
 onnxruntime, and the flags' errors, each one line before any training."""
 
 import json
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +14,10 @@ import xpcnn as xc
 from xpcnn import zoo
 from xpcnn.checkpoint import load_checkpoint
 from xpcnn.datasets import load_dataset, prepare
-from xpcnn.export import from_safetensors
+from xpcnn.export import EXPORT_HINT, from_safetensors
 
 ort = pytest.importorskip("onnxruntime")
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def held_out_digits():
@@ -74,3 +78,39 @@ def test_without_the_export_extra_the_flag_fails_in_one_line_naming_it_before_tr
     result = train(env, "--dataset", "sample", "--limit", "5", "--export-onnx", tmp_path / "m.onnx")
     assert_one_line_error(result, "--export-onnx needs the onnx package", "pip install 'xpcnn[export]'")
     assert "epoch" not in result.stdout and list(tmp_path.iterdir()) == [tmp_path / "site"]
+
+
+def test_the_readme_export_commands_and_snippets_run_as_printed(tmp_path, offline_env):  # noqa: F811
+    """The README's two commands (shortened by --limit/--epochs, added last), then its onnxruntime and
+    PyTorch lines on the files they wrote."""
+    pytest.importorskip("torch")
+    section = README.split("## Export\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].split()[2:] for line in re.search(r"```bash\n(.*?)```", section, re.S)
+                .group(1).splitlines() if line.startswith("python scripts/train.py")]
+    assert [c[-1] for c in commands] == ["seed.onnx", "convnet.safetensors"]
+    for args in commands:
+        result = train(offline_env, *args, "--limit", "10", "--epochs", "1", "--quiet", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    snippets = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(snippets) == 2
+    namespace: dict = {}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for code in snippets:
+            exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert namespace["probabilities"].shape == (7, 2)
+    model = zoo.build_model("convnet", (1, 28, 28), 10, seed=4)[0]
+    from_safetensors(model, tmp_path / "convnet.safetensors")
+    x, _ = held_out_digits()
+    torch = namespace["torch"]
+    with torch.no_grad():
+        theirs = namespace["net"](torch.tensor(x[:20])).numpy()
+    np.testing.assert_allclose(theirs, xc.to_numpy(model.predict(x[:20])), rtol=1e-5, atol=1e-6)
+
+
+def test_the_missing_extra_hint_is_the_one_the_readme_gives():
+    for spelling in re.findall(r"pip install (?:-e )?'([^']+)'", EXPORT_HINT):
+        assert spelling in README, spelling

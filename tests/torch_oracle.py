@@ -9,8 +9,6 @@ equivalent are mapped; any other raises, naming the layer, so a new zoo layer mu
 
 from __future__ import annotations
 
-import numpy as np
-
 import xpcnn as xc
 from xpcnn.export import state_dict, tensor_names
 

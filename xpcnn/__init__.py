@@ -6,7 +6,7 @@ Layers are written once against the Python array API standard; the backend modul
 
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
 from .errors import (
-    CheckpointError, ConfigError, ConfigTypeError, DataError, DeviceMismatchError, GradientCheckError,
+    CheckpointError, ConfigError, ConfigTypeError, DataError, DeviceMismatchError, ExportError, GradientCheckError,
     MissingDependencyError, OutputError, ShapeError, StateError, TrainingError, XpcnnDtypeError, XpcnnError,
 )
 from .gradcheck import gradcheck
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CPU", "Device", "DeviceError", "get_device", "to_device", "to_numpy",
     "XpcnnError", "ConfigError", "ConfigTypeError", "ShapeError", "XpcnnDtypeError", "DeviceMismatchError",
-    "DataError", "OutputError", "MissingDependencyError", "CheckpointError", "TrainingError", "StateError",
+    "DataError", "OutputError", "MissingDependencyError", "ExportError", "CheckpointError", "TrainingError", "StateError",
     "Layer", "ParameterLayer", "Convolutional", "Dense", "MaxPool2D", "Reshape", "Flatten",
     "BatchNorm1D", "BatchNorm2D", "Dropout", "AvgPool2D", "GlobalAveragePool2D", "gradcheck", "GradientCheckError",
     "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",
