@@ -27,6 +27,10 @@ def randomized(model, seed=0):
             fan_in = int(np.prod(value.shape[1:])) if value.ndim > 1 else 4  # outputs of order 1
             fresh = rng.uniform(-1, 1, tuple(value.shape)).astype(model.dtype) / np.sqrt(fan_in).astype(model.dtype)
             layer.params[key] = xc.to_device(fresh, model.device)
+        for key, value in layer.buffers.items():  # running statistics: a mean, and a variance > 0
+            low = 0.5 if key == "running_var" else -0.5
+            layer.buffers[key] = xc.to_device(rng.uniform(low, low + 1, tuple(value.shape)).astype(model.dtype),
+                                              model.device)
     return model
 
 
@@ -43,6 +47,12 @@ def every_layer(dtype="float32"):
         # a Reshape that does not flatten, and Softmax over the last axis of a 3-D output
         "reshape-softmax": [xc.Dense(6, 8), xc.Reshape((8,), (2, 4)), xc.Softmax()],
         "dense-only": [xc.Dense(5, 7), xc.Tanh(), xc.Dense(7, 2), xc.ReLU()],
+        # BatchNorm2D (running statistics), convolutions without bias, Dropout (the identity)
+        "convnet-bn": zoo.build_model("convnet-bn", (1, 12, 12), 4, dtype=dtype)[0],
+        "pools-batchnorm1d": [xc.Convolutional((2, 9, 9), 3, 4, padding="same", bias="tied"), xc.AvgPool2D(2),
+                              xc.BatchNorm2D(4), xc.Sigmoid(), xc.GlobalAveragePool2D(), xc.BatchNorm1D(4),
+                              xc.Dropout(0.5), xc.Dense(4, 3), xc.Softmax()],
+        "dense-batchnorm1d": [xc.Dense(5, 6), xc.BatchNorm1D(6), xc.Dropout(0.3), xc.Tanh()],
     }
     return {name: randomized(m if isinstance(m, xc.Sequential) else xc.Sequential(m, seed=0, dtype=dtype))
             for name, m in models.items()}
@@ -164,7 +174,8 @@ def test_a_pytorch_file_loads_a_float32_file_into_a_float64_model_as_load_state_
 
 # -- PyTorch ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["seed", "convnet", "untied-strided", "tied-strided", "dense-only"])
+@pytest.mark.parametrize("name", ["seed", "convnet", "untied-strided", "tied-strided", "dense-only", "convnet-bn",
+                                  "pools-batchnorm1d", "dense-batchnorm1d"])
 def test_pytorch_loads_the_file_into_the_equivalent_sequential_and_predicts_the_same(name, tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
@@ -172,7 +183,7 @@ def test_pytorch_loads_the_file_into_the_equivalent_sequential_and_predicts_the_
 
     model = every_layer()[name]
     to_safetensors(model, tmp_path / "m.safetensors")
-    net = torch_sequential(model)
+    net = torch_sequential(model).eval()
     net.load_state_dict(load_file(str(tmp_path / "m.safetensors")), strict=True)
     x = batch(model, 7)
     with torch.no_grad():
@@ -193,7 +204,7 @@ def test_a_model_with_untied_biases_does_not_load_into_plain_pytorch_modules(tmp
         plain.load_state_dict(load_file(str(tmp_path / "m.safetensors")))
 
 
-@pytest.mark.parametrize("name", ["seed", "convnet", "tied-strided"])
+@pytest.mark.parametrize("name", ["seed", "convnet", "tied-strided", "convnet-bn", "pools-batchnorm1d"])
 def test_weights_pytorch_saves_load_into_xpcnn_and_predict_the_same(name, tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
@@ -205,7 +216,11 @@ def test_weights_pytorch_saves_load_into_xpcnn_and_predict_the_same(name, tmp_pa
     with torch.no_grad():
         for p in net.parameters():
             p.uniform_(-0.2, 0.2)
-    save_file(net.state_dict(), str(tmp_path / "t.safetensors"))
+        net.train()(torch.rand(8, *model.input_shape))  # BatchNorm: running statistics of its own
+    net.eval()
+    state = net.state_dict()
+    assert any(k.endswith("num_batches_tracked") for k in state) == ("bn" in name or "batchnorm" in name)
+    save_file(state, str(tmp_path / "t.safetensors"))  # num_batches_tracked included: xpcnn reads past it
     from_safetensors(model, tmp_path / "t.safetensors")
     x = batch(model, 5)
     with torch.no_grad():

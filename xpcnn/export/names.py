@@ -9,9 +9,14 @@ PyTorch ``nn.Sequential`` (one module per layer, in order), so its tensors are n
                                                                        biases  -> bias (D,)
     Convolutional(bias="untied")    no PyTorch module        kernels -> weight (D, C, k, k)
                                                               biases  -> untied_bias (D, Ho, Wo)
+    Convolutional(bias="none")      Conv2d(..., bias=False)   kernels -> weight
     Dense(in, out)                  Linear(in, out)           weights -> weight (out, in), bias -> bias
+    BatchNorm2D(C), BatchNorm1D(F)  BatchNorm2d, BatchNorm1d  gamma -> weight, beta -> bias (C,);
+                                    (same eps and momentum)   buffers running_mean, running_var (C,)
     Sigmoid, Tanh, ReLU, Softmax    Sigmoid, Tanh, ReLU, Softmax(dim=-1)
-    MaxPool2D(k)                    MaxPool2d(k)
+    MaxPool2D(k), AvgPool2D(k)      MaxPool2d(k), AvgPool2d(k)
+    GlobalAveragePool2D             Sequential(AdaptiveAvgPool2d(1), Flatten())
+    Dropout(rate)                   Dropout(rate)
     Reshape to (F,), Flatten        Flatten()
 
 xpcnn keeps PyTorch's layouts (``Dense`` weights ``(out, in)``, kernels ``(D, C, k, k)``), so no
@@ -19,6 +24,10 @@ tensor is transposed. An untied bias (the derivation's ``B_i`` of shape ``(Ho, W
 PyTorch equivalent: ``Conv2d`` has one bias per channel. Such a file loads into
 ``Conv2d(bias=False)`` only with ``strict=False``, and the untied bias needs a module of your own
 (``tests/torch_oracle.py`` has one, ``UntiedConv2d``).
+
+PyTorch's BatchNorm also keeps ``num_batches_tracked``, a step counter that only matters for
+``momentum=None`` (a cumulative average), which xpcnn does not have. It is not written (PyTorch's
+``load_state_dict`` fills it in, with 0, when a file lacks it) and it is ignored when read.
 
 Each layer class has one entry in :data:`TORCH_NAMES`; a layer without one cannot be exported,
 and the error names it.
@@ -31,7 +40,10 @@ from typing import Callable
 
 from .. import backend
 from ..errors import ExportError
-from ..layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Tanh
+from ..layers import (
+    AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, MaxPool2D, ReLU,
+    Reshape, Sigmoid, Softmax, Tanh,
+)
 from ..layers.base import Layer
 
 
@@ -49,12 +61,19 @@ class TensorName:
 
 
 def _conv(layer: Convolutional) -> dict:
-    return {("params", "kernels"): "weight",
-            ("params", "biases"): "bias" if layer.bias == "tied" else "untied_bias"}
+    names = {("params", "kernels"): "weight"}
+    if layer.bias != "none":
+        names[("params", "biases")] = "bias" if layer.bias == "tied" else "untied_bias"
+    return names
 
 
 def _dense(layer: Dense) -> dict:
     return {("params", "weights"): "weight", ("params", "bias"): "bias"}
+
+
+def _batchnorm(layer: "BatchNorm2D | BatchNorm1D") -> dict:
+    return {("params", "gamma"): "weight", ("params", "beta"): "bias",
+            ("buffers", "running_mean"): "running_mean", ("buffers", "running_var"): "running_var"}
 
 
 def _nothing(layer: Layer) -> dict:
@@ -65,7 +84,9 @@ def _nothing(layer: Layer) -> dict:
 TORCH_NAMES: "dict[type, Callable[[Layer], dict]]" = {
     Convolutional: _conv,
     Dense: _dense,
-    MaxPool2D: _nothing, Reshape: _nothing, Flatten: _nothing,
+    BatchNorm2D: _batchnorm, BatchNorm1D: _batchnorm,
+    MaxPool2D: _nothing, AvgPool2D: _nothing, GlobalAveragePool2D: _nothing, Dropout: _nothing,
+    Reshape: _nothing, Flatten: _nothing,
     Sigmoid: _nothing, Tanh: _nothing, ReLU: _nothing, Softmax: _nothing,
 }
 

@@ -6,12 +6,17 @@ for a batch ``input: (N, *model.input_shape)`` with a dynamic ``N``, in the mode
 layer class, in :data:`CONVERTERS`, adds that layer's nodes::
 
     Convolutional   Conv(kernel_shape k, strides s, pads p) with B = the (D,) bias (tied);
-                    untied: Conv, then Add of the (D, Ho, Wo) bias constant (broadcast over N)
+                    untied: Conv, then Add of the (D, Ho, Wo) bias constant (broadcast over N);
+                    bias "none": Conv alone
                     (xpcnn's valid cross-correlation is exactly ONNX's Conv, which does not flip)
     Dense           Gemm(X, W, b, transB=1)            Y = X Wᵀ + b, W: (out, in)
     Sigmoid, Tanh, ReLU    Sigmoid, Tanh, Relu
     Softmax         Softmax(axis=-1)
     MaxPool2D(k)    MaxPool(kernel_shape k, strides k)  (floor: cut-off rows are dropped, as in xpcnn)
+    AvgPool2D(k)    AveragePool(kernel_shape k, strides k)
+    GlobalAveragePool2D    GlobalAveragePool, then Flatten(axis=1): (N, C)
+    BatchNorm2D/1D  BatchNormalization(epsilon) with the running statistics (inference)
+    Dropout         Identity (inference)
     Reshape         Reshape to (0, *output_shape)       (0: copy N)
     Flatten         Flatten(axis=1)
 
@@ -31,7 +36,10 @@ import numpy as np
 
 from .. import backend
 from ..errors import ExportError
-from ..layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Tanh
+from ..layers import (
+    AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, MaxPool2D, ReLU,
+    Reshape, Sigmoid, Softmax, Tanh,
+)
 from ..layers.base import Layer
 from ..outputs import atomic_write, check_output_path
 from ..validation import integer
@@ -75,7 +83,7 @@ class GraphBuilder:
 def _conv(g: GraphBuilder, layer: Convolutional, x: str, at: str) -> str:
     k, s, p = layer.kernel_size, layer.stride, layer.padding
     inputs = [x, g.parameter(f"{at}.weight", layer.kernels)]
-    if layer.bias == "tied":
+    if layer.bias == "tied":  # (bias "none": Conv alone)
         inputs.append(g.parameter(f"{at}.bias", layer.biases))
     y = g.node("Conv", inputs, f"{at}.Conv", kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
     if layer.bias == "untied":  # Y_i = B_i + Σ_j X_j ⋆ K_ij with B: (D, Ho, Wo)
@@ -100,6 +108,24 @@ def _max_pool(g: GraphBuilder, layer: MaxPool2D, x: str, at: str) -> str:
     return g.node("MaxPool", [x], f"{at}.MaxPool", kernel_shape=[k, k], strides=[k, k])
 
 
+def _avg_pool(g: GraphBuilder, layer: AvgPool2D, x: str, at: str) -> str:
+    k = layer.pool_size
+    return g.node("AveragePool", [x], f"{at}.AveragePool", kernel_shape=[k, k], strides=[k, k])
+
+
+def _global_average_pool(g: GraphBuilder, layer: GlobalAveragePool2D, x: str, at: str) -> str:
+    y = g.node("GlobalAveragePool", [x], f"{at}.GlobalAveragePool")  # (N, C, 1, 1)
+    return g.node("Flatten", [y], f"{at}.Flatten", axis=1)          # (N, C), as xpcnn's
+
+
+def _batchnorm(g: GraphBuilder, layer: "BatchNorm2D | BatchNorm1D", x: str, at: str) -> str:
+    """Inference: the running statistics, ``Y = γ (X - running_mean) / √(running_var + ε) + β``."""
+    inputs = [x, g.parameter(f"{at}.weight", layer.params["gamma"]), g.parameter(f"{at}.bias", layer.params["beta"]),
+              g.parameter(f"{at}.running_mean", layer.buffers["running_mean"]),
+              g.parameter(f"{at}.running_var", layer.buffers["running_var"])]
+    return g.node("BatchNormalization", inputs, f"{at}.BatchNormalization", epsilon=float(layer.eps))
+
+
 def _reshape(g: GraphBuilder, layer: Reshape, x: str, at: str) -> str:
     shape = g.constant(f"{at}.shape", np.array((0, *layer.output_shape(layer.input_shape)), dtype=np.int64))
     return g.node("Reshape", [x, shape], f"{at}.Reshape")
@@ -114,6 +140,11 @@ CONVERTERS: "dict[type, Callable]" = {
     ReLU: _pointwise("Relu"),
     Softmax: _pointwise("Softmax", axis=-1),
     MaxPool2D: _max_pool,
+    AvgPool2D: _avg_pool,
+    GlobalAveragePool2D: _global_average_pool,
+    BatchNorm2D: _batchnorm,
+    BatchNorm1D: _batchnorm,
+    Dropout: _pointwise("Identity"),  # inference: Y = X
     Reshape: _reshape,
     Flatten: _pointwise("Flatten", axis=1),
 }
