@@ -322,6 +322,24 @@ def test_without_the_export_extra_the_error_names_the_install_command(package, w
 
 # -- a model trained on a GPU -------------------------------------------------------------------------
 
+def test_a_model_trained_on_a_device_that_refuses_implicit_host_copies_exports(device1, tmp_path):
+    """array_api_strict's device1 stands in for a GPU: np.asarray on its arrays raises, so the export
+    works only if every tensor is moved to the host explicitly, through the backend."""
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 1, 12, 12), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 10)]
+    model = zoo.build_model("convnet", (1, 12, 12), 3)[0].to(device1)
+    model.fit(x, y, epochs=1, batch_size=5, optimizer=xc.Adam(1e-2))
+    to_onnx(model, tmp_path / "m.onnx")
+    to_safetensors(model, tmp_path / "m.safetensors")
+    ours = xc.to_numpy(model.predict(x))
+    np.testing.assert_allclose(onnxruntime_predict(tmp_path / "m.onnx", x), ours, rtol=1e-5, atol=1e-6)
+    back = from_safetensors(zoo.build_model("convnet", (1, 12, 12), 3, seed=3)[0].to(device1),
+                            tmp_path / "m.safetensors")
+    assert xc.Device.of(back.layers[0].kernels) == device1
+    np.testing.assert_array_equal(xc.to_numpy(back.predict(x)), ours)
+
+
 @pytest.mark.gpu
 def test_a_model_trained_with_cupy_exports_its_weights_moved_to_the_host(cuda, tmp_path):
     rng = np.random.default_rng(0)
