@@ -122,6 +122,17 @@ def test_the_graph_has_a_dynamic_batch_the_standard_operators_and_names_the_prod
     assert "Convolutional" in {p.key: p.value for p in proto.metadata_props}["xpcnn_layers"]
 
 
+def test_a_model_whose_first_layer_takes_any_shape_needs_input_shape(tmp_path):
+    model = randomized(xc.Sequential([xc.Flatten(), xc.Dense(12, 3), xc.Softmax()], seed=0))
+    with pytest.raises(ExportError, match=r"pass input_shape=\(C, H, W\)"):
+        to_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+    to_onnx(model, tmp_path / "m.onnx", input_shape=(3, 2, 2))
+    x = np.random.default_rng(0).random((7, 3, 2, 2), dtype=np.float32)
+    np.testing.assert_allclose(onnxruntime_predict(tmp_path / "m.onnx", x), xc.to_numpy(model.predict(x)),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_an_opset_outside_what_the_operators_and_onnx_support_is_refused():
     model = every_layer()["dense-only"]
     with pytest.raises(ConfigError, match="opset"):

@@ -19,7 +19,8 @@ PACKAGE = pathlib.Path(xc.__file__).parent
 HOST_MODULES = {"checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
 # The communication backend: the only module that may import mpi4py or CuPy's NCCL.
 COMM_BACKEND = "comm_backend.py"
-HOST_PACKAGES = {"datasets", "backend", "export"}  # backend: the one layer that knows NumPy, SciPy and CuPy
+# backend: the one layer that knows NumPy, SciPy and CuPy; export: host files (ONNX, safetensors) from host copies
+HOST_PACKAGES = {"datasets", "backend", "export"}
 
 
 def strict_device(name):
