@@ -44,7 +44,6 @@ must give the same outputs). Each verdict names the thread count it was measured
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import importlib.util
 import json
@@ -54,7 +53,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -63,6 +61,7 @@ import xpcnn as xc
 from xpcnn.engines import get_engine
 from xpcnn.losses import get_loss
 from xpcnn.optimizers import SGD
+from xpcnn.timing import Contender, calibrate, interleave, summary
 
 LEARNING_RATE = 0.1
 SEED = 0
@@ -309,49 +308,7 @@ def torch_loss(torch, name: str):
 # Timing
 # ----------------------------------------------------------------------------------------------
 
-@dataclass
-class Contender:
-    """One thing to time: ``step()`` runs one batch; ``sync()`` waits for the device."""
-
-    name: str
-    mode: str  # "train" or "infer"
-    step: Callable[[], Any]
-    sync: Callable[[], Any]
-    batch: int
-    reps: int = 1
-    step_seconds: float = 0.0
-    runs: list = field(default_factory=list)
-    skipped: str = ""
-
-
-def calibrate(c: Contender, min_time: float, max_step: float) -> None:
-    """Warm up, then choose how many steps one timed run takes (at least ``min_time`` seconds)."""
-    one = 0.0
-    for _ in range(2):  # the first step warms up; a step slower than max_step is not repeated
-        start = time.perf_counter()
-        c.step()
-        c.sync()
-        one = time.perf_counter() - start
-        if one > max_step:
-            c.skipped = f"{one:.1f} s per step > --max-step {max_step:g}"
-            return
-    c.step_seconds = one
-    c.reps = max(1, math.ceil(min_time / max(one, 1e-6)))
-
-
-def timed_run(c: Contender) -> None:
-    c.sync()
-    start = time.perf_counter()
-    for _ in range(c.reps):
-        c.step()
-    c.sync()
-    c.runs.append(c.reps * c.batch / (time.perf_counter() - start))
-
-
-def summary(runs: list) -> dict:
-    q = statistics.quantiles(runs, n=4) if len(runs) > 1 else [runs[0]] * 3
-    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs),
-            "q1": q[0], "q3": q[2], "runs": runs}
+# Contender, calibrate, timed_run, interleave and summary: xpcnn.timing, shared with xpcnn-doctor.
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,17 +445,7 @@ def device_sync(device: str) -> Callable:
 
 def run_interleaved(args, active: "list[Contender]") -> None:
     """``args.repeats`` rounds; in each, every contender times one run, the first one rotating."""
-    previous = None
-    for r in range(args.repeats):
-        shift = r % max(len(active), 1)
-        for c in active[shift:] + active[:shift]:
-            family = c.name == "torch"
-            if previous is not None and family != previous:
-                # After a call, NumPy's OpenBLAS threads (and less so PyTorch's OpenMP threads)
-                # spin for up to ~0.2 s; on a small machine they would take the other's cores.
-                time.sleep(args.pause)
-            previous = family
-            timed_run(c)
+    interleave(active, args.repeats, args.pause, family=lambda c: c.name == "torch")
 
 
 def run_config(args, model_name, build, dtype, batch, device, torch, seconds_per_sample: dict) -> "list[dict]":
@@ -519,13 +466,7 @@ def run_config(args, model_name, build, dtype, batch, device, torch, seconds_per
             continue
         calibrate(c, args.min_time, args.max_step)
         seconds_per_sample[key] = c.step_seconds / c.batch if not c.skipped else math.inf
-    active = [c for c in contenders if not c.skipped]
-    gc.collect()
-    gc.disable()  # no collection inside a timed run (one takes ~0.1 s with PyTorch loaded)
-    try:
-        run_interleaved(args, active)
-    finally:
-        gc.enable()
+    run_interleaved(args, [c for c in contenders if not c.skipped])
     peak = next(c for c in contenders if c.mode == "peak")  # each round's peak, not a row of its own
     contenders.remove(peak)
     peak_gflops = [r * info["peak_flops"] / 1e9 for r in peak.runs]
