@@ -19,7 +19,9 @@ PACKAGE = pathlib.Path(xc.__file__).parent
 HOST_MODULES = {"checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
 # The communication backend: the only module that may import mpi4py or CuPy's NCCL.
 COMM_BACKEND = "comm_backend.py"
-HOST_PACKAGES = {"datasets", "backend"}  # backend: the one layer that knows NumPy, SciPy and CuPy
+# backend: the one layer that knows NumPy, SciPy and CuPy; doctor: xpcnn-doctor, which checks the library
+# against NumPy float64 references and PyTorch on the host (it asks the backend about devices and CUDA).
+HOST_PACKAGES = {"datasets", "backend", "doctor"}
 
 
 def strict_device(name):

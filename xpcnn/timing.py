@@ -41,15 +41,20 @@ def _one_step(c: Contender) -> float:
     return time.perf_counter() - start
 
 
-def calibrate(c: Contender, min_time: float, max_step: float) -> None:
-    """Warm up, then choose how many steps one timed run takes (at least ``min_time`` seconds).
+def first_step(c: Contender) -> None:
+    """Time the very first step on its own (``first_step_s``): compilation and measurements, not steady state."""
+    c.first_step_s = _one_step(c)
 
-    The first step's time is kept in ``first_step_s``; a step slower than ``max_step`` seconds is
-    not repeated (``skipped`` says why)."""
+
+def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) -> None:
+    """Warm up with ``steps`` steps, then choose how many steps one timed run takes (at least ``min_time`` s).
+
+    The first step's time is kept in ``first_step_s`` (unless :func:`first_step` took it already); a
+    step slower than ``max_step`` seconds is not repeated (``skipped`` says why)."""
     one = 0.0
-    for i in range(2):
+    for _ in range(steps):
         one = _one_step(c)
-        if i == 0:
+        if c.first_step_s is None:
             c.first_step_s = one
         if one > max_step:
             c.skipped = f"{one:.1f} s per step > --max-step {max_step:g}"
