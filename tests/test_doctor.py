@@ -1,0 +1,161 @@
+"""xpcnn-doctor (xpcnn/doctor/): its checks pass here, can fail, and its command line keeps its promises.
+
+No timing is asserted: the throughputs depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import xpcnn as xc
+from conftest import strict_device
+from xpcnn.doctor import cases, cli, speed
+from xpcnn.doctor.cases import parity_checks
+from xpcnn.doctor.report import check_line
+from xpcnn.engines import gemm
+
+CPU_CHECKS = dict(parity_checks(xc.CPU))
+
+
+@pytest.mark.parametrize("name", CPU_CHECKS)
+def test_every_parity_check_passes_on_the_cpu(name):
+    check = CPU_CHECKS[name]()
+    assert check.ok, check_line(check)
+    assert check.worst <= check.tolerance
+
+
+@pytest.mark.parametrize("name", [n for n in CPU_CHECKS if not n.startswith("gradient")])
+def test_every_parity_check_passes_on_device1_the_gpu_stand_in(name):
+    """array_api_strict's device1 refuses implicit NumPy conversion, like CuPy: the device path runs here."""
+    check = dict(parity_checks(strict_device("device1")))[name]()
+    assert check.ok, check_line(check)
+
+
+def _flip_the_kernel(monkeypatch):
+    forward = gemm.GemmEngine.forward
+
+    def flipped(self, x, kernels, stride=1, keep=False):
+        return forward(self, x, kernels[..., ::-1, ::-1], stride, keep)
+
+    monkeypatch.setattr(gemm.GemmEngine, "forward", flipped)
+
+
+def test_an_engine_that_flips_the_kernel_fails_its_check(monkeypatch):
+    _flip_the_kernel(monkeypatch)
+    check = cases.check_engine("gemm", xc.CPU, "float64", 1)
+    assert not check.ok and check.worst > 1e-3
+    assert check_line(check).lstrip().startswith("FAILED")
+    assert cases.check_engine("signal", xc.CPU, "float64", 1).ok  # the other engines are untouched
+
+
+def test_a_backward_that_does_not_match_its_forward_fails_the_gradient_check(monkeypatch):
+    backward = xc.Sigmoid.backward
+    monkeypatch.setattr(xc.Sigmoid, "backward", lambda self, dy, lr=None: 1.01 * backward(self, dy, lr))
+    assert not cases.check_layer_gradients("sigmoid").ok
+    assert cases.check_layer_gradients("tanh").ok
+
+
+def test_an_optimizer_off_the_textbook_rule_fails(monkeypatch):
+    update = xc.SGD.update  # (Adam would not notice: its step does not change when g is scaled)
+    monkeypatch.setattr(xc.SGD, "update", lambda self, key, p, g: update(self, key, p, g * 1.001))
+    assert not cases.check_optimizer("momentum", xc.CPU, "float64").ok
+    assert not cases.check_optimizer("sgd", xc.CPU, "float32").ok
+
+
+def test_a_corrupted_engine_makes_the_doctor_report_failed_and_exit_1(monkeypatch, tmp_path, capsys):
+    _flip_the_kernel(monkeypatch)
+    out = tmp_path / "r.json"
+    assert cli.main(["--device", "cpu", "--no-speed", "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED  engine gemm stride 1 float64" in printed
+    assert printed.splitlines()[-1].startswith("xpcnn-doctor: FAILED:")
+    report = json.loads(out.read_text())
+    assert report["verdict"]["passed"] is False
+    assert "engine gemm stride 1 float64" in report["verdict"]["failed"]
+
+
+TINY = speed.SpeedPlan(models=("seed", "convnet"), batches=(2,), repeats=1, min_time=0.0)
+
+
+def test_quick_run_passes_and_the_json_holds_environment_checks_and_throughputs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(speed, "QUICK", TINY)  # the same code path, a tiny batch
+    out = tmp_path / "r.json"
+    assert cli.main(["--device", "cpu", "--quick", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[-1].startswith("xpcnn-doctor: PASSED: all")
+    report = json.loads(out.read_text())
+    env = report["environment"]
+    assert {"xpcnn", "python", "numpy", "scipy", "array_api_compat", "cupy", "blas", "load_average"} <= set(env)
+    assert env["blas"]["num_threads"] and report["device"] == "cpu" and report["quick"] is True
+    names = [c["name"] for c in report["checks"]]
+    assert len(names) == len(CPU_CHECKS) + 1 and all(c["ok"] for c in report["checks"])
+    assert any(n.startswith("engine auto") for n in names) and names[-1].startswith("training")
+    assert report["training"]["accuracy"] >= 0.98
+    rows = report["speed"]["rows"]
+    assert {(r["model"], r["mode"]) for r in rows if r["contender"] == "xpcnn"} == \
+        {(m, mode) for m in ("seed", "convnet") for mode in ("train", "infer")}
+    assert all(r["samples_per_s"]["median"] > 0 and r["first_step_s"] > 0 for r in rows)
+    assert report["verdict"] == {"passed": True, "checks": len(names), "failed": []}
+
+
+def _fake_cupy(tmp_path, body: str):
+    folder = tmp_path / "fake"
+    (folder / "cupy").mkdir(parents=True)
+    (folder / "cupy" / "__init__.py").write_text(textwrap.dedent(body))
+    return str(folder)
+
+
+@pytest.mark.parametrize("body, missing", [
+    ("raise ImportError('No module named cupy')\n", "CuPy"),
+    ("""
+     class _Runtime:
+         @staticmethod
+         def getDeviceCount():
+             return 0
+     class cuda:
+         runtime = _Runtime
+     """, "no CUDA GPU is visible"),
+])
+def test_device_cuda_without_cupy_or_a_gpu_exits_1_with_one_line_saying_which(tmp_path, body, missing):
+    env = {"PYTHONPATH": _fake_cupy(tmp_path, body), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "xpcnn.doctor", "--device", "cuda", "--json", str(tmp_path / "r.json")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xpcnn-doctor: ") and missing in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r.json").exists()
+
+
+def test_an_unwritable_json_path_is_one_line_before_any_check(tmp_path, capsys):
+    assert cli.main(["--device", "cpu", "--json", str(tmp_path / "missing" / "r.json")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--json" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_a_bad_device_is_one_line(capsys):
+    assert cli.main(["--device", "tpu"]) == 1
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+
+
+def test_relative_error_is_assert_allclose_condition():
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal(50)
+    for shift in (0.0, 1e-6, 1e-3):
+        got = expected * (1 + shift)
+        check = cases.compare(got, expected, "x", tolerance=(1e-4, 1e-5))
+        allclose = np.allclose(got, expected, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(expected).max()))
+        assert check.ok == allclose
+    assert not cases.compare(np.array([np.nan]), np.array([1.0]), "x", tolerance=(1e-4, 1e-5)).ok
+
+
+def test_the_timing_helper_is_the_one_bench_uses():
+    from test_bench import load_bench
+
+    from xpcnn import timing
+    assert load_bench().Contender is timing.Contender and load_bench().calibrate is timing.calibrate
