@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +37,12 @@ class SpeedPlan:
     batches: tuple = BATCHES
     repeats: int = 3
     min_time: float = 0.25
-    max_step: float = 5.0
+    max_step: float = 60.0  # every contender is measured; this only stops a pathological one
     pause: float = 0.1
 
 
-QUICK = SpeedPlan(repeats=2, min_time=0.0)
+#: ``--quick``: batches 32 and 128, two rounds of one step each.
+QUICK = SpeedPlan(batches=(32, 128), repeats=2, min_time=0.0)
 
 
 def load_torch(device) -> "tuple[Any, str | None, str]":
@@ -101,6 +103,10 @@ def measure(device, plan: SpeedPlan, say=print) -> dict:
     torch, tdev, why = load_torch(device)
     if torch is not None and not tdev.startswith("cuda"):
         torch.set_num_threads(backend_info.blas().get("num_threads") or 1)
+    cores, load = os.cpu_count() or 1, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > cores:
+        say(f"  note: load average {load:.1f} on {cores} cores: other processes compete for the CPU, and "
+            f"multi-threaded timings suffer (OPENBLAS_NUM_THREADS=1 measures one core's speed)")
     rows = []
     for name in plan.models:
         for batch in plan.batches:
