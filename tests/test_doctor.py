@@ -124,8 +124,8 @@ def _fake_cupy(tmp_path, body: str):
 ])
 def test_device_cuda_without_cupy_or_a_gpu_exits_1_with_one_line_saying_which(tmp_path, body, missing):
     env = {"PYTHONPATH": _fake_cupy(tmp_path, body), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "xpcnn.doctor", "--device", "cuda", "--json", str(tmp_path / "r.json")],
-                            capture_output=True, text=True, timeout=120, env=env)
+    command = [sys.executable, "-m", "xpcnn.doctor", "--device", "cuda", "--json", str(tmp_path / "r.json")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xpcnn-doctor: ") and missing in lines[0], result.stderr
@@ -159,3 +159,22 @@ def test_the_timing_helper_is_the_one_bench_uses():
 
     from xpcnn import timing
     assert load_bench().Contender is timing.Contender and load_bench().calibrate is timing.calibrate
+
+
+def test_sigterm_still_writes_the_report_marked_interrupted_and_exits_1(tmp_path):
+    """``timeout 120 xpcnn-doctor --json ...`` (the GPU machine's check script) keeps what was checked."""
+    import signal
+
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "xpcnn.doctor", "--device", "cpu", "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("xpcnn-doctor: checking")
+    for line in proc.stdout:  # the first check is done: SIGTERM mid-way
+        if "ok      layer" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "FAILED: interrupted (SIGTERM)" in stdout.splitlines()[-1] and "Traceback" not in stderr
+    report = json.loads(out.read_text())
+    assert report["interrupted"] == "SIGTERM" and report["verdict"]["passed"] is False and report["checks"]

@@ -27,8 +27,8 @@ def distribution_version(distribution: str) -> "str | None":
 
 def library_versions() -> "dict[str, str | None]":
     """NumPy, SciPy, array-api-compat, CuPy (``None`` when not installed; no import of CuPy)."""
-    cupy = next((v for v in (distribution_version(d) for d in ("cupy", "cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x")) if v),
-                None)
+    wheels = ("cupy", "cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x")
+    cupy = next((v for v in map(distribution_version, wheels) if v), None)
     return {"numpy": np.__version__, "scipy": scipy.__version__,
             "array_api_compat": distribution_version("array-api-compat"), "cupy": cupy}
 
