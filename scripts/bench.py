@@ -61,6 +61,8 @@ import xpcnn as xc
 from xpcnn.engines import get_engine
 from xpcnn.losses import get_loss
 from xpcnn.optimizers import SGD
+from xpcnn.backend import info as backend_info
+from xpcnn.doctor.environment import cpu_name
 from xpcnn.doctor.pytorch import torch_loss, torch_model
 from xpcnn.timing import Contender, calibrate, interleave, summary
 
@@ -260,26 +262,8 @@ class PerSample:
 # ----------------------------------------------------------------------------------------------
 
 def blas_info() -> dict:
-    """NumPy's BLAS (library, kernel, threads) from threadpoolctl, when it is installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return {"note": "threadpoolctl not installed (pip install -e '.[bench]')", "num_threads": os.cpu_count()}
-    for pool in threadpool_info():
-        if pool.get("user_api") == "blas":
-            return {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
-    return {"note": "no BLAS found by threadpoolctl", "num_threads": os.cpu_count()}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """NumPy's BLAS (library, kernel, threads): threadpoolctl when installed, else NumPy's build config."""
+    return backend_info.blas()
 
 
 def measure_peak(xp, dtype: str, sync: Callable, n: int, repeats: int = 3) -> float:
