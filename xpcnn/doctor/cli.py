@@ -16,6 +16,7 @@ import sys
 import time
 
 from .. import backend
+from ..engines import auto
 from ..errors import XpcnnError
 from ..outputs import check_output_path
 from . import checks, environment, report, speed
@@ -90,8 +91,9 @@ def run(device: backend.Device, args: argparse.Namespace, json_path) -> int:
         for line in environment.describe(env):
             print(f"  {line}")
         print("correctness (on the device against NumPy float64 on the host; gradients against finite differences):")
-        for check in checks.correctness(device, lambda c: print(report.check_line(c), flush=True)):
-            done.append(check)
+        for check in checks.correctness(device):
+            done.append(check)  # kept before it is printed: an interruption still reports it
+            print(report.check_line(check), flush=True)
         training, details = checks.check_training(device)
         done.append(training)
         out["training"] = details
@@ -106,6 +108,7 @@ def run(device: backend.Device, args: argparse.Namespace, json_path) -> int:
         interrupted = "SIGTERM"
     seconds = time.perf_counter() - started
     out["checks"] = [c.to_json() for c in done]
+    out["auto_choices"] = auto.choices()  # what engine="auto" measured and chose, per layer shape
     out["verdict"] = report.verdict(done)
     if interrupted:
         out["verdict"]["passed"], out["interrupted"] = False, interrupted
