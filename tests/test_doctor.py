@@ -178,3 +178,44 @@ def test_sigterm_still_writes_the_report_marked_interrupted_and_exits_1(tmp_path
     assert "FAILED: interrupted (SIGTERM)" in stdout.splitlines()[-1] and "Traceback" not in stderr
     report = json.loads(out.read_text())
     assert report["interrupted"] == "SIGTERM" and report["verdict"]["passed"] is False and report["checks"]
+
+
+def _fake_cuda_runtime(monkeypatch):
+    """Enough of CuPy's runtime API for :func:`xpcnn.backend.info.cuda`, on a machine without a GPU."""
+    import contextlib
+    import types
+
+    runtime = types.SimpleNamespace(
+        getDeviceProperties=lambda i: {"name": b"NVIDIA H200", "major": 9, "minor": 0, "multiProcessorCount": 132},
+        memGetInfo=lambda: (100 * 2 ** 30, 140 * 2 ** 30), runtimeGetVersion=lambda: 12090,
+        driverGetVersion=lambda: 13000, getDeviceCount=lambda: 1)
+    pool = types.SimpleNamespace(used_bytes=lambda: 0, total_bytes=lambda: 2 ** 20, get_limit=lambda: 0)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime), get_default_memory_pool=lambda: pool,
+                                 get_default_pinned_memory_pool=lambda: types.SimpleNamespace(n_free_blocks=lambda: 0))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+
+    class Native(contextlib.nullcontext):
+        id = 0
+
+    return xc.Device(None, Native(), "cuda:0")
+
+
+def test_the_cuda_environment_is_read_printed_and_makes_a_verified_row(monkeypatch):
+    from xpcnn.backend import info
+    from xpcnn.doctor import environment, report
+
+    device = _fake_cuda_runtime(monkeypatch)
+    cuda = info.cuda(device)
+    assert cuda["gpu"] == "NVIDIA H200" and cuda["compute_capability"] == "9.0"
+    assert (cuda["runtime_version"], cuda["driver_version"]) == ("12.9", "13.0")
+    assert info.cuda(xc.CPU) == {}
+    env = {**environment.collect(xc.CPU), "device": "cuda:0", "cuda": cuda, "cupy": "14.0.0"}
+    assert any(line.startswith("GPU NVIDIA H200 (cuda:0, compute capability 9.0, 140.0 GiB")
+               for line in environment.describe(env))
+    rows = [{"model": "seed", "batch": 256, "mode": "train", "contender": c, "samples_per_s": {"median": v}}
+            for c, v in (("xpcnn", 300000.0), ("torch", 250000.0))]
+    made_up = {"environment": env, "device": "cuda:0", "quick": False, "speed": {"rows": rows},
+               "verdict": {"passed": True, "checks": 89, "failed": []}}
+    row = report.verified_row(made_up, "benchmarks/doctor-cuda-h200.json")
+    assert row.startswith("| NVIDIA H200 | cuda:0 (CUDA 12.9, CC 9.0) |") and "CuPy 14.0.0" in row
+    assert "| 300,000/s (1.20×) | – |" in row and "passed 89/89" in row

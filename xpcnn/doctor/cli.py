@@ -29,7 +29,9 @@ class Interrupted(BaseException):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=PROG, description="Does xpcnn work on this machine, and how fast? Checks "
+                                "every layer, loss, optimizer and convolution engine on the device against "
+                                "NumPy float64, trains the derivation's experiment, and times the networks.",
                                 epilog="Run it first on a new machine; attach the --json report to an issue.")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: cuda when CuPy sees a GPU, else cpu)")
