@@ -102,7 +102,7 @@ def measure(device, plan: SpeedPlan, say=print) -> dict:
     """``{"rows": [...], "torch": version or why not, "transfer": {...}}``; prints one line per row."""
     torch, tdev, why = load_torch(device)
     if torch is not None and not tdev.startswith("cuda"):
-        torch.set_num_threads(backend_info.blas().get("num_threads") or 1)
+        torch.set_num_threads(backend_info.blas().get("num_threads") or os.cpu_count() or 1)
     cores, load = os.cpu_count() or 1, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > cores:
         say(f"  note: load average {load:.1f} on {cores} cores: other processes compete for the CPU, and "
