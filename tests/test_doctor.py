@@ -219,3 +219,18 @@ def test_the_cuda_environment_is_read_printed_and_makes_a_verified_row(monkeypat
     row = report.verified_row(made_up, "benchmarks/doctor-cuda-h200.json")
     assert row.startswith("| NVIDIA H200 | cuda:0 (CUDA 12.9, CC 9.0) |") and "CuPy 14.0.0" in row
     assert "| 300,000/s (1.20×) | – |" in row and "passed 89/89" in row
+
+
+def test_a_crash_in_the_speed_measurements_is_one_failed_check_not_a_lost_report(monkeypatch, tmp_path, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(speed, "measure", broken)
+    monkeypatch.setattr(cli.checks, "correctness", lambda device: iter(()))  # the point is the speed part
+    monkeypatch.setattr(cli.checks, "check_training", lambda device: (cases.Check("training: stand-in"), {}))
+    out = tmp_path / "r.json"
+    assert cli.main(["--device", "cpu", "--json", str(out)]) == 1
+    assert "FAILED  speed: the throughput measurements; RuntimeError: CUDA error" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["speed"] == {"error": "RuntimeError: CUDA error: out of memory"}
+    assert report["verdict"]["failed"] == ["speed: the throughput measurements"]

@@ -79,6 +79,19 @@ def _on_sigterm(signum, frame):
     raise Interrupted("SIGTERM")
 
 
+def measure_speed(device: backend.Device, quick: bool, done: list) -> dict:
+    """The throughputs; a crash there is one FAILED check (with its message), not a lost report."""
+    try:
+        return speed.measure(device, speed.QUICK if quick else speed.SpeedPlan(),
+                             say=lambda line: print(line, flush=True))
+    except Exception as exc:  # noqa: BLE001 - reported as a failed check, with the error's first line
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        check = checks.Check("speed: the throughput measurements", ok=False, worst=float("inf"), problems=[message])
+        done.append(check)
+        print(report.check_line(check), flush=True)
+        return {"error": message}
+
+
 def run(device: backend.Device, args: argparse.Namespace, json_path) -> int:
     started = time.perf_counter()
     out: dict = {"schema": report.SCHEMA, "tool": PROG, "argv": args.argv,
@@ -102,8 +115,7 @@ def run(device: backend.Device, args: argparse.Namespace, json_path) -> int:
         print(report.check_line(training), flush=True)
         if not args.no_speed:
             print("speed (float32, samples/s, median of interleaved runs; first step timed apart):")
-            out["speed"] = speed.measure(device, speed.QUICK if args.quick else speed.SpeedPlan(),
-                                         say=lambda line: print(line, flush=True))
+            out["speed"] = measure_speed(device, args.quick, done)
     except KeyboardInterrupt:
         interrupted, status = "Ctrl-C", 130
     except Interrupted:

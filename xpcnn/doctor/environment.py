@@ -59,7 +59,10 @@ def collect(device: Device) -> "dict[str, Any]":
         "distributed": comm_backend.availability(),
     }
     if device.name.startswith("cuda"):
-        env["cuda"] = info.cuda(device)
+        try:
+            env["cuda"] = info.cuda(device)
+        except Exception as exc:  # noqa: BLE001 - the checks that follow will say more; the report keeps this
+            env["cuda"] = {"error": f"{type(exc).__name__}: {exc}"}
     return env
 
 
@@ -79,7 +82,9 @@ def describe(env: "dict[str, Any]") -> "list[str]":
     lines.append(f"mpi4py {dist.get('mpi4py') or 'not installed'}, NCCL {dist.get('nccl') or 'not available'}"
                  + (f" ({dist['nccl_missing']})" if dist.get("nccl_missing") else ""))
     cuda = env.get("cuda")
-    if cuda:
+    if cuda and "error" in cuda:
+        lines.append(f"GPU: could not be queried ({cuda['error']})")
+    elif cuda:
         gib = 2 ** 30
         lines.append(f"GPU {cuda['gpu']} ({env['device']}, compute capability {cuda['compute_capability']}, "
                      f"{cuda['memory_total_bytes'] / gib:.1f} GiB, {cuda['memory_free_bytes'] / gib:.1f} free); "

@@ -17,7 +17,9 @@ def check_line(check: Check) -> str:
     """``  ok      layer dense float32   worst relative error 3.1e-08 (tolerance 1e-04)``."""
     status = "ok" if check.ok else "FAILED"
     worst = "inf" if not math.isfinite(check.worst) else f"{check.worst:.1e}"
-    if check.name.startswith("training"):
+    if check.name.startswith("speed"):
+        text = f"  {status:7} {check.name}"
+    elif check.name.startswith("training"):
         text = f"  {status:7} {check.name}: error rate {worst}"
     else:
         text = f"  {status:7} {check.name:52} worst relative error {worst} (tolerance {check.tolerance:.0e})"
@@ -75,6 +77,7 @@ def verified_row(report: "dict[str, Any]", link: str) -> str:
     """One Markdown row of the README's "Verified on" table, from a ``--json`` report at ``link``."""
     env = report["environment"]
     cuda = env.get("cuda") or {}
+    cuda = {} if "error" in cuda else cuda
     machine = cuda.get("gpu") or env["cpu"]
     device = report["device"] + (f" (CUDA {cuda['runtime_version']}, CC {cuda['compute_capability']})" if cuda else
                                  f" ({env['cores']} cores, {env['blas'].get('internal_api') or 'BLAS'} "
