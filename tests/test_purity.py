@@ -19,8 +19,9 @@ PACKAGE = pathlib.Path(xc.__file__).parent
 HOST_MODULES = {"checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
 # The communication backend: the only module that may import mpi4py or CuPy's NCCL.
 COMM_BACKEND = "comm_backend.py"
-# backend: the one layer that knows NumPy, SciPy and CuPy; export: host files (ONNX, safetensors) from host copies
-HOST_PACKAGES = {"datasets", "backend", "export"}
+# backend: the one layer that knows NumPy, SciPy and CuPy; export: host files (ONNX, safetensors) from host
+# copies; doctor: xpcnn-doctor, which checks the library against NumPy float64 references and PyTorch on the host.
+HOST_PACKAGES = {"datasets", "backend", "export", "doctor"}
 
 
 def strict_device(name):
