@@ -4,30 +4,16 @@ PyTorch was written by other people, so agreeing with it is evidence the derivat
 ``torch_twin(model)`` returns a ``torch.nn.Sequential`` and the pairs ``(layer, name, parameter)``
 that tie each xpcnn parameter to its PyTorch counterpart, by the state-dict names the library
 writes (:mod:`xpcnn.export.names`, module ``i`` for layer ``i``). Only layers with an exact PyTorch
-equivalent are mapped; any other raises, naming the layer, so a new zoo layer must be added here.
+equivalent are mapped (by :mod:`xpcnn.doctor.pytorch`, which bench.py and the doctor use too); any
+other raises, naming the layer, so a new zoo layer must be added there.
 """
 
 from __future__ import annotations
 
 import xpcnn as xc
+from xpcnn.doctor.pytorch import torch_loss, torch_module  # noqa: F401  (torch_loss: for the tests)
+from xpcnn.doctor.pytorch import torch_sequential as _torch_sequential
 from xpcnn.export import state_dict, tensor_names
-
-
-def untied_conv2d(torch, conv):
-    """``Conv2d(bias=False)`` plus the derivation's untied bias ``B: (D, Ho, Wo)``, a parameter named
-    ``untied_bias`` (:mod:`xpcnn.export.names`): ``Y_i = B_i + Σ_j X_j ⋆ K_ij``."""
-    nn = torch.nn
-
-    class UntiedConv2d(nn.Conv2d):
-        def __init__(self):
-            super().__init__(conv.input_shape[0], conv.depth, conv.kernel_size, stride=conv.stride,
-                             padding=conv.padding, bias=False)
-            self.untied_bias = nn.Parameter(torch.zeros(conv.depth, *conv.out_hw))
-
-        def forward(self, x):
-            return super().forward(x) + self.untied_bias
-
-    return UntiedConv2d()
 
 
 def _dropout(torch, layer):
@@ -46,45 +32,14 @@ def _dropout(torch, layer):
     return SameMask()
 
 
-def torch_module(torch, layer):
-    """The PyTorch module of one xpcnn layer (its parameters not yet set), or NotImplementedError."""
-    nn = torch.nn
-    kind = type(layer)
-    if kind is xc.Convolutional:
-        if layer.bias == "untied":
-            return untied_conv2d(torch, layer)
-        return nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, stride=layer.stride,
-                         padding=layer.padding, bias=layer.bias == "tied")
-    if kind is xc.Dense:
-        return nn.Linear(layer.input_size, layer.output_size)
-    if kind is xc.MaxPool2D:
-        return nn.MaxPool2d(layer.pool_size)
-    if kind is xc.AvgPool2D:
-        return nn.AvgPool2d(layer.pool_size)
-    if kind is xc.GlobalAveragePool2D:
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if kind in (xc.BatchNorm2D, xc.BatchNorm1D):
-        batchnorm = nn.BatchNorm2d if kind is xc.BatchNorm2D else nn.BatchNorm1d
-        return batchnorm(layer.num_channels, eps=layer.eps, momentum=layer.momentum)
-    if kind is xc.Dropout:
-        return _dropout(torch, layer)
-    if kind is xc.Reshape and len(layer.output_shape(layer.input_shape)) != 1:
-        raise NotImplementedError(f"torch_twin: only a Reshape that flattens has a twin, not {layer!r}")
-    simple = {
-        xc.Sigmoid: nn.Sigmoid, xc.Tanh: nn.Tanh, xc.ReLU: nn.ReLU,
-        xc.Softmax: lambda: nn.Softmax(dim=-1), xc.Reshape: nn.Flatten, xc.Flatten: nn.Flatten,
-    }
-    if kind in simple:
-        return simple[kind]()
-    raise NotImplementedError(f"torch_twin: no PyTorch equivalent for {layer!r}; add one in tests/torch_oracle.py")
-
-
 def torch_sequential(model: xc.Sequential, dtype=None):
-    """The equivalent ``torch.nn.Sequential``, module ``i`` for layer ``i``, with PyTorch's initial weights."""
-    import torch
+    """The library's equivalent ``torch.nn.Sequential`` (:mod:`xpcnn.doctor.pytorch`), with Dropout replaced by
+    the twin that reuses xpcnn's mask."""
+    return _torch_sequential(model, dtype, module_of=_module)
 
-    net = torch.nn.Sequential(*(torch_module(torch, layer) for layer in model.layers))
-    return net.to(dtype or (torch.float64 if model.dtype == "float64" else torch.float32))
+
+def _module(torch, layer):
+    return _dropout(torch, layer) if type(layer) is xc.Dropout else torch_module(torch, layer)
 
 
 def torch_twin(model: xc.Sequential):
@@ -100,15 +55,3 @@ def torch_twin(model: xc.Sequential):
     pairs = [(model.layers[e.index], e.key, net.get_parameter(e.name))
              for e in tensor_names(model) if e.group == "params"]
     return net, pairs
-
-
-def torch_loss(torch, name: str):
-    """The xpcnn loss ``name`` from PyTorch's own functions (each the mean over all N·K elements)."""
-    f = torch.nn.functional
-    if name == "binary_cross_entropy":
-        return f.binary_cross_entropy
-    if name == "mse":
-        return f.mse_loss
-    if name == "categorical_cross_entropy":  # nll_loss is the mean over N samples: divide by K too
-        return lambda out, y: f.nll_loss(torch.log(out), y.argmax(dim=1)) / out.shape[1]
-    raise NotImplementedError(f"torch_loss: no PyTorch equivalent for {name!r}")
