@@ -226,7 +226,8 @@ def fit_settings(model, x, y, loss, batch_size: int, epochs: int, shuffle: bool,
         return getattr(fn, "__qualname__", type(fn).__name__)
 
     return {
-        "layers": [repr(layer) for layer in model.layers],
+        # the constructor arguments, not repr: engine="auto" measures on each rank and may choose differently
+        "layers": [f"{type(layer).__name__}({layer.config()!r})" for layer in model.layers],
         "dtype": model.dtype,
         "device": model.device.name.split(":")[0],
         "loss": loss if isinstance(loss, str) else [name(f) for f in loss],
