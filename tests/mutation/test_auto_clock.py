@@ -1,0 +1,172 @@
+"""``auto``'s measurement, step by step, on a fake clock: what each round runs, in which order, and how many.
+
+Stand-in engines advance a fake ``time.perf_counter`` by a set number of seconds per forward and
+backward pass and record every call, so the warm-up, the hopeless rule, the turns and the round
+count of the module docstring are checked exactly, without real sleeps.
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+from fake_cupy import FakeCupyArray, fake_cupy
+from xpcnn import backend
+from xpcnn.engines import ENGINES, auto
+
+
+class Clock:
+    def __init__(self):
+        self.now = 64.0  # not 0: a round timed from 0 would hide a missing ``- start``; 64 + k/1024 is exact
+
+    def perf_counter(self):
+        return self.now
+
+
+class TimedEngine:
+    """An engine whose forward takes ``fwd`` and backward ``bwd`` fake seconds; records its calls.
+
+    ``fwd`` may be a list: the forward passes take its times in turn, then its last one.
+    """
+
+    def __init__(self, name, clock, calls, fwd, bwd=0.0, strides=(1, 2, 3)):
+        self.name, self.clock, self.calls, self.bwd, self.strides = name, clock, calls, bwd, strides
+        self.fwds = list(fwd) if isinstance(fwd, list) else [fwd]
+
+    def supports(self, stride):
+        return stride in self.strides
+
+    def forward(self, x, kernels, stride=1, keep=False):
+        self.calls.append((self.name, "forward", stride, keep))
+        self.clock.now += self.fwds.pop(0) if len(self.fwds) > 1 else self.fwds[0]
+        return np.zeros(3), (f"kept by {self.name}" if keep else None)
+
+    def backward(self, x, kernels, dy, stride=1, kept=None, input_gradient=True):
+        self.calls.append((self.name, "backward", stride, kept, input_gradient))
+        self.clock.now += self.bwd
+        return None, None
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(auto, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    synced = []
+    monkeypatch.setattr(auto.backend, "synchronize", lambda y: synced.append(y))
+    fake.synced = synced
+    auto.forget()
+    yield fake
+    auto.forget()
+
+
+def engines_(clock, calls, **times):
+    return [TimedEngine(name, clock, calls, *t) for name, t in times.items()]
+
+
+def test_a_round_is_timed_from_its_start_and_synchronised(clock):
+    calls = []
+    fast, = engines_(clock, calls, fast=(0.25, 0.5))
+    assert auto._run(fast, None, None, 2, False) == pytest.approx(0.25)
+    assert calls == [("fast", "forward", 2, False)] and len(clock.synced) == 1
+    calls.clear()
+    assert auto._run(fast, None, None, 2, True) == pytest.approx(0.75)
+    assert auto._run(fast, None, None, 3, True, False) == pytest.approx(0.75)
+    assert calls == [("fast", "forward", 2, True), ("fast", "backward", 2, "kept by fast", True),
+                     ("fast", "forward", 3, True), ("fast", "backward", 3, "kept by fast", False)]
+    assert len(clock.synced) == 3
+
+
+def test_warm_up_runs_two_forwards_each_then_rounds_in_turns_until_the_budget(clock):
+    calls = []
+    a, b = engines_(clock, calls, a=(0.004, 0.004), b=(0.005, 0.005))
+    name, best, dropped = auto.measure([a, b], None, None, 1, True)
+    # warm-up: forwards only, in order and then reversed
+    assert calls[:4] == [("a", "forward", 1, False), ("b", "forward", 1, False),
+                         ("b", "forward", 1, False), ("a", "forward", 1, False)]
+    timed = [c for c in calls[4:] if c[1] == "forward"]
+    # warm-up 0.018 s, then 0.018 s per round: over BUDGET_S = 0.05 after the second round
+    assert [c[0] for c in timed] == ["a", "b", "b", "a"]  # turns rotate: each engine leads in turn
+    assert all(c[3] is True for c in timed)
+    assert [c for c in calls[4:] if c[1] == "backward"] == [
+        (n, "backward", 1, f"kept by {n}", True) for n in ["a", "b", "b", "a"]]
+    assert (name, dropped) == ("a", []) and best == pytest.approx({"a": 0.008, "b": 0.010})
+
+
+def test_rounds_stop_at_max_rounds_and_run_at_least_min_rounds(clock, monkeypatch):
+    calls = []
+    quick = engines_(clock, calls, a=(1e-6,), b=(2e-6,))
+    auto.measure(quick, None, None, 1, False)
+    assert len(calls) == 4 + 2 * auto.MAX_ROUNDS  # never over the budget: MAX_ROUNDS rounds
+    calls.clear()
+    slow = engines_(clock, calls, a=(1.0,), b=(1.0,))
+    auto.measure(slow, None, None, 1, False)
+    assert len(calls) == 4 + 2 * auto.MIN_ROUNDS  # over the budget at once: MIN_ROUNDS rounds
+    calls.clear()
+    monkeypatch.setattr(auto, "MIN_ROUNDS", 3)
+    auto.measure(slow, None, None, 1, False)
+    assert len(calls) == 4 + 2 * 3
+    calls.clear()
+    monkeypatch.setattr(auto, "MIN_ROUNDS", 1)
+    monkeypatch.setattr(auto, "BUDGET_S", 0.0)  # over the budget, but an exact tie of elapsed and budget is not
+    edge = engines_(clock, calls, a=(0.0,), b=(0.0,))
+    auto.measure(edge, None, None, 1, False)
+    assert len(calls) == 4 + 2 * auto.MAX_ROUNDS
+
+
+def test_the_budget_counts_from_the_start_of_the_warm_up(clock):
+    calls = []
+    # warm-up 4 × 0.01 = 0.04 s; one round 0.02 s: 0.06 > 0.05 after the first round
+    auto.measure(engines_(clock, calls, a=(0.01,), b=(0.01,)), None, None, 1, False)
+    assert len(calls) == 4 + 2
+
+
+def test_an_engine_over_hopeless_times_the_fastest_is_dropped_after_the_warm_up(clock):
+    calls = []
+    unit = 1 / 1024  # exact binary fractions: "4 times the fastest" is an exact tie
+    fast, slow, edge = engines_(clock, calls, fast=(unit,), slow=(5 * unit,), edge=(4 * unit,))
+    name, best, dropped = auto.measure([fast, slow, edge], None, None, 1, True)
+    assert (name, dropped) == ("fast", ["slow"])  # exactly HOPELESS times slower stays
+    assert not any(c[0] == "slow" for c in calls[6:])  # only its two warm-up forwards
+    assert best["slow"] == 5 * unit  # its forward alone, as choices() says
+    calls.clear()
+    name, best, dropped = auto.measure([slow, fast], None, None, 1, True)
+    assert (name, dropped, best) == ("fast", ["slow"], {"slow": 5 * unit, "fast": unit})
+    assert len(calls) == 4  # one engine left: no timed rounds
+
+
+def test_a_stall_in_one_warm_up_pass_does_not_drop_an_engine(clock):
+    calls = []
+    unit = 1 / 1024
+    stalled, fast = engines_(clock, calls, stalled=([100 * unit, 2 * unit],), fast=([unit, 100 * unit, unit],))
+    name, best, dropped = auto.measure([stalled, fast], None, None, 1, False)
+    assert dropped == [] and name == "fast" and best == {"stalled": 2 * unit, "fast": unit}
+
+
+def test_one_engine_is_not_measured(clock):
+    calls = []
+    only, = engines_(clock, calls, only=(1.0,))
+    assert auto.measure([only], None, None, 1, True) == ("only", {}, [])
+    assert calls == []
+
+
+def test_choose_measures_a_first_layer_without_the_input_gradient_and_records_the_time(clock, monkeypatch):
+    calls = []
+    known = {e.name: e for e in engines_(clock, calls, gemm=(0.001, 0.002), signal=(0.003, 0.001))}
+    x, kernels = np.zeros((2, 1, 5, 5)), np.zeros((3, 1, 3, 3))
+    assert auto.choose(x, kernels, 2, True, known, False) is known["gemm"]
+    assert {c[4] for c in calls if c[1] == "backward"} == {False} and {c[2] for c in calls} == {2}
+    (report,) = auto.choices()
+    assert report["measured_s"] == pytest.approx(clock.now - 64.0)
+    assert report["seconds"] == pytest.approx({"gemm": 0.003, "signal": 0.004})
+    assert (report["input_gradient"], report["mode"], report["stride"]) == (False, "train", 2)
+
+
+def test_signal_direct_is_a_candidate_on_cupy_only(monkeypatch):
+    x = np.zeros((1, 1, 5, 5))
+    assert [e.name for e in auto.candidates(x, None, 1, ENGINES)] == ["gemm", "signal"]
+    monkeypatch.setattr(backend.CUPY, "_cupy", fake_cupy())
+    on_gpu = FakeCupyArray(x)
+    assert backend.backend_for(on_gpu) is backend.CUPY
+    assert [e.name for e in auto.candidates(on_gpu, None, 1, ENGINES)] == ["gemm", "signal", "signal-direct"]
+    assert [e.name for e in auto.candidates(on_gpu, None, 2, ENGINES)] == [
+        n for n in ["gemm", "signal", "signal-direct"] if ENGINES[n].supports(2)]
