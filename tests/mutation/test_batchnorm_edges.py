@@ -72,3 +72,27 @@ def test_shape_errors_name_the_layer_the_layout_and_what_came():
     with pytest.raises(ShapeError, match=r"^BatchNorm1D\(.*\): training needs more than one value per channel, "
                                          r"got input of shape \(1, 3\)$"):
         bn1.forward(np.ones((1, 3), np.float32))
+
+
+@pytest.mark.parametrize("layer", [xc.BatchNorm2D, xc.BatchNorm1D])
+def test_parameters_and_buffers_are_made_on_the_device_asked_for(layer, device1):
+    bn = layer(3, device=device1)
+    assert all(xc.backend.Device.of(a) == device1 for a in (*bn.params.values(), *bn.buffers.values()))
+
+
+@pytest.mark.parametrize("seed", [-1, "one", 1.5])
+def test_a_bad_seed_is_refused_though_nothing_is_drawn(seed):
+    """Every layer refuses a seed the others would refuse, even BatchNorm, whose start is constant."""
+    with pytest.raises(ConfigError, match="seed"):
+        xc.BatchNorm2D(2, seed=seed)
+
+
+def test_backward_with_a_learning_rate_takes_the_derivations_step_on_gamma_and_beta():
+    rng = np.random.default_rng(7)
+    bn = xc.BatchNorm2D(3, dtype="float64")
+    x, dy = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2))
+    bn.forward(x)
+    x_hat = (x - x.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
+    bn.backward(dy, learning_rate=0.5)
+    np.testing.assert_allclose(bn.params["gamma"], 1 - 0.5 * (dy * x_hat).sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(bn.params["beta"], -0.5 * dy.sum(axis=(0, 2, 3)), rtol=1e-12)
