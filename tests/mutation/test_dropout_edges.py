@@ -52,3 +52,15 @@ def test_the_mask_is_u_at_least_rate_over_one_minus_rate_from_one_key(rate, dtyp
 
 def dtype_of(name):
     return np.dtype(name).type
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_draw_equal_to_the_rate_keeps_its_value(dtype):
+    """``B = [U ≥ r]``: a rate equal to one of the drawn ``U`` keeps that element (``U > r`` would drop it)."""
+    shape = (2, 8)
+    u = backend.uniform_from_key(backend.random_key(xc.Dropout(0.5, seed=5).rng), shape, dtype, backend.CPU)
+    rate = float(u[1, 3])
+    x = np.ones(shape, dtype)
+    y = xc.Dropout(rate, seed=5).forward(x)
+    np.testing.assert_allclose(y, (u >= rate) / (1 - rate), rtol=1e-6)
+    assert y[1, 3] > 0
