@@ -37,7 +37,7 @@ class TimedEngine:
         return stride in self.strides
 
     def forward(self, x, kernels, stride=1, keep=False):
-        self.calls.append((self.name, "forward", stride, keep))
+        self.calls.append((self.name, "forward", stride, bool(keep)))  # any false flag keeps nothing
         self.clock.now += self.fwds.pop(0) if len(self.fwds) > 1 else self.fwds[0]
         return np.zeros(3), (f"kept by {self.name}" if keep else None)
 
