@@ -186,7 +186,15 @@ class DataParallel:
         grads: "dict[Key, Any]" = {}
         loss = correct = 0.0
         if m:
-            out = model.forward(x)
+            start = shard(0, batch, self.comm.rank, self.comm.size)[0]  # this rank's first row of the batch
+            random_layers = [layer for layer in model.layers if layer.uses_rng]
+            for layer in random_layers:
+                layer.batch_rows = (start, batch)
+            try:
+                out = model.forward(x)
+            finally:
+                for layer in random_layers:
+                    layer.batch_rows = None
             loss = self.loss_fn(y, out)
             model.backward(self.loss_prime(y, out))
             correct = self.correct(model.xp, y, out)
