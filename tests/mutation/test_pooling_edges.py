@@ -2,6 +2,8 @@
 
 Written to kill mutmut's survivors in xpcnn/layers/pooling.py, against the loops of test_pooling.py.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,13 @@ def test_constructor_arguments_are_checked_and_named():
     with pytest.raises(ShapeError, match=r"MaxPool2D\(pool_size=2, input_shape=None\): expected input of shape "
                                          r"\(N, C, H, W\), got \(2, 8, 8\)"):
         MaxPool2D(2).forward(np.zeros((2, 8, 8)))
+
+
+def test_global_average_pool_names_a_sample_shape_that_is_not_c_h_w():
+    from xpcnn.layers import GlobalAveragePool2D
+
+    assert GlobalAveragePool2D().output_shape((4, 3, 5)) == (4,)
+    for shape in [(8, 8), (1, 2, 3, 4)]:
+        with pytest.raises(ShapeError, match=rf"^GlobalAveragePool2D: expects \(C, H, W\) samples, got "
+                                             rf"{re.escape(str(shape))}$"):
+            GlobalAveragePool2D().output_shape(shape)
