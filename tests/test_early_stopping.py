@@ -27,8 +27,8 @@ def fit_recording(m, stopper, validation, epochs=12, learning_rate=1.0, **kw):
     """Fit, keeping a copy of the weights after every epoch (index = epoch)."""
     x, y = data()
     after = {0: weights(m)}
-    m.fit(x, y, epochs=epochs, batch_size=8, learning_rate=learning_rate, validation_data=validation, early_stopping=stopper,
-          on_epoch=lambda logs: after.__setitem__(logs["epoch"], weights(m)), **kw)
+    m.fit(x, y, epochs=epochs, batch_size=8, learning_rate=learning_rate, validation_data=validation,
+          early_stopping=stopper, on_epoch=lambda logs: after.__setitem__(logs["epoch"], weights(m)), **kw)
     return after
 
 

@@ -121,14 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: the model's recipe")
     p.add_argument("--schedule", type=_schedule, default=None, metavar="SPEC",
                    help="learning-rate schedule: step:EVERY[:GAMMA] (per epoch), cosine[:EPOCHS[:MIN_LR]] (per "
-                        "epoch; EPOCHS defaults to the last epoch of the run), warmup:STEPS (per step), joined by "
+                        "epoch; EPOCHS: the last epoch of the run if left out), warmup:STEPS (per step), joined by "
                         "commas to multiply, e.g. warmup:500,cosine (default: none, or the resumed checkpoint's)")
     p.add_argument("--early-stopping", type=_integer(1), default=None, metavar="PATIENCE",
                    help="stop when the validation loss has not improved for PATIENCE epochs and restore the best "
                         "epoch's weights; validates on a held-out part of the training data (--val-split, default "
                         "0.1), never on the test set")
     p.add_argument("--min-delta", type=_min_delta, default=None, metavar="D",
-                   help="with --early-stopping: an improvement must lower the validation loss by more than D (default 0)")
+                   help="with --early-stopping: an improvement must lower the validation loss by more than D "
+                        "(default 0)")
     p.add_argument("--val-split", type=_fraction, default=None, metavar="F",
                    help="hold out the fraction F of the training samples to validate on after every epoch instead "
                         "of the test set (default: none, 0.1 with --early-stopping)")

@@ -4,11 +4,11 @@ A schedule gives the rate of every step from the base rate ``η`` (the optimizer
 ``learning_rate``), the optimizer's step count ``k`` (0 for the first step ever; kept in
 checkpoints) and the number of finished epochs ``e`` (``model.epoch``, also kept)::
 
-    StepDecay(every, gamma)     η · γ^⌊e / every⌋                                  per epoch (PyTorch StepLR)
-    Cosine(epochs, min_lr)      η_min + (η - η_min) · (1 + cos(π · min(e, T) / T)) / 2   per epoch
-                                                                        (PyTorch CosineAnnealingLR, held at η_min after T)
-    Warmup(steps)               η · min(1, (k + 1) / W)                              per step (linear warm-up)
-    Chain(a, b, ...)            η · Π (rate_i / η)                                   the product of the factors
+    StepDecay(every, gamma)   η · γ^⌊e / every⌋                                per epoch (PyTorch's StepLR)
+    Cosine(epochs, min_lr)    η_min + (η - η_min) · (1 + cos(π min(e, T) / T)) / 2   per epoch (CosineAnnealingLR;
+                                                                          then held at η_min after T epochs)
+    Warmup(steps)             η · min(1, (k + 1) / W)                          per step (PyTorch's LinearLR from 1/W)
+    Chain(a, b, ...)          η · Π (rate_i / η)                               the product of the factors
 
 The epoch schedules change the rate between epochs only, as PyTorch's do when
 ``scheduler.step()`` is called once an epoch; the warm-up changes it every step. ``Chain(Warmup(500),
