@@ -115,3 +115,20 @@ def test_bad_settings_are_clear_errors_before_training():
         EarlyStopping(2, min_delta=-0.1)
     with pytest.raises(ConfigTypeError, match="restore_best must be True or False"):
         EarlyStopping(2, restore_best="yes")
+
+
+@pytest.mark.gpu
+def test_on_cuda_a_scheduled_run_stops_restores_and_matches_the_cpu_run(cuda):
+    x, y = data()
+    runs = []
+    for device in ("cpu", cuda):
+        m = model().to(device)
+        m.fit(x, y, epochs=12, batch_size=8, learning_rate=1.0, validation_data=(x, 1 - y), early_stopping=2,
+              schedule=xc.Chain(xc.Warmup(4), xc.Cosine(12)))
+        runs.append(m)
+    cpu, gpu = runs
+    assert gpu.early_stopping.report()["restored_epoch"] == cpu.early_stopping.report()["restored_epoch"] is not None
+    assert gpu.history["learning_rate"] == cpu.history["learning_rate"]
+    for key, value in weights(cpu).items():
+        np.testing.assert_allclose(weights(gpu)[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    assert f"Total params: {cpu.parameter_count():,}" in gpu.summary_text()

@@ -262,3 +262,14 @@ def test_a_schedule_steps_on_array_api_strict_device1(device1):
     model.fit(x, y, epochs=2, batch_size=7, optimizer=xc.Adam(0.01), schedule=Chain(Warmup(2), Cosine()))
     assert model.history["learning_rate"] == pytest.approx([0.01, 0.005])
     assert backend.Device.of(model.layers[0].params["weights"]) == model.device
+
+
+def test_every_concrete_spec_the_readme_shows_parses():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    specs = [s for s in re.findall(r"`((?:step|cosine|warmup)[^`\s]*)`", readme) if not re.search(r"[A-Z]", s)]
+    assert {"step:10:0.1", "cosine", "warmup:500,cosine"} <= set(specs)
+    for spec in specs:
+        parse_schedule(spec)
