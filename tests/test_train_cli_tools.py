@@ -38,6 +38,12 @@ def test_a_scheduled_run_resumed_from_its_checkpoint_equals_the_uninterrupted_on
     assert m["schedule"] == "warmup:10,step:1:0.5" and m["early_stopping"] is None
     # 8 steps an epoch: the warm-up is at 8/10 at the end of the first
     assert [h["learning_rate"] for h in m["history"]] == pytest.approx([0.04, 0.025, 0.0125], rel=1e-15)
+    dropped = train(offline_env, "--resume", tmp_path / "resumed.npz", "--epochs", "1", "--schedule", "none",
+                    "--save", tmp_path / "dropped.npz", "--metrics-json", tmp_path / "d.json")
+    assert dropped.returncode == 0, dropped.stderr
+    assert ", schedule" not in dropped.stdout.splitlines()[0]
+    assert load_checkpoint(tmp_path / "dropped.npz").schedule is None
+    assert json.loads((tmp_path / "d.json").read_text())["history"][-1]["learning_rate"] == 0.05
 
 
 def test_early_stopping_stops_restores_the_best_epoch_and_says_so_in_the_metrics_and_checkpoint(

@@ -69,7 +69,9 @@ def _learning_rate(text: str) -> float:
 
 
 def _schedule(text: str) -> str:
-    """A ``--schedule`` spec, checked now (one line on a bad one); kept as text."""
+    """A ``--schedule`` spec, checked now (one line on a bad one); kept as text. ``none``: no schedule."""
+    if text == "none":
+        return text
     try:
         parse_schedule(text)
     except ConfigError as exc:
@@ -122,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", type=_schedule, default=None, metavar="SPEC",
                    help="learning-rate schedule: step:EVERY[:GAMMA] (per epoch), cosine[:EPOCHS[:MIN_LR]] (per "
                         "epoch; EPOCHS: the last epoch of the run if left out), warmup:STEPS (per step), joined by "
-                        "commas to multiply, e.g. warmup:500,cosine (default: none, or the resumed checkpoint's)")
+                        "commas to multiply, e.g. warmup:500,cosine; none drops a resumed checkpoint's (default: the "
+                        "resumed checkpoint's, else none)")
     p.add_argument("--early-stopping", type=_integer(1), default=None, metavar="PATIENCE",
                    help="stop when the validation loss has not improved for PATIENCE epochs and restore the best "
                         "epoch's weights; validates on a held-out part of the training data (--val-split, default "

@@ -190,11 +190,14 @@ class Run:
             if settings.checkpoint_path and self.root:
                 self._save(model, settings)
 
+        schedule = None if settings.schedule in (None, "none") else parse_schedule(settings.schedule)
+        if settings.schedule == "none":  # drop the resumed checkpoint's
+            model.schedule = None
         try:
             model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,
                       optimizer=optimizer, validation_data=validation, on_batch=progress.on_batch,
                       on_epoch=on_epoch, communicator=self.comm,
-                      schedule=parse_schedule(settings.schedule) if settings.schedule else None,
+                      schedule=schedule,
                       early_stopping=stopper)
         finally:
             progress.close()
@@ -232,7 +235,7 @@ def _banner(settings: Settings, data, model, sizes: tuple, device) -> str:
     held = f" / {n_val} validation" if settings.val_split is not None else ""
     extras = "".join([
         f", schedule {model.schedule.spec() if settings.schedule is None else settings.schedule}"
-        if (settings.schedule or model.schedule) else "",
+        if (settings.schedule not in (None, "none") or (settings.schedule is None and model.schedule)) else "",
         f", early stopping (patience {settings.early_stopping})" if settings.early_stopping else "",
     ])
     return (f"xpcnn: {settings.model} ({model.parameter_count():,} parameters) on {data.name}, classes "
