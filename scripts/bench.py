@@ -44,7 +44,6 @@ must give the same outputs). Each verdict names the thread count it was measured
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import importlib.util
 import json
@@ -54,8 +53,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -63,6 +61,10 @@ import xpcnn as xc
 from xpcnn.engines import get_engine
 from xpcnn.losses import get_loss
 from xpcnn.optimizers import SGD
+from xpcnn.backend import info as backend_info
+from xpcnn.doctor.environment import cpu_name
+from xpcnn.doctor.pytorch import torch_loss, torch_model
+from xpcnn.timing import Contender, calibrate, interleave, summary
 
 LEARNING_RATE = 0.1
 SEED = 0
@@ -245,113 +247,14 @@ class PerSample:
 # Contender 3: PyTorch, the same layers and weights
 # ----------------------------------------------------------------------------------------------
 
-def torch_model(model: xc.Sequential, torch, device: str, dtype: str):
-    """A ``torch.nn.Sequential`` with the xpcnn model's layers and a copy of its weights."""
-    nn = torch.nn
-    tdtype = getattr(torch, dtype)
-
-    def tensor(a):
-        return torch.tensor(np.asarray(xc.to_numpy(a)), dtype=tdtype, device=device)
-
-    class UntiedConv2d(nn.Module):
-        """``Y_i = B_i + Σ_j X_j ⋆ K_ij`` with one bias per output element, like xpcnn's default."""
-
-        def __init__(self, conv):
-            super().__init__()
-            self.conv = nn.Conv2d(conv.input_shape[0], conv.depth, conv.kernel_size, padding=conv.padding, bias=False)
-            self.bias = nn.Parameter(tensor(conv.biases))
-
-        def forward(self, x):
-            return self.conv(x) + self.bias
-
-    modules = []
-    for layer in model.layers:
-        name = type(layer).__name__
-        if name == "Convolutional":
-            if layer.bias == "untied":
-                module = UntiedConv2d(layer)
-                module.conv.weight = nn.Parameter(tensor(layer.kernels))
-            else:
-                module = nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, padding=layer.padding)
-                module.weight, module.bias = nn.Parameter(tensor(layer.kernels)), nn.Parameter(tensor(layer.biases))
-        elif name == "Dense":
-            module = nn.Linear(layer.input_size, layer.output_size)
-            module.weight, module.bias = nn.Parameter(tensor(layer.weights)), nn.Parameter(tensor(layer.bias))
-        elif name in ("Reshape", "Flatten"):
-            module = nn.Flatten()
-        elif name == "MaxPool2D":
-            module = nn.MaxPool2d(layer.pool_size)
-        elif name == "Softmax":
-            module = nn.Softmax(dim=-1)
-        elif name in ("Sigmoid", "Tanh", "ReLU"):
-            module = getattr(nn, name)()
-        else:
-            raise ValueError(f"bench: no PyTorch equivalent for {layer!r}")
-        modules.append(module)
-    return nn.Sequential(*modules).to(device=device, dtype=tdtype)
-
-
-def torch_loss(torch, name: str):
-    f = torch.nn.functional
-    if name == "mse":
-        return f.mse_loss
-    if name == "binary_cross_entropy":
-        return f.binary_cross_entropy
-    if name == "categorical_cross_entropy":
-        def cce(out, y):
-            eps = torch.finfo(out.dtype).eps
-            return -(y * torch.log(out.clamp(eps, 1 - eps))).sum() / out.numel()
-        return cce
-    raise ValueError(f"bench: no PyTorch equivalent for loss {name!r}")
+# torch_model and torch_loss: xpcnn.doctor.pytorch, shared with xpcnn-doctor.
 
 
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
 
-@dataclass
-class Contender:
-    """One thing to time: ``step()`` runs one batch; ``sync()`` waits for the device."""
-
-    name: str
-    mode: str  # "train" or "infer"
-    step: Callable[[], Any]
-    sync: Callable[[], Any]
-    batch: int
-    reps: int = 1
-    step_seconds: float = 0.0
-    runs: list = field(default_factory=list)
-    skipped: str = ""
-
-
-def calibrate(c: Contender, min_time: float, max_step: float) -> None:
-    """Warm up, then choose how many steps one timed run takes (at least ``min_time`` seconds)."""
-    one = 0.0
-    for _ in range(2):  # the first step warms up; a step slower than max_step is not repeated
-        start = time.perf_counter()
-        c.step()
-        c.sync()
-        one = time.perf_counter() - start
-        if one > max_step:
-            c.skipped = f"{one:.1f} s per step > --max-step {max_step:g}"
-            return
-    c.step_seconds = one
-    c.reps = max(1, math.ceil(min_time / max(one, 1e-6)))
-
-
-def timed_run(c: Contender) -> None:
-    c.sync()
-    start = time.perf_counter()
-    for _ in range(c.reps):
-        c.step()
-    c.sync()
-    c.runs.append(c.reps * c.batch / (time.perf_counter() - start))
-
-
-def summary(runs: list) -> dict:
-    q = statistics.quantiles(runs, n=4) if len(runs) > 1 else [runs[0]] * 3
-    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs),
-            "q1": q[0], "q3": q[2], "runs": runs}
+# Contender, calibrate, timed_run, interleave and summary: xpcnn.timing, shared with xpcnn-doctor.
 
 
 # ----------------------------------------------------------------------------------------------
@@ -359,26 +262,8 @@ def summary(runs: list) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 def blas_info() -> dict:
-    """NumPy's BLAS (library, kernel, threads) from threadpoolctl, when it is installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return {"note": "threadpoolctl not installed (pip install -e '.[bench]')", "num_threads": os.cpu_count()}
-    for pool in threadpool_info():
-        if pool.get("user_api") == "blas":
-            return {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
-    return {"note": "no BLAS found by threadpoolctl", "num_threads": os.cpu_count()}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """NumPy's BLAS (library, kernel, threads): threadpoolctl when installed, else NumPy's build config."""
+    return backend_info.blas()
 
 
 def measure_peak(xp, dtype: str, sync: Callable, n: int, repeats: int = 3) -> float:
@@ -488,17 +373,7 @@ def device_sync(device: str) -> Callable:
 
 def run_interleaved(args, active: "list[Contender]") -> None:
     """``args.repeats`` rounds; in each, every contender times one run, the first one rotating."""
-    previous = None
-    for r in range(args.repeats):
-        shift = r % max(len(active), 1)
-        for c in active[shift:] + active[:shift]:
-            family = c.name == "torch"
-            if previous is not None and family != previous:
-                # After a call, NumPy's OpenBLAS threads (and less so PyTorch's OpenMP threads)
-                # spin for up to ~0.2 s; on a small machine they would take the other's cores.
-                time.sleep(args.pause)
-            previous = family
-            timed_run(c)
+    interleave(active, args.repeats, args.pause, family=lambda c: c.name == "torch")
 
 
 def run_config(args, model_name, build, dtype, batch, device, torch, seconds_per_sample: dict) -> "list[dict]":
@@ -519,13 +394,7 @@ def run_config(args, model_name, build, dtype, batch, device, torch, seconds_per
             continue
         calibrate(c, args.min_time, args.max_step)
         seconds_per_sample[key] = c.step_seconds / c.batch if not c.skipped else math.inf
-    active = [c for c in contenders if not c.skipped]
-    gc.collect()
-    gc.disable()  # no collection inside a timed run (one takes ~0.1 s with PyTorch loaded)
-    try:
-        run_interleaved(args, active)
-    finally:
-        gc.enable()
+    run_interleaved(args, [c for c in contenders if not c.skipped])
     peak = next(c for c in contenders if c.mode == "peak")  # each round's peak, not a row of its own
     contenders.remove(peak)
     peak_gflops = [r * info["peak_flops"] / 1e9 for r in peak.runs]

@@ -196,3 +196,65 @@ def test_saved_zip_is_a_valid_npz(tmp_path):
     save_checkpoint(tmp_path / "m.npz", small_model())
     assert zipfile.is_zipfile(tmp_path / "m.npz")
     assert load_checkpoint(tmp_path / "m.npz").optimizer is None
+
+
+# -- BatchNorm's running statistics and Dropout's masks ------------------------------------------
+
+def bn_model(seed=0, dtype="float32"):
+    return xc.Sequential([
+        xc.Convolutional((1, 8, 8), 3, 3, padding="same", bias="none"), xc.BatchNorm2D(3), xc.ReLU(), xc.AvgPool2D(2),
+        xc.Dropout(0.3), xc.Flatten(), xc.Dense(48, 6), xc.BatchNorm1D(6), xc.ReLU(), xc.Dropout(0.5),
+        xc.Dense(6, 3), xc.Softmax(),
+    ], seed=seed, dtype=dtype)
+
+
+def buffers(model):
+    return {f"{i}.{k}": backend.to_numpy(v) for i, layer in enumerate(model.layers) for k, v in layer.buffers.items()}
+
+
+def test_round_trip_keeps_batchnorm_running_statistics_and_the_dropout_layers(tmp_path):
+    model = train(bn_model(), 2, xc.Adam(0.01))
+    save_checkpoint(tmp_path / "bn.npz", model)
+    with np.load(tmp_path / "bn.npz", allow_pickle=False) as npz:
+        assert {"buffer/1/running_mean", "buffer/1/running_var", "buffer/7/running_var"} <= set(npz.files)
+    loaded = load_checkpoint(tmp_path / "bn.npz")
+    assert [layer.config() for layer in loaded.layers] == [layer.config() for layer in model.layers]
+    saved, got = buffers(model), buffers(loaded)
+    assert saved.keys() == got.keys() and len(saved) == 4
+    for key in saved:
+        np.testing.assert_array_equal(got[key], saved[key], err_msg=key)
+    assert np.abs(saved["1.running_mean"]).max() > 0  # they moved: the check could fail
+    x, _ = data()
+    np.testing.assert_array_equal(backend.to_numpy(loaded.predict(x)), backend.to_numpy(model.predict(x)))
+    on_strict = load_checkpoint(tmp_path / "bn.npz", device=STRICT)
+    assert all(backend.Device.of(v) == STRICT for layer in on_strict.layers for v in layer.buffers.values())
+
+
+@pytest.mark.parametrize("optimizer", [lambda: xc.SGD(0.05, momentum=0.9), lambda: xc.Adam(0.01)])
+def test_resume_with_batchnorm_and_dropout_is_exact_same_masks_same_statistics(tmp_path, optimizer):
+    straight = train(bn_model(seed=3), 4, optimizer())
+    first = train(bn_model(seed=3), 2, optimizer())
+    save_checkpoint(tmp_path / "half.npz", first)
+    resumed = train(load_checkpoint(tmp_path / "half.npz"), 2)
+    assert_same_params(resumed, straight, rtol=0, atol=0)
+    for key, value in buffers(straight).items():
+        np.testing.assert_array_equal(buffers(resumed)[key], value, err_msg=key)
+    assert resumed.history["loss"] == straight.history["loss"]
+    # the generator's state is what carries the masks: another state gives other parameters
+    other = load_checkpoint(tmp_path / "half.npz")
+    other.rng = backend.new_rng(12345)
+    train(other, 2)
+    assert not np.array_equal(params(other)["6.weights"], params(straight)["6.weights"])
+
+
+def test_a_missing_or_stray_buffer_is_a_checkpoint_error(tmp_path):
+    path = tmp_path / "bn.npz"
+    save_checkpoint(path, train(bn_model(), 1))
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    rewrite(path, {k: v for k, v in arrays.items() if k != "buffer/1/running_var"})
+    with pytest.raises(CheckpointError, match="missing array 'buffer/1/running_var'"):
+        load_checkpoint(path)
+    rewrite(path, {**arrays, "buffer/0/running_mean": np.zeros(3, np.float32)})
+    with pytest.raises(CheckpointError, match=r"\['buffer/0/running_mean'\] belong to no layer"):
+        load_checkpoint(path)

@@ -191,3 +191,16 @@ def test_repr_names_the_engine_auto_chose():
     conv.forward(np.ones((1, 1, 5, 5)))
     assert conv.chosen_engine == "gemm"  # the suite pins XPCNN_ENGINE=gemm
     assert repr(conv).endswith("engine='auto' -> 'gemm')")
+
+
+def test_bias_none_has_only_kernels_and_equals_a_tied_layer_with_zero_biases():
+    x = np.random.default_rng(9).standard_normal((2, 2, 5, 5))
+    plain = xc.Convolutional((2, 5, 5), 3, 3, padding=1, bias="none", dtype="float64", seed=0)
+    tied = xc.Convolutional((2, 5, 5), 3, 3, padding=1, bias="tied", dtype="float64", seed=0)
+    assert list(plain.params) == ["kernels"] and plain.config()["bias"] == "none"
+    np.testing.assert_array_equal(plain.forward(x), tied.forward(x))
+    dy = np.ones((2, 3, 5, 5))
+    np.testing.assert_array_equal(plain.backward(dy), tied.backward(dy))
+    assert list(plain.grads) == ["kernels"]
+    with pytest.raises(xc.ConfigError, match="bias"):
+        xc.Convolutional((2, 5, 5), 3, 3, bias="no")

@@ -139,3 +139,28 @@ def test_checkpoint_saved_on_device1_loads_on_cpu_and_back_on_device1(device1, d
     for a, b in zip(back.layers, model.layers):
         for name in a.params:
             np.testing.assert_array_equal(xc.to_numpy(a.params[name]), xc.to_numpy(b.params[name]))
+
+
+def network_bn(**kw) -> xc.Sequential:
+    """Conv 4×3×3 (no bias) -> BatchNorm -> ReLU -> AvgPool -> Dropout -> GlobalAveragePool -> Dense 2 -> Softmax."""
+    return xc.Sequential([
+        xc.Convolutional((1, 28, 28), 3, 4, bias="none"), xc.BatchNorm2D(4), xc.ReLU(), xc.AvgPool2D(2),
+        xc.Dropout(0.2), xc.GlobalAveragePool2D(), xc.Dense(4, 2), xc.Softmax(),
+    ], seed=0, **kw)
+
+
+def test_whole_run_with_batchnorm_and_dropout_on_device1_matches_numpy(device1, data):
+    x, y, xv, yv = data
+    y, yv = np.eye(2, dtype=np.float32)[y.argmax(1)], np.eye(2, dtype=np.float32)[yv.argmax(1)]
+    def fit(model):
+        return model.fit(x, y, loss="categorical_cross_entropy", epochs=2, batch_size=BATCH,
+                         optimizer=OPTIMIZERS["adam"](), validation_data=(xv, yv))
+    expected = fit(reference := network_bn())
+    model = network_bn(device=device1)
+    history = fit(model)
+    assert_all_on(model, device1)
+    assert all(xc.backend.Device.of(b) == device1 for layer in model.layers for b in layer.buffers.values())
+    assert_same_history(history, expected)
+    for a, b in zip(model.layers, reference.layers):
+        for name in a.buffers:  # the same running statistics: the same batches and the same masks
+            np.testing.assert_allclose(xc.to_numpy(a.buffers[name]), b.buffers[name], rtol=1e-5, atol=1e-7)

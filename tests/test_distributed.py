@@ -137,6 +137,39 @@ def test_fit_with_a_communicator_on_device1_reduces_through_the_host(comm, devic
             np.testing.assert_allclose(xc.to_numpy(lb.params[k]), la.params[k], rtol=1e-12)
 
 
+def bn_network(seed=0):
+    return xc.Sequential([
+        xc.Convolutional((1, 6, 6), 3, 2, bias="none"), xc.BatchNorm2D(2), xc.ReLU(), xc.Dropout(0.3),
+        xc.Reshape((2, 4, 4), (32,)), xc.Dense(32, 2), xc.Sigmoid(),
+    ], seed=seed, dtype="float64")
+
+
+def test_batchnorm_statistics_and_dropout_masks_follow_plain_fit_with_a_communicator_of_one(comm):
+    x, y = small_data()
+    plain, shared = bn_network(), bn_network()
+    plain.fit(x, y, epochs=2, batch_size=5, optimizer=xc.Adam(0.01), seed=1)
+    shared.fit(x, y, epochs=2, batch_size=5, optimizer=xc.Adam(0.01), seed=1, communicator=comm)
+    for la, lb in zip(plain.layers, shared.layers):
+        for held in ("params", "buffers"):
+            for k, v in getattr(la, held).items():
+                np.testing.assert_allclose(getattr(lb, held)[k], v, rtol=1e-12, err_msg=f"{held} {k}")
+    assert np.abs(plain.layers[1].buffers["running_mean"]).max() > 0
+
+
+def test_a_rank_without_samples_draws_the_dropout_keys_the_others_drew(comm):
+    x, y = small_data(4)
+    model = bn_network()
+    model.compile("binary_cross_entropy", xc.SGD(0.1))
+    step = parallel.DataParallel(comm, model, *xc.get_loss("binary_cross_entropy"), lambda xp, a, b: 0.0)
+    step.start(4, {})
+    twin = xc.backend.new_rng(0)
+    xc.backend.set_rng_state(twin, xc.backend.rng_state(model.rng))
+    step.step(x[:0], y[:0], 4)  # no samples here: no forward, but the same draws
+    assert xc.backend.rng_state(model.rng) != xc.backend.rng_state(twin)
+    xc.backend.random_key(twin)  # one Dropout layer: one key
+    assert xc.backend.rng_state(model.rng) == xc.backend.rng_state(twin)
+
+
 class _TwoRanks:
     """Just enough of a communicator of two to reach the batch size check (the ranks agree)."""
 
@@ -217,3 +250,18 @@ def test_ranks_on_one_node_share_its_cpus_unless_a_thread_count_is_set(monkeypat
     assert comm_backend.share_cpus(2) == 4 and comm_backend.share_cpus(16) == 1 and limits == [4, 1]
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert comm_backend.share_cpus(2) is None and limits == [4, 1]
+
+
+def test_ranks_whose_auto_engine_chose_differently_still_agree_on_the_settings():
+    # engine="auto" measures on each rank, so after a warm-up fit two ranks may have chosen different engines
+    # (seen in bench_dist.py: "the ranks were started with different training settings: layers").
+    x, y = small_data()
+    a, b = small_network(), small_network()
+    for model in (a, b):
+        model.compile("binary_cross_entropy", xc.SGD(0.1))
+    a.layers[0].chosen_engine, b.layers[0].chosen_engine = "gemm", "signal"
+    assert repr(a.layers[0]) != repr(b.layers[0])  # the repr shows the choice...
+    settings = [parallel.fit_settings(m, x, y, "binary_cross_entropy", 5, 1, True, 0, None) for m in (a, b)]
+    assert settings[0] == settings[1]  # ...the settings the ranks compare do not
+    b.layers[0].engine_name = "gemm"  # the engine asked for is a setting
+    assert parallel.fit_settings(b, x, y, "binary_cross_entropy", 5, 1, True, 0, None) != settings[0]

@@ -37,6 +37,15 @@ def test_entrypoint_runs_train_py_on_cuda_unless_a_device_is_named(args, expecte
     assert entry.command(args) == [sys.executable, "/opt/xpcnn/scripts/train.py", *expected]
 
 
+@pytest.mark.parametrize("args,expected", [
+    (["doctor"], ["--device", "cuda"]),
+    (["doctor", "--json", "/runs/doctor.json"], ["--device", "cuda", "--json", "/runs/doctor.json"]),
+    (["doctor", "--device", "cpu", "--quick"], ["--device", "cpu", "--quick"]),
+])
+def test_entrypoint_maps_doctor_to_xpcnn_doctor_on_cuda_unless_a_device_is_named(args, expected):
+    assert _entrypoint().command(args) == [sys.executable, "-m", "xpcnn.doctor", *expected]
+
+
 def test_entrypoint_runs_a_command_given_instead_of_options_as_is():
     entry = _entrypoint()
     assert entry.command(["python", "-m", "pytest", "-m", "gpu"]) == ["python", "-m", "pytest", "-m", "gpu"]

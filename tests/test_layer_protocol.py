@@ -16,6 +16,9 @@ def layers_and_inputs():
         (xc.Convolutional((2, 6, 6), 3, 4, padding=1, bias="tied", engine="signal", seed=0), img),
         (xc.Dense(8, 5, seed=0), vec),
         (xc.MaxPool2D(2), img),
+        (xc.AvgPool2D(2), img),
+        (xc.GlobalAveragePool2D(), img),
+        (xc.Convolutional((2, 6, 6), 3, 4, bias="none", seed=0), img),
         (xc.Reshape((2, 6, 6), (72,)), img),
         (xc.Flatten(), img),
         (xc.Sigmoid(), vec),
@@ -35,6 +38,20 @@ def test_inference_forward_keeps_nothing_and_backward_then_raises(layer, x):
     with pytest.raises(StateError, match="training=True"):
         layer.backward(np.ones_like(y))
     assert issubclass(StateError, XpcnnError)
+
+
+@pytest.mark.parametrize("layer, x", [
+    (xc.BatchNorm2D(2), np.random.default_rng(1).standard_normal((3, 2, 4, 4)).astype(np.float32)),
+    (xc.BatchNorm1D(8), np.random.default_rng(2).standard_normal((3, 8)).astype(np.float32)),
+    (xc.Dropout(0.5, seed=0), np.ones((3, 8), np.float32)),
+], ids=["BatchNorm2D", "BatchNorm1D", "Dropout"])
+def test_layers_that_differ_in_inference_keep_nothing_there_either(layer, x):
+    y = layer.forward(x, training=True)
+    assert layer._saved
+    assert not np.allclose(layer.forward(x, training=False), y)  # running statistics / no mask
+    assert layer._saved is None
+    with pytest.raises(StateError, match="training=True"):
+        layer.backward(np.ones_like(y))
 
 
 def test_predict_and_evaluate_leave_no_activation_behind():

@@ -141,3 +141,82 @@ def test_config_rebuilds_the_same_layer():
     layer = MaxPool2D(3, input_shape=(2, 9, 9))
     again = MaxPool2D(**layer.config())
     assert again.pool_size == 3 and again.input_shape == (2, 9, 9)
+
+
+# -- average pooling and global average pooling ------------------------------------------------
+
+def reference_average(x, k):
+    """Y[n, c, u, v] = mean of the k×k window, loops; and ∂E/∂X for ∂E/∂Y = dy, loops."""
+    n, c, h, w = x.shape
+    y = np.zeros((n, c, h // k, w // k))
+    for i, j, u, v in np.ndindex(*y.shape):
+        y[i, j, u, v] = x[i, j, u * k:(u + 1) * k, v * k:(v + 1) * k].mean()
+    return y
+
+
+def reference_average_backward(x, dy, k):
+    dx = np.zeros_like(x, dtype=np.float64)
+    for i, j, u, v in np.ndindex(*dy.shape):
+        dx[i, j, u * k:(u + 1) * k, v * k:(v + 1) * k] += dy[i, j, u, v] / (k * k)
+    return dx
+
+
+@pytest.mark.parametrize("name", list(NAMESPACES))
+@pytest.mark.parametrize("k, shape", [(2, (3, 2, 6, 8)), (2, (2, 3, 7, 5)), (3, (2, 1, 9, 10))])
+def test_avgpool_matches_reference_loops_on_every_namespace(name, k, shape):
+    dev = NAMESPACES[name]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape)
+    layer = xc.AvgPool2D(k)
+    y = layer.forward(backend.to_device(x, dev))
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(backend.to_device(dy, dev))
+    assert backend.Device.of(y) == dev and backend.Device.of(dx) == dev
+    np.testing.assert_allclose(backend.to_numpy(y), reference_average(x, k), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dx), reference_average_backward(x, dy, k), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k, shape", [(2, (3, 2, 6, 8)), (2, (2, 3, 7, 5)), (3, (2, 1, 9, 10))])
+def test_avgpool_forward_and_input_gradient_match_pytorch(k, shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x, layer = rng.standard_normal(shape), xc.AvgPool2D(k)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.avg_pool2d(tx, k)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(layer.backward(dy), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", list(NAMESPACES))
+def test_global_average_pool_matches_pytorch_adaptive_avg_pool2d(name):
+    torch = pytest.importorskip("torch")
+    dev = NAMESPACES[name]
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 3, 5, 7))
+    layer = xc.GlobalAveragePool2D()
+    y = layer.forward(backend.to_device(x, dev))
+    assert tuple(y.shape) == (4, 3) and layer.output_shape((3, 5, 7)) == (3,)
+    dy = rng.standard_normal((4, 3))
+    dx = layer.backward(backend.to_device(dy, dev))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, 1).flatten(1)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(backend.to_numpy(y), ty.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dx), tx.grad.numpy(), rtol=1e-12)
+    assert backend.to_numpy(dx).flags.writeable
+
+
+def test_avgpool_and_global_pool_shapes_errors_and_config():
+    assert xc.AvgPool2D(2).output_shape((4, 7, 9)) == (4, 3, 4)
+    assert xc.AvgPool2D(**xc.AvgPool2D(3, input_shape=(2, 9, 9)).config()).input_shape == (2, 9, 9)
+    with pytest.raises(ShapeError, match=r"AvgPool2D: pool_size 4 is larger"):
+        xc.AvgPool2D(4).forward(np.zeros((1, 1, 3, 8), dtype=np.float32))
+    with pytest.raises(ShapeError, match=r"GlobalAveragePool2D.*\(N, C, H, W\)"):
+        xc.GlobalAveragePool2D().forward(np.zeros((2, 8), dtype=np.float32))
+    layer = xc.GlobalAveragePool2D()
+    layer.forward(np.zeros((2, 3, 4, 4), dtype=np.float32))
+    with pytest.raises(ShapeError, match=r"output gradient of shape \(2, 3\)"):
+        layer.backward(np.zeros((2, 4), dtype=np.float32))

@@ -19,7 +19,9 @@ PACKAGE = pathlib.Path(xc.__file__).parent
 HOST_MODULES = {"checkpoint.py", "cli.py", "run.py", "comm_backend.py"}
 # The communication backend: the only module that may import mpi4py or CuPy's NCCL.
 COMM_BACKEND = "comm_backend.py"
-HOST_PACKAGES = {"datasets", "backend"}  # backend: the one layer that knows NumPy, SciPy and CuPy
+# backend: the one layer that knows NumPy, SciPy and CuPy; export: host files (ONNX, safetensors) from host
+# copies; doctor: xpcnn-doctor, which checks the library against NumPy float64 references and PyTorch on the host.
+HOST_PACKAGES = {"datasets", "backend", "export", "doctor"}
 
 
 def strict_device(name):
@@ -34,27 +36,42 @@ def network(engine, seed=0):
     ], seed=seed, dtype="float64")
 
 
+def network_bn(engine, seed=0):
+    """Every layer of issue 12: BatchNorm (2-D and 1-D), Dropout, average and global average pooling.
+
+    No bias sits right before a BatchNorm (its gradient would be rounding noise, which Adam scales up).
+    """
+    return xc.Sequential([
+        xc.Convolutional((2, 7, 6), 3, 4, padding=1, bias="none", engine=engine), xc.BatchNorm2D(4), xc.ReLU(),
+        xc.AvgPool2D(2), xc.Dropout(0.3),
+        xc.Convolutional((4, 3, 3), 2, 5, padding=1, stride=2, engine=engine), xc.BatchNorm2D(5),
+        xc.Tanh(), xc.GlobalAveragePool2D(), xc.Dense(5, 6), xc.Tanh(), xc.BatchNorm1D(6), xc.Dropout(0.5),
+        xc.Dense(6, 3), xc.Softmax(),
+    ], seed=seed, dtype="float64")
+
+
 def train_step(model, x, y, optimizer):
     loss_fn, prime = xc.get_loss("categorical_cross_entropy")
     loss, out = model.train_step(x, y, loss_fn, prime, optimizer)
     return loss, out
 
 
+@pytest.mark.parametrize("make", [network, network_bn], ids=["network", "network_bn"])
 @pytest.mark.parametrize("engine", ["signal", "gemm", "signal-direct"])
 @pytest.mark.parametrize("device_name", ["CPU_DEVICE", "device1"])
 @pytest.mark.parametrize("make_opt", [lambda: xc.SGD(0.1, momentum=0.9), lambda: xc.Adam(0.01)])
-def test_full_training_step_on_array_api_strict_matches_numpy(engine, device_name, make_opt):
+def test_full_training_step_on_array_api_strict_matches_numpy(engine, device_name, make_opt, make):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 2, 7, 6))
     y = np.eye(3)[rng.integers(0, 3, 4)]
-    ref = network(engine)
+    ref = make(engine)
     ref_opt = make_opt()
     ref_loss = ref_out = None
     for _ in range(2):
         ref_loss, ref_out = train_step(ref, x, y, ref_opt)
 
     dev = strict_device(device_name)
-    model = network(engine).to(dev)
+    model = make(engine).to(dev)
     opt = make_opt()
     xd, yd = xc.to_device(x, dev), xc.to_device(y, dev)
     for _ in range(2):
@@ -66,6 +83,9 @@ def test_full_training_step_on_array_api_strict_matches_numpy(engine, device_nam
         for k in lr.params:
             assert xc.Device.of(ls.params[k]) == dev
             np.testing.assert_allclose(xc.to_numpy(ls.params[k]), lr.params[k], rtol=1e-10, atol=1e-12)
+        for k in lr.buffers:
+            assert xc.Device.of(ls.buffers[k]) == dev
+            np.testing.assert_allclose(xc.to_numpy(ls.buffers[k]), lr.buffers[k], rtol=1e-10, atol=1e-12)
 
 
 def test_device1_really_refuses_implicit_numpy_conversion():

@@ -92,6 +92,27 @@ def test_resume_continues_as_if_never_stopped(tmp_path, offline_env):
     assert read_metadata(tmp_path / "resumed.npz")["extra"]["config"]["optimizer"] == "momentum"
 
 
+def test_convnet_bn_resumes_exactly_through_the_cli_with_a_new_learning_rate(tmp_path, offline_env):
+    """BatchNorm's running statistics and Dropout's masks (the model's generator) survive ``--resume``;
+    ``--lr`` on resume is the step decay the README's Fashion-MNIST recipe uses."""
+    common = ["--dataset", "sample", "--classes", "all", "--limit", "8", "--model", "convnet-bn",
+              "--batch-size", "16", "--quiet"]
+    straight = train(offline_env, *common, "--epochs", "2", "--save", tmp_path / "straight.npz")
+    first = train(offline_env, *common, "--epochs", "1", "--save", tmp_path / "resumed.npz")
+    second = train(offline_env, "--resume", tmp_path / "resumed.npz", "--epochs", "1", "--quiet")
+    decayed = train(offline_env, "--resume", tmp_path / "straight.npz", "--epochs", "1", "--lr", "1e-4", "--quiet",
+                    "--save", tmp_path / "decayed.npz")
+    for result in (straight, first, second, decayed):
+        assert result.returncode == 0, result.stderr
+    a, b = load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "resumed.npz")
+    assert a.epoch == b.epoch == 2
+    for la, lb in zip(a.layers, b.layers):
+        for held in ("params", "buffers"):
+            for key, value in getattr(la, held).items():
+                np.testing.assert_array_equal(getattr(lb, held)[key], value, err_msg=f"{la!r} {key}")
+    assert load_checkpoint(tmp_path / "decayed.npz").optimizer.learning_rate == 1e-4
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--dataset", "mnist"], ["mnist: no verified copy of train-images-idx3-ubyte.gz", "$XPCNN_OFFLINE", "--data-dir"]),
     (["--data-dir", "."], ["mnist: no verified copy", "data_dir ."]),  # an explicit folder: no fallback

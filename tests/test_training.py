@@ -74,6 +74,29 @@ def test_first_non_finite_loss_stops_with_the_state_of_the_last_finite_step(devi
     assert model.epoch == 1 and model.history["epoch"] == [1] and len(model.history["loss"]) == 1
 
 
+def with_batchnorm(seed=0):
+    return xc.Sequential([xc.Convolutional((1, 6, 6), 3, 2, bias="none"), xc.BatchNorm2D(2), xc.ReLU(),
+                          xc.Dropout(0.2), xc.Flatten(), xc.Dense(2 * 4 * 4, 3), xc.Softmax()], seed=seed,
+                         dtype="float64")
+
+
+def test_a_non_finite_loss_also_restores_batchnorms_running_statistics(device, monkeypatch):
+    monkeypatch.setattr(training, "READ_INTERVAL", 1e9)
+    x, y = data()
+    model = with_batchnorm().to(device)
+    seen = []  # running statistics after each step that on_batch saw
+    on_batch = lambda logs: seen.append({k: backend.to_numpy(v).copy()  # noqa: E731
+                                         for k, v in model.layers[1].buffers.items()})
+    with pytest.raises(xc.TrainingError, match="epoch 2, step 3/4"):
+        model.fit(x, y, loss=poisoned_loss(7, np.nan), epochs=3, batch_size=5, optimizer=xc.Adam(0.01),
+                  on_batch=on_batch)
+    last_finite = seen[5]  # after epoch 2, step 2
+    for key, value in model.layers[1].buffers.items():
+        np.testing.assert_array_equal(backend.to_numpy(value), last_finite[key], err_msg=key)
+    # every step's forward moves them, the poisoned one's too: the restore is what put them back
+    assert not np.array_equal(seen[4]["running_mean"], last_finite["running_mean"])
+
+
 def test_an_inf_loss_on_the_very_first_step_leaves_the_initial_parameters(device):
     x, y = data()
     model = small().to(device)

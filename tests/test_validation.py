@@ -18,7 +18,7 @@ from xpcnn.validation import integer, number, one_of, shape
     (lambda: xc.Convolutional((1, 8, 8), 3.0, 2), xc.ConfigTypeError, "kernel_size must be an integer >= 1, got 3.0"),
     (lambda: xc.Convolutional((8, 8), 3, 2), xc.ConfigError, r"input_shape \(C, H, W\) must be 3 integers"),
     (lambda: xc.Convolutional((1, 0, 8), 3, 2), xc.ConfigError, r"input_shape \(C, H, W\)\[1\] must be an integer"),
-    (lambda: xc.Convolutional((1, 8, 8), 3, 2, bias="none"), xc.ConfigError, "bias must be one of 'untied', 'tied'"),
+    (lambda: xc.Convolutional((1, 8, 8), 3, 2, bias="shared"), xc.ConfigError, "bias must be one of 'untied', 'tied', 'none'"),
     (lambda: xc.Convolutional((1, 8, 8), 3, 2, engine="fast"), xc.ConfigError, "unknown convolution engine 'fast'"),
     (lambda: xc.Convolutional((1, 8, 8), 3, 2, dtype="float16"), xc.ConfigError, "dtype must be one of"),
     (lambda: xc.Convolutional((1, 2, 2), 3, 2), xc.ShapeError, "kernel_size 3 is larger than the padded input"),

@@ -32,6 +32,16 @@ def test_convnet_has_two_conv_pool_blocks_and_a_softmax():
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_convnet_bn_has_conv_batchnorm_relu_pool_blocks_dropout_and_a_softmax():
+    model, loss = zoo.build_model("convnet-bn", (1, 28, 28), 10)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Convolutional", "BatchNorm2D", "ReLU", "MaxPool2D"] * 2 + [
+        "Flatten", "Dropout", "Dense", "ReLU", "Dropout", "Dense", "Softmax"]
+    assert [model.layers[i].bias for i in (0, 4)] == ["none", "none"]  # BatchNorm's beta is the bias
+    assert loss == "categorical_cross_entropy" and model.output_shape == (10,)
+    assert zoo.get_spec("convnet-bn").recipe["epochs"] == 15
+
+
 def test_same_seed_same_weights_and_dtype_is_respected():
     a, _ = zoo.build_model("convnet", (1, 28, 28), 4, seed=7)
     b, _ = zoo.build_model("convnet", (1, 28, 28), 4, seed=7, dtype="float64")

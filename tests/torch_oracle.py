@@ -2,92 +2,56 @@
 
 PyTorch was written by other people, so agreeing with it is evidence the derivation was followed:
 ``torch_twin(model)`` returns a ``torch.nn.Sequential`` and the pairs ``(layer, name, parameter)``
-that tie each xpcnn parameter to its PyTorch counterpart. Only layers with an exact PyTorch
-equivalent are mapped; any other raises, naming the layer, so a new zoo layer must be added here.
+that tie each xpcnn parameter to its PyTorch counterpart, by the state-dict names the library
+writes (:mod:`xpcnn.export.names`, module ``i`` for layer ``i``). Only layers with an exact PyTorch
+equivalent are mapped (by :mod:`xpcnn.doctor.pytorch`, which bench.py and the doctor use too); any
+other raises, naming the layer, so a new zoo layer must be added there.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 import xpcnn as xc
+from xpcnn.doctor.pytorch import torch_loss, torch_module  # noqa: F401  (torch_loss: for the tests)
+from xpcnn.doctor.pytorch import torch_sequential as _torch_sequential
+from xpcnn.export import state_dict, tensor_names
 
 
-def _tensor(torch, array):
-    return torch.tensor(np.asarray(xc.to_numpy(array)))
+def _dropout(torch, layer):
+    """Dropout with xpcnn's own mask: the twin multiplies by the mask (``B / (1 - rate)``) that the
+    layer's last training forward drew, so run the xpcnn model first. PyTorch's own generator
+    cannot draw the same mask; with the same mask, everything else is compared exactly. In eval
+    mode (or before any training forward) it is the identity, as ``nn.Dropout`` is."""
 
-
-def _conv(torch, layer, pairs):
-    """``Y_i = B_i + Σ_j X_j ⋆ K_ij``: PyTorch's Conv2d is the same correlation; an untied bias is
-    one learned ``(D, Ho, Wo)`` tensor added after it."""
-    nn = torch.nn
-    untied = layer.bias == "untied"
-    conv = nn.Conv2d(layer.input_shape[0], layer.depth, layer.kernel_size, padding=layer.padding, bias=not untied)
-    conv.weight = nn.Parameter(_tensor(torch, layer.kernels))
-    pairs.append((layer, "kernels", conv.weight))
-    if not untied:
-        conv.bias = nn.Parameter(_tensor(torch, layer.biases))
-        pairs.append((layer, "biases", conv.bias))
-        return conv
-
-    class UntiedBias(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.bias = conv, nn.Parameter(_tensor(torch, layer.biases))
-
+    class SameMask(torch.nn.Module):
         def forward(self, x):
-            return self.conv(x) + self.bias
+            saved = layer._saved
+            if not self.training or saved is None or saved["mask"] is None:
+                return x
+            return x * torch.tensor(xc.to_numpy(saved["mask"])).to(x.dtype)
 
-    module = UntiedBias()
-    pairs.append((layer, "biases", module.bias))
-    return module
+    return SameMask()
 
 
-def _dense(torch, layer, pairs):
-    """``Y = X Wᵀ + b``: PyTorch's Linear with the same ``(out, in)`` weight."""
-    nn = torch.nn
-    linear = nn.Linear(layer.input_size, layer.output_size)
-    linear.weight, linear.bias = nn.Parameter(_tensor(torch, layer.weights)), nn.Parameter(_tensor(torch, layer.bias))
-    pairs += [(layer, "weights", linear.weight), (layer, "bias", linear.bias)]
-    return linear
+def torch_sequential(model: xc.Sequential, dtype=None):
+    """The library's equivalent ``torch.nn.Sequential`` (:mod:`xpcnn.doctor.pytorch`), with Dropout replaced by
+    the twin that reuses xpcnn's mask."""
+    return _torch_sequential(model, dtype, module_of=_module)
+
+
+def _module(torch, layer):
+    return _dropout(torch, layer) if type(layer) is xc.Dropout else torch_module(torch, layer)
 
 
 def torch_twin(model: xc.Sequential):
-    """``(torch.nn.Sequential, [(xpcnn layer, param name, torch Parameter), ...])`` in float64."""
+    """``(torch.nn.Sequential, [(xpcnn layer, param name, torch Parameter), ...])`` in float64.
+
+    The weights go over by the names of :func:`xpcnn.export.state_dict` (the library owns the
+    naming; ``strict=True``: every name must be the module's), and the pairs come from the same names.
+    """
     import torch
 
-    nn = torch.nn
-    simple = {
-        xc.Sigmoid: nn.Sigmoid, xc.Tanh: nn.Tanh, xc.ReLU: nn.ReLU,
-        xc.Softmax: lambda: nn.Softmax(dim=-1), xc.Reshape: nn.Flatten, xc.Flatten: nn.Flatten,
-    }
-    pairs: list = []
-    modules = []
-    for layer in model.layers:
-        kind = type(layer)
-        if kind is xc.Convolutional:
-            modules.append(_conv(torch, layer, pairs))
-        elif kind is xc.Dense:
-            modules.append(_dense(torch, layer, pairs))
-        elif kind is xc.MaxPool2D:
-            modules.append(nn.MaxPool2d(layer.pool_size))
-        elif kind is xc.Reshape and len(layer.output_shape(layer.input_shape)) != 1:
-            raise NotImplementedError(f"torch_twin: only a Reshape that flattens has a twin, not {layer!r}")
-        elif kind in simple:
-            modules.append(simple[kind]())
-        else:
-            raise NotImplementedError(
-                f"torch_twin: no PyTorch equivalent for {layer!r}; add one in tests/torch_oracle.py")
-    return nn.Sequential(*modules).double(), pairs
-
-
-def torch_loss(torch, name: str):
-    """The xpcnn loss ``name`` from PyTorch's own functions (each the mean over all N·K elements)."""
-    f = torch.nn.functional
-    if name == "binary_cross_entropy":
-        return f.binary_cross_entropy
-    if name == "mse":
-        return f.mse_loss
-    if name == "categorical_cross_entropy":  # nll_loss is the mean over N samples: divide by K too
-        return lambda out, y: f.nll_loss(torch.log(out), y.argmax(dim=1)) / out.shape[1]
-    raise NotImplementedError(f"torch_loss: no PyTorch equivalent for {name!r}")
+    net = torch_sequential(model, torch.float64)
+    net.load_state_dict({k: torch.tensor(v) for k, v in state_dict(model).items()}, strict=True)
+    pairs = [(model.layers[e.index], e.key, net.get_parameter(e.name))
+             for e in tensor_names(model) if e.group == "params"]
+    return net, pairs

@@ -8,6 +8,7 @@ Contents (all plain arrays, so loading a checkpoint can never run code)::
                        learning-rate schedule (its spec, :mod:`xpcnn.schedules`), and the
                        caller's ``extra`` dict
     param/<i>/<name>   parameter ``name`` of layer ``i`` (host copy, the model's dtype)
+    buffer/<i>/<name>  buffer ``name`` of layer ``i`` (BatchNorm's running statistics)
     optim/<key>        optimizer slot ``key`` (momentum, Adam moments)
 
 :func:`save_checkpoint` writes through :func:`xpcnn.outputs.atomic_write` (a temporary file in
@@ -34,7 +35,10 @@ import numpy as np
 
 from . import backend
 from .errors import CheckpointError, ConfigError
-from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Tanh
+from .layers import (
+    AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, MaxPool2D, ReLU,
+    Reshape, Sigmoid, Softmax, Tanh,
+)
 from .layers.base import Layer, ParameterLayer, parameter_budget
 from .losses import LOSSES
 from .model import Sequential
@@ -47,7 +51,8 @@ VERSION = 1
 
 #: Layer classes a checkpoint may name (nothing else is ever instantiated).
 LAYER_CLASSES: "dict[str, type[Layer]]" = {
-    cls.__name__: cls for cls in (Convolutional, Dense, MaxPool2D, Reshape, Flatten, Sigmoid, Tanh, ReLU, Softmax)
+    cls.__name__: cls for cls in (Convolutional, Dense, MaxPool2D, Reshape, Flatten, Sigmoid, Tanh, ReLU, Softmax,
+                                  BatchNorm2D, BatchNorm1D, Dropout, AvgPool2D, GlobalAveragePool2D)
 }
 OPTIMIZER_CLASSES: "dict[str, type[Optimizer]]" = {"SGD": SGD, "Adam": Adam}
 
@@ -59,7 +64,10 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
         if name not in LAYER_CLASSES:
             raise CheckpointError(f"save_checkpoint: layer {layer!r} is not one a checkpoint can rebuild "
                                   f"({sorted(LAYER_CLASSES)})")
-        layers.append({"class": name, "config": layer.config(), "params": list(layer.params)})
+        entry = {"class": name, "config": layer.config(), "params": list(layer.params)}
+        if layer.buffers:
+            entry["buffers"] = list(layer.buffers)
+        layers.append(entry)
     optimizer = None
     if model.optimizer is not None:
         state = model.optimizer.state_dict()
@@ -84,6 +92,8 @@ def save_checkpoint(path: "str | os.PathLike", model: Sequential, extra: "dict |
     for i, layer in enumerate(model.layers):
         for name, value in layer.params.items():
             arrays[f"param/{i}/{name}"] = backend.to_numpy(value)
+        for name, value in layer.buffers.items():
+            arrays[f"buffer/{i}/{name}"] = backend.to_numpy(value)
     if model.optimizer is not None:
         for key, value in model.optimizer.slots.items():
             arrays[f"optim/{key}"] = backend.to_numpy(value)
@@ -199,7 +209,8 @@ def _build_layer(path: Path, index: int, spec: dict, dtype: str, arrays: dict) -
     if cls is None:
         raise CheckpointError(f"{path}: layer {index}: unknown layer class {name!r} (known: {sorted(LAYER_CLASSES)})")
     # what the file stores for this layer, plus slack so that a small mismatch gets its precise message
-    stored = sum(v.size for k, v in arrays.items() if k.startswith(f"param/{index}/")) + _SLACK
+    stored = sum(v.size for k, v in arrays.items()
+                 if k.startswith((f"param/{index}/", f"buffer/{index}/"))) + _SLACK
     try:
         with parameter_budget(stored):
             if issubclass(cls, ParameterLayer):
@@ -235,10 +246,12 @@ def load_checkpoint(path: "str | os.PathLike", device=None) -> Sequential:
         raise CheckpointError(f"{path}: unknown loss {loss!r} (known: {sorted(LOSSES)})")
     layers = [_build_layer(path, i, spec, dtype, arrays) for i, spec in enumerate(specs)]
     for i, layer in enumerate(layers):
-        for name, value in layer.params.items():
-            layer.params[name] = _array(path, arrays, f"param/{i}/{name}", tuple(value.shape), dtype)
-    expected = {f"param/{i}/{name}" for i, layer in enumerate(layers) for name in layer.params}
-    unused = sorted(k for k in arrays if k.startswith("param/") and k not in expected)
+        for kind, held in (("param", layer.params), ("buffer", layer.buffers)):
+            for name, value in held.items():
+                held[name] = _array(path, arrays, f"{kind}/{i}/{name}", tuple(value.shape), dtype)
+    expected = {f"{kind}/{i}/{name}" for i, layer in enumerate(layers)
+                for kind, held in (("param", layer.params), ("buffer", layer.buffers)) for name in held}
+    unused = sorted(k for k in arrays if k.startswith(("param/", "buffer/")) and k not in expected)
     if unused:
         raise CheckpointError(f"{path}: parameters {unused} belong to no layer of the saved architecture")
     try:

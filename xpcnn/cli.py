@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-json", default=None, metavar="PATH", help="write settings, history and results")
     p.add_argument("--plot", default=None, metavar="PATH.png",
                    help="loss/accuracy curves, PNG (or the format of the suffix; needs matplotlib)")
+    p.add_argument("--export-onnx", default=None, metavar="PATH.onnx",
+                   help="after training, write the model as ONNX (needs xpcnn[export]); with --resume CK "
+                        "--epochs 0, exports a checkpoint")
+    p.add_argument("--export-safetensors", default=None, metavar="PATH.safetensors",
+                   help="after training, write the weights as safetensors under PyTorch nn.Sequential names "
+                        "(needs xpcnn[export])")
     p.add_argument("--quiet", action="store_true",
                    help="no model summary, no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true",
@@ -169,7 +175,9 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
     if args.dataset == "idx" and args.data_dir is None:
         parser.error("--dataset idx needs --data-dir DIR, the folder holding your four IDX files")
     outputs = [(flag, path) for flag, path in (("--save", args.save), ("--metrics-json", args.metrics_json),
-                                               ("--plot", args.plot)) if path]
+                                               ("--plot", args.plot), ("--export-onnx", args.export_onnx),
+                                               ("--export-safetensors", args.export_safetensors),
+                                               ("--resume", None if args.save else args.resume)) if path]
     for i, (flag, path) in enumerate(outputs):
         for other, other_path in outputs[i + 1:]:
             if os.path.abspath(path) == os.path.abspath(other_path):
@@ -185,7 +193,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _about_user_path(exc: OSError, args: argparse.Namespace) -> bool:
     """An OS error about a path the user named (or a file inside ``--data-dir``)."""
-    names = [p for p in (args.save, args.resume, args.metrics_json, args.plot, args.data_dir) if p]
+    names = [p for p in (args.save, args.resume, args.metrics_json, args.plot, args.data_dir, args.export_onnx,
+                         args.export_safetensors) if p]
     filename = getattr(exc, "filename", None)
     if not filename or not names:
         return False

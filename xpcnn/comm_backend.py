@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -61,6 +62,31 @@ def cuda_device_count() -> int:
         return int(cp.cuda.runtime.getDeviceCount())
     except Exception:  # noqa: BLE001 - no CuPy, no driver, no GPU: all mean none
         return 0
+
+
+def availability() -> "dict[str, Any]":
+    """Whether this node could train on several processes (``xpcnn-doctor``): mpi4py's version
+    (``mpi4py``, not ``mpi4py.MPI``, is imported: that would initialise MPI), ``mpiexec`` on the
+    PATH, and NCCL as CuPy sees it (its version, or why it is missing). Never raises."""
+    import shutil
+
+    out: "dict[str, Any]" = {"mpiexec": shutil.which("mpiexec")}
+    try:
+        out["mpi4py"] = importlib.import_module("mpi4py").__version__
+    except ImportError as exc:
+        out["mpi4py"] = None
+        out["mpi4py_missing"] = f"{exc}; {MPI_EXTRA}"
+    if "cupy" not in sys.modules and importlib.util.find_spec("cupy") is None:
+        out["nccl"], out["nccl_missing"] = None, "CuPy is not installed"
+        return out
+    try:
+        nccl = _load_nccl()
+        version = nccl.get_version()
+        out["nccl"] = f"{version // 10000}.{version % 10000 // 100}.{version % 100}" if version >= 10000 else \
+            f"{version // 1000}.{version % 1000 // 100}.{version % 100}"
+    except Exception as exc:  # noqa: BLE001 - any failure means: not available, and this is why
+        out["nccl"], out["nccl_missing"] = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return out
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -54,12 +54,20 @@ class CheckpointError(XpcnnError, ValueError):
     """A checkpoint cannot be written, read, or does not describe a model xpcnn can rebuild."""
 
 
+class ExportError(XpcnnError, ValueError):
+    """A model cannot be exported (a layer with no mapping), or a weights file does not fit the model."""
+
+
 class TrainingError(XpcnnError, RuntimeError):
     """Training cannot go on (a non-finite loss, say)."""
 
 
 class StateError(XpcnnError, RuntimeError):
     """A call came out of order: ``backward`` without a ``forward(x, training=True)`` before it."""
+
+
+class GradientCheckError(XpcnnError, AssertionError):
+    """:func:`xpcnn.gradcheck` found an analytic gradient that disagrees with finite differences."""
 
 
 class DistributedError(XpcnnError, RuntimeError):

@@ -191,9 +191,12 @@ class Sequential:
     def forward(self, x, training: bool = True):
         """``(N, *input_shape) -> (N, *output_shape)`` on the model's device (no batching).
 
-        ``training=False`` (inference) keeps nothing for backward in any layer.
+        ``training=False`` (inference) keeps nothing for backward in any layer. A layer that draws
+        random numbers (Dropout) draws them from the model's seeded generator ``self.rng``.
         """
         for layer in self.layers:
+            if layer.uses_rng:
+                layer.rng = self.rng
             x = layer.forward(x, training)
         return x
 

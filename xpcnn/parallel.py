@@ -116,8 +116,8 @@ def _buffers(model) -> "dict[Key, Any]":
 def _assign(model, values: "dict[Key, Any]", where: str = "params") -> None:
     """Put unpacked arrays back: ``(i, name)`` into ``layer.<where>``, ``("buffer", i, name)`` into buffers."""
     for key, value in values.items():
-        if key[0] == "buffer":
-            model.layers[key[1]].buffers[key[2]] = value
+        if key[0] == "buffer":  # a copy: the fusion buffer is overwritten in place by the next step
+            model.layers[key[1]].buffers[key[2]] = array_namespace(value).asarray(value, copy=True)
         elif key[0] != "slot":
             getattr(model.layers[key[0]], where)[key[1]] = value
 
@@ -186,12 +186,24 @@ class DataParallel:
         grads: "dict[Key, Any]" = {}
         loss = correct = 0.0
         if m:
-            out = model.forward(x)
+            start = shard(0, batch, self.comm.rank, self.comm.size)[0]  # this rank's first row of the batch
+            random_layers = [layer for layer in model.layers if layer.uses_rng]
+            for layer in random_layers:
+                layer.batch_rows = (start, batch)
+            try:
+                out = model.forward(x)
+            finally:
+                for layer in random_layers:
+                    layer.batch_rows = None
             loss = self.loss_fn(y, out)
             model.backward(self.loss_prime(y, out))
             correct = self.correct(model.xp, y, out)
             grads = {(i, name): g for i, layer in enumerate(model.layers) for name, g in layer.grads.items()}
             grads.update(_buffers(model))
+        else:  # no samples here: draw the keys the others' Dropout layers drew, so the generators stay equal
+            for layer in model.layers:
+                if layer.uses_rng:
+                    backend.random_key(model.rng)
         weight = m / batch
         self.fusion.pack(grads, scale=weight, extras=(loss * weight, correct))
         self.fusion.run(self.comm.allreduce)
@@ -227,7 +239,8 @@ def fit_settings(model, x, y, loss, batch_size: int, epochs: int, shuffle: bool,
         return getattr(fn, "__qualname__", type(fn).__name__)
 
     return {
-        "layers": [repr(layer) for layer in model.layers],
+        # the constructor arguments, not repr: engine="auto" measures on each rank and may choose differently
+        "layers": [f"{type(layer).__name__}({layer.config()!r})" for layer in model.layers],
         "dtype": model.dtype,
         "device": model.device.name.split(":")[0],
         "loss": loss if isinstance(loss, str) else [name(f) for f in loss],

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import backend, zoo
+from . import backend, export, zoo
 from . import cli_ranks as ranks
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
@@ -63,6 +63,11 @@ def check_outputs(settings: Settings) -> None:
     if settings.plot:
         plot_format(settings.plot, "--plot")
         check_output_path(settings.plot, "--plot")
+    for flag, path, package in (("--export-onnx", settings.export_onnx, "onnx"),
+                                ("--export-safetensors", settings.export_safetensors, "safetensors.numpy")):
+        if path:
+            export.require(package, flag)
+            check_output_path(path, flag)
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -171,6 +176,7 @@ class Run:
         metrics["early_stopping"] = stopper.report() if stopper is not None else None
         metrics["world_size"], metrics["comm_backend"] = (comm.size, comm.backend) if comm is not None else (1, None)
         _report(settings, data, metrics, matrix)
+        _export(settings, model)
         return metrics
 
     def _train(self, settings: Settings, model, optimizer, train: tuple, validation: tuple):
@@ -298,3 +304,14 @@ def _report(settings: Settings, data, metrics: dict, matrix: np.ndarray) -> None
     if settings.plot:
         plot_history(metrics["history"], settings.plot, "--plot",
                      val_label="test" if settings.val_split is None else "validation")
+
+
+def _export(settings: Settings, model) -> None:
+    """``--export-onnx`` and ``--export-safetensors``: the trained model, each file written whole or not at all."""
+    if settings.export_onnx:
+        export.to_onnx(model, settings.export_onnx)
+        _say(settings.quiet, f"wrote {settings.export_onnx} (ONNX opset {export.DEFAULT_OPSET}, {model.dtype}, "
+                             f"input (N, {', '.join(map(str, model.input_shape))}))")
+    if settings.export_safetensors:
+        export.to_safetensors(model, settings.export_safetensors)
+        _say(settings.quiet, f"wrote {settings.export_safetensors} (safetensors, PyTorch nn.Sequential names)")

@@ -55,6 +55,8 @@ class Settings:
     resume: "str | None" = None
     metrics_json: "str | None" = None
     plot: "str | None" = None
+    export_onnx: "str | None" = None
+    export_safetensors: "str | None" = None
     quiet: bool = False
     #: ``--schedule`` as given (``None``: the checkpoint's schedule when resuming, else none).
     schedule: "str | None" = None
@@ -173,6 +175,8 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         resume=args.resume,
         metrics_json=args.metrics_json,
         plot=args.plot,
+        export_onnx=getattr(args, "export_onnx", None),
+        export_safetensors=getattr(args, "export_safetensors", None),
         quiet=args.quiet,
         schedule=args.schedule,
         early_stopping=args.early_stopping,

@@ -162,25 +162,28 @@ class EpochTally:
 # -- the step guard ---------------------------------------------------------------------------
 
 class Snapshot:
-    """References to every layer's parameters and the optimizer's slots and step count (no copies)."""
+    """References to every layer's parameters and buffers (running statistics) and the optimizer's
+    slots and step count (no copies: steps replace arrays, never change them in place)."""
 
     def __init__(self, layers: list, optimizer: Any) -> None:
         self.layers, self.optimizer = layers, optimizer
         self.params = [dict(layer.params) for layer in layers]
+        self.buffers = [dict(layer.buffers) for layer in layers]
         self.slots = dict(optimizer.slots)
         self.iterations = optimizer.iterations
 
     def restore(self) -> None:
-        for layer, params in zip(self.layers, self.params):
+        for layer, params, buffers in zip(self.layers, self.params, self.buffers):
             layer.params.clear()
             layer.params.update(params)
+            layer.buffers = dict(buffers)
         self.optimizer.slots = dict(self.slots)
         self.optimizer.iterations = self.iterations
 
     def forget_arrays(self) -> None:
         """Drop the references to arrays, keeping the step count and the slot names."""
         self.slot_names = set(self.slots)
-        self.params, self.slots = [], {}
+        self.params, self.buffers, self.slots = [], [], {}
 
     def restore_counts(self) -> None:
         """The step count, and no slot that did not exist then (``keep_where`` kept the values)."""
@@ -188,11 +191,12 @@ class Snapshot:
         self.optimizer.slots = {k: v for k, v in self.optimizer.slots.items() if k in self.slot_names}
 
     def keep_where(self, flag: Any) -> None:
-        """Every parameter and slot ``where(flag, now, snapshot)``: the step stays only if ``flag``."""
-        for layer, old in zip(self.layers, self.params):
-            for name, new in layer.params.items():
-                if name in old and new is not old[name]:
-                    layer.params[name] = array_namespace(new).where(flag, new, old[name])
+        """Every parameter, buffer and slot ``where(flag, now, snapshot)``: the step stays only if ``flag``."""
+        for layer, old_params, old_buffers in zip(self.layers, self.params, self.buffers):
+            for arrays, old in ((layer.params, old_params), (layer.buffers, old_buffers)):
+                for name, new in arrays.items():
+                    if name in old and new is not old[name]:
+                        arrays[name] = array_namespace(new).where(flag, new, old[name])
         slots = self.optimizer.slots
         for key, new in slots.items():
             xp = array_namespace(new)

@@ -10,6 +10,13 @@
     (N, 1, 28, 28) -> [Conv 32×3×3 same, tied -> ReLU -> MaxPool 2] -> (N, 32, 14, 14)
                    -> [Conv 64×3×3 same, tied -> ReLU -> MaxPool 2] -> (N, 64, 7, 7)
                    -> Flatten -> Dense 128 -> ReLU -> Dense K -> Softmax             (N, K)
+
+``convnet-bn``  Conv-BatchNorm-ReLU blocks and dropout, for Fashion-MNIST (≥ 93% in the README)::
+
+    (N, 1, 28, 28) -> [Conv 32×3×3 same, no bias -> BatchNorm -> ReLU -> MaxPool 2] -> (N, 32, 14, 14)
+                   -> [Conv 64×3×3 same, no bias -> BatchNorm -> ReLU -> MaxPool 2] -> (N, 64, 7, 7)
+                   -> Flatten -> Dropout 0.25 -> Dense 128 -> ReLU -> Dropout 0.25
+                   -> Dense K -> Softmax                                             (N, K)
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import ConfigError
-from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax
+from .layers import BatchNorm2D, Convolutional, Dense, Dropout, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax
 from .layers.base import Layer
 from .model import Sequential
 from .validation import integer, shape
@@ -51,6 +58,26 @@ def convnet_layers(input_shape: tuple, num_classes: int, widths: tuple = (32, 64
     return layers
 
 
+def convnet_bn_layers(input_shape: tuple, num_classes: int, widths: tuple = (32, 64), hidden: int = 128,
+                      dropout: float = 0.25) -> "list[Layer]":
+    """``Conv 3×3 same -> BatchNorm -> ReLU -> MaxPool 2`` blocks, then dropout around ``Dense -> ReLU``.
+
+    The convolutions have no bias: BatchNorm's ``β`` does its work (a per-channel bias would be
+    removed with the batch mean, and its gradient would be zero).
+    """
+    shape = tuple(input_shape)
+    layers: "list[Layer]" = []
+    for width in widths:
+        conv = Convolutional(shape, kernel_size=3, depth=width, padding="same", bias="none")
+        pool = MaxPool2D(2)
+        layers += [conv, BatchNorm2D(width), ReLU(), pool]
+        shape = pool.output_shape(conv.output_shape(shape))
+    flat = shape[0] * shape[1] * shape[2]
+    layers += [Flatten(), Dropout(dropout), Dense(flat, hidden), ReLU(), Dropout(dropout),
+               Dense(hidden, num_classes), Softmax()]
+    return layers
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A named network: how to build its layers and the loss it is trained with."""
@@ -71,6 +98,10 @@ MODELS: dict[str, ModelSpec] = {
     "convnet": ModelSpec("convnet", convnet_layers, "categorical_cross_entropy",
                          "two Conv 3x3 + ReLU + MaxPool blocks (32, 64), Dense 128, Softmax",
                          {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 10}),
+    "convnet-bn": ModelSpec("convnet-bn", convnet_bn_layers, "categorical_cross_entropy",
+                            "two Conv 3x3 + BatchNorm + ReLU + MaxPool blocks (32, 64), Dropout, Dense 128, "
+                            "Dropout, Softmax",
+                            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 15}),
 }
 
 

@@ -11,18 +11,18 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
   :func:`irfft2`): ``scipy.signal`` / ``scipy.fft`` for NumPy arrays, ``cupyx.scipy.signal`` /
   ``cupy.fft`` for CuPy arrays;
 * :mod:`.random`: seeded initial weights, drawn by NumPy on the host so a seed gives the same
-  weights on every device.
+  weights on every device; dropout masks drawn on the data's device from a host key.
 """
 
 from ..errors import DeviceError
 from .devices import CPU, Array, Device, as_dtype, device_of, get_device, namespace_of, to_device, to_numpy
 from .libraries import BACKENDS, CUPY, HOST, NUMPY, ArrayBackend, CupyBackend, backend_for, float_errors_ignored
-from .random import new_rng, permutation, rng_state, set_rng_state, uniform, zeros
+from .random import new_rng, permutation, random_key, rng_state, set_rng_state, uniform, uniform_from_key, zeros
 from .signal import choose_method, contiguous, convolve, correlate, irfft2, rfft2, synchronize
 
 __all__ = [
     "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of", "to_device", "to_numpy",
     "as_dtype", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY", "HOST",
     "backend_for", "correlate", "convolve", "choose_method", "rfft2", "irfft2", "contiguous", "synchronize",
-    "new_rng", "rng_state", "set_rng_state", "uniform", "zeros", "permutation",
+    "new_rng", "rng_state", "set_rng_state", "uniform", "zeros", "permutation", "random_key", "uniform_from_key",
 ]

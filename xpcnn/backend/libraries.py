@@ -65,6 +65,15 @@ class ArrayBackend:
     def synchronize(self, x: Array) -> None:
         """Wait until the work queued on ``x``'s device is done (timings need it on a GPU)."""
 
+    def random_uniform(self, key: int, shape: tuple, dtype: str, device) -> Array:
+        """``U[0, 1)`` of ``shape`` from a generator seeded with ``key``, on ``device``.
+
+        The default draws on the host (NumPy's PCG64) and sends the values: for NumPy that is
+        where the data is; other namespaces get an explicit move.
+        """
+        values = np.random.default_rng(key).random(shape, dtype=np.dtype(dtype))
+        return self.send(values, device)
+
     def signal_call(self, name: str, x: Array, kernel: Array, mode: str, method: str) -> Array:
         """``signal.<name>(x, kernel, mode, method)`` on contiguous copies, in ``x``'s dtype.
 
@@ -157,6 +166,20 @@ class CupyBackend(ArrayBackend):
 
     def synchronize(self, x):
         x.device.synchronize()
+
+    #: ``curandRngType_t`` of the Philox-4x32-10 generator: seeding it is cheap (no state tables).
+    PHILOX = 161
+
+    def random_uniform(self, key, shape, dtype, device):
+        # One cuRAND generator per GPU, re-seeded with each key: the numbers are drawn on the GPU,
+        # on the current stream; only the key travels, as a kernel argument.
+        generators = self.__dict__.setdefault("_generators", {})
+        with device.native:
+            generator = generators.get(device.name)
+            if generator is None:
+                generator = generators[device.name] = self.cupy.random.RandomState(method=self.PHILOX)
+            generator.seed(key)
+            return generator.random_sample(shape, dtype=dtype)
 
 
 class HostBackend(ArrayBackend):

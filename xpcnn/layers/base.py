@@ -11,6 +11,15 @@ Every layer works on batches: the first axis is the sample axis ``N``.
   :class:`~xpcnn.errors.StateError`. Passing ``learning_rate`` applies the derivation's
   one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` at once (the rule of
   :class:`~xpcnn.optimizers.SGD`, which it calls).
+* ``buffers``: state that is not trained but belongs to the layer (BatchNorm's running
+  statistics). Like ``params`` they are replaced, never changed in place; checkpoints save
+  them, ``to()`` moves them, ``fit``'s step guard restores them with the parameters, and a
+  distributed start broadcasts them.
+* ``uses_rng``: a layer that draws random numbers (Dropout) reads ``self.rng``, which
+  :class:`~xpcnn.model.Sequential` points at the model's seeded generator before every
+  training forward pass. In data-parallel training it also reads ``self.batch_rows``, this
+  rank's rows ``(start, total)`` of the global batch, and draws what one process would have drawn
+  for those rows (``None``: the input is the whole batch).
 
 Constructors check every argument with :mod:`xpcnn.validation`, so a bad one is a
 :class:`~xpcnn.errors.ConfigError` naming it. Parameters are never changed in place: a step
@@ -38,10 +47,16 @@ class Layer:
     """Base class. Subclasses set ``input_shape`` (per sample, or ``None`` for any shape)."""
 
     input_shape: "tuple[int, ...] | None" = None
+    #: True for a layer that draws from the model's generator in a training forward pass.
+    uses_rng = False
+    #: For a ``uses_rng`` layer in data-parallel training: ``(start, total)``, this rank's rows of the batch.
+    batch_rows: "tuple[int, int] | None" = None
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
+        #: Non-trained state (running statistics), saved, moved and restored with the parameters.
+        self.buffers: dict[str, Array] = {}
         #: What backward needs from the last training forward (``None``: nothing kept).
         self._saved: "dict[str, Any] | None" = None
 
@@ -119,13 +134,14 @@ class Layer:
         return input_gradient
 
     def to(self, device: "str | backend.Device", dtype: "str | None" = None) -> "Layer":
-        """Move (and optionally cast) the parameters; returns ``self``."""
+        """Move (and optionally cast) the parameters and buffers; returns ``self``."""
         dev = backend.get_device(device)
-        for name, p in self.params.items():
-            p = backend.to_device(p, dev)
-            if dtype is not None:
-                p = dev.xp.astype(p, backend.as_dtype(dev.xp, dtype))
-            self.params[name] = p
+        for arrays in (self.params, self.buffers):
+            for name, p in arrays.items():
+                p = backend.to_device(p, dev)
+                if dtype is not None:
+                    p = dev.xp.astype(p, backend.as_dtype(dev.xp, dtype))
+                arrays[name] = p
         self.grads = {}
         self._saved = None
         return self
@@ -160,8 +176,12 @@ class ParameterLayer(Layer):
 
     def _zeros(self, shape: tuple) -> Array:
         """Biases start at zero (Keras's default)."""
+        return self._constant(shape, 0.0)
+
+    def _constant(self, shape: tuple, value: float) -> Array:
+        """An array of ``shape`` filled with ``value``, in the layer's dtype, on its device."""
         _spend(self, shape)
-        return backend.to_device(backend.zeros(shape, self.dtype), self._device)
+        return backend.to_device(backend.zeros(shape, self.dtype) + value, self._device)
 
     def to(self, device, dtype=None):
         super().to(device, dtype)

@@ -24,10 +24,12 @@ neighbours, ``s(Ho - 1) + 1`` rows)::
 
 Biases are *untied* by default, as in the derivation (``B_i`` has the shape of ``Y_i``, so
 ``biases: (D, Ho, Wo)``); ``bias="tied"`` gives one bias per output channel (``(D,)``), as in
-PyTorch and Keras. The three products are computed by a convolution engine
-(:mod:`xpcnn.engines`): ``"gemm"`` (im2col), ``"signal"`` (FFTs), ``"signal-direct"`` (scipy /
-cupyx direct correlation), or ``"auto"``, which times them on the layer's shapes and keeps the
-fastest; :attr:`Convolutional.chosen_engine` names the one the last forward pass used.
+PyTorch and Keras; ``bias="none"`` gives none (before a BatchNorm, whose ``β`` does its work:
+a per-channel bias would be removed with the mean, and its gradient would be zero). The three
+products are computed by a convolution engine (:mod:`xpcnn.engines`): ``"gemm"`` (im2col),
+``"signal"`` (FFTs), ``"signal-direct"`` (scipy / cupyx direct correlation), or ``"auto"``, which
+times them on the layer's shapes and keeps the fastest; :attr:`Convolutional.chosen_engine`
+names the one the last forward pass used.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Convolutional(ParameterLayer):
             padding = 0 if padding == "valid" else (self.kernel_size - 1) // 2
         self.padding = validation.integer("Convolutional", "padding", padding, minimum=0)
         self.stride = validation.integer("Convolutional", "stride", stride, minimum=1)
-        self.bias = validation.one_of("Convolutional", "bias", bias, ("untied", "tied"))
+        self.bias = validation.one_of("Convolutional", "bias", bias, ("untied", "tied", "none"))
         #: The engine asked for (``"auto"``, ``"gemm"``, ...) and the one the last forward pass used.
         self.engine_name = check_engine_name(engine)
         self.chosen_engine: "str | None" = None
@@ -106,8 +108,9 @@ class Convolutional(ParameterLayer):
         bias_shape = (self.depth, *self.out_hw) if self.bias == "untied" else (self.depth,)
         self.params = {
             "kernels": self._glorot_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size), c * k2, self.depth * k2),
-            "biases": self._zeros(bias_shape),
         }
+        if self.bias != "none":
+            self.params["biases"] = self._zeros(bias_shape)
         self.grads = {}
 
     @property
@@ -138,7 +141,8 @@ class Convolutional(ParameterLayer):
         # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add B_i in place)
         y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
         self._keep(training, padded_input=x_padded, engine=engine, reusable=reusable)
-        y += self._bias_view(xp)
+        if self.bias != "none":
+            y += self._bias_view(xp)
         return y
 
     def backward(self, output_gradient, learning_rate=None):
@@ -151,8 +155,9 @@ class Convolutional(ParameterLayer):
             x_padded, self.kernels, output_gradient, self.stride, saved["reusable"], self.compute_input_gradient)
         self.grads["kernels"] = grad_k
         # ∂E/∂B_i = ∂E/∂Y_i
-        axes = (0,) if self.bias == "untied" else (0, 2, 3)
-        self.grads["biases"] = xp.sum(output_gradient, axis=axes)
+        if self.bias != "none":
+            axes = (0,) if self.bias == "untied" else (0, 2, 3)
+            self.grads["biases"] = xp.sum(output_gradient, axis=axes)
         p = self.padding
         if input_gradient is not None and p:
             input_gradient = input_gradient[:, :, p:-p, p:-p]

@@ -1,4 +1,6 @@
-"""Max pooling over non-overlapping ``k × k`` windows, for a whole batch.
+"""Pooling over non-overlapping ``k × k`` windows (max and average), and global average pooling.
+
+Max pooling, for a whole batch.
 
 Forward, for ``X: (N, C, H, W)`` and ``Ho = ⌊H/k⌋``, ``Wo = ⌊W/k⌋``::
 
@@ -17,6 +19,18 @@ writes ``∂E/∂Y ⊙ [winner = j]`` into the ``j``-th strided view: ``k·k`` p
 output, where comparing the saved input with ``Y`` took ``7·k·k``. Measured on the convnet's
 first pool (128×32×28×28, float32, one thread, CPU time): 12.0 ms forward + backward against
 14.0 ms; only the ``uint8`` winners are kept, not ``X`` and ``Y``.
+
+Average pooling (``AvgPool2D``, PyTorch's ``AvgPool2d(k)``), same windows and ``Ho``, ``Wo``::
+
+    Y[n, c, u, v] = (1/k²) Σ_{0 ≤ p, q < k} X[n, c, u·k + p, v·k + q]
+    ∂E/∂X[n, c, u·k + p, v·k + q] = ∂E/∂Y[n, c, u, v] / k²      (0 on the rows and columns cut off)
+
+Global average pooling (``GlobalAveragePool2D``), one window the size of the image::
+
+    Y[n, c] = (1/(H·W)) Σ_{h, w} X[n, c, h, w]                  Y: (N, C)
+    ∂E/∂X[n, c, h, w] = ∂E/∂Y[n, c] / (H·W)                     (N, C, H, W)
+
+Neither keeps anything but the input's shape for backward.
 """
 
 from __future__ import annotations
@@ -28,14 +42,15 @@ from ..errors import ShapeError
 from .base import Layer
 
 
-class MaxPool2D(Layer):
+class _WindowPool(Layer):
     """``(N, C, H, W) -> (N, C, H // k, W // k)`` with ``k = pool_size`` (stride ``k``)."""
 
     def __init__(self, pool_size: int = 2, input_shape=None):
         super().__init__()
-        self.pool_size = validation.integer("MaxPool2D", "pool_size", pool_size, minimum=1)
+        name = type(self).__name__
+        self.pool_size = validation.integer(name, "pool_size", pool_size, minimum=1)
         if input_shape is not None:
-            input_shape = validation.shape("MaxPool2D", "input_shape (C, H, W)", input_shape, ndim=3)
+            input_shape = validation.shape(name, "input_shape (C, H, W)", input_shape, ndim=3)
             self.output_shape(input_shape)
         self.input_shape = input_shape
 
@@ -44,12 +59,13 @@ class MaxPool2D(Layer):
         return {"pool_size": self.pool_size, "input_shape": shape}
 
     def output_shape(self, input_shape):
+        name = type(self).__name__
         if len(tuple(input_shape)) != 3:
-            raise ShapeError(f"MaxPool2D: expects (C, H, W) samples, got {tuple(input_shape)}")
+            raise ShapeError(f"{name}: expects (C, H, W) samples, got {tuple(input_shape)}")
         c, h, w = input_shape
         k = self.pool_size
         if h < k or w < k:
-            raise ShapeError(f"MaxPool2D: pool_size {k} is larger than the input {tuple(input_shape)}")
+            raise ShapeError(f"{name}: pool_size {k} is larger than the input {tuple(input_shape)}")
         return (c, h // k, w // k)
 
     def _views(self, x):
@@ -58,11 +74,19 @@ class MaxPool2D(Layer):
         ho, wo = x.shape[2] // k, x.shape[3] // k
         return [((p, q), x[:, :, p:ho * k:k, q:wo * k:k]) for p in range(k) for q in range(k)]
 
-    def forward(self, x, training=True):
+    def _check_batch(self, x):
         if x.ndim != 4:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
         x = self._check_input(x)
         self.output_shape(tuple(x.shape[1:]))
+        return x
+
+
+class MaxPool2D(_WindowPool):
+    """``(N, C, H, W) -> (N, C, H // k, W // k)``: the maximum of each ``k × k`` window."""
+
+    def forward(self, x, training=True):
+        x = self._check_batch(x)
         xp = array_namespace(x)
         views = self._views(x)
         y = views[0][1]
@@ -94,3 +118,53 @@ class MaxPool2D(Layer):
             p, q = divmod(j, k)
             grad[:, :, p:ho * k:k, q:wo * k:k] = output_gradient * xp.astype(winner == j, output_gradient.dtype)
         return grad
+
+
+class AvgPool2D(_WindowPool):
+    """``(N, C, H, W) -> (N, C, H // k, W // k)``: the mean of each ``k × k`` window."""
+
+    def forward(self, x, training=True):
+        x = self._check_batch(x)
+        views = [view for _, view in self._views(x)]
+        y = views[0]
+        for view in views[1:]:
+            y = y + view
+        self._keep(training, input_shape=tuple(x.shape))
+        return y / (self.pool_size * self.pool_size)
+
+    def backward(self, output_gradient, learning_rate=None):
+        shape = self._recall()["input_shape"]
+        k = self.pool_size
+        ho, wo = shape[2] // k, shape[3] // k
+        self._check_gradient(output_gradient, (shape[0], shape[1], ho, wo))
+        xp = array_namespace(output_gradient)
+        share = output_gradient / (k * k)
+        make = xp.empty if (shape[2] == ho * k and shape[3] == wo * k) else xp.zeros
+        grad = make(shape, dtype=output_gradient.dtype, device=device(output_gradient))
+        for p in range(k):
+            for q in range(k):
+                grad[:, :, p:ho * k:k, q:wo * k:k] = share
+        return grad
+
+
+class GlobalAveragePool2D(Layer):
+    """``(N, C, H, W) -> (N, C)``: the mean of each channel's image."""
+
+    def output_shape(self, input_shape):
+        if len(tuple(input_shape)) != 3:
+            raise ShapeError(f"GlobalAveragePool2D: expects (C, H, W) samples, got {tuple(input_shape)}")
+        return (input_shape[0],)
+
+    def forward(self, x, training=True):
+        if x.ndim != 4:
+            raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
+        x = self._check_input(x)
+        self._keep(training, input_shape=tuple(x.shape))
+        return array_namespace(x).mean(x, axis=(2, 3))
+
+    def backward(self, output_gradient, learning_rate=None):
+        shape = self._recall()["input_shape"]
+        self._check_gradient(output_gradient, shape[:2])
+        xp = array_namespace(output_gradient)
+        share = output_gradient / (shape[2] * shape[3])
+        return xp.asarray(xp.broadcast_to(share[:, :, None, None], shape), copy=True)  # writable, like the others

@@ -1,0 +1,1 @@
+"""``xpcnn-doctor``: does xpcnn work on this machine, and how fast? (``python -m xpcnn.doctor``)."""

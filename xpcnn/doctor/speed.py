@@ -1,0 +1,158 @@
+"""Throughput on the device: the seed network and the convnet, training and inference, two batch
+sizes, float32, against PyTorch on the same device when it is installed.
+
+Each contender is timed with :mod:`xpcnn.timing` (the helper of ``scripts/bench.py``): its first
+step apart (on a fresh model: ``engine="auto"``'s measurement, FFT plans, CuPy's kernel
+compilation), then interleaved timed runs, xpcnn and PyTorch taking turns. On CUDA it also
+measures the host-to-device copy rate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..backend import info as backend_info
+from ..losses import get_loss
+from ..optimizers import SGD
+from ..timing import Contender, calibrate, first_step, interleave, summary
+from ..zoo import build_model
+from .pytorch import torch_loss, torch_model
+
+BATCHES = (32, 256)
+LEARNING_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class SpeedPlan:
+    """What to time: models, batch sizes, interleaved repeats, seconds per timed run."""
+
+    models: tuple = ("seed", "convnet")
+    batches: tuple = BATCHES
+    repeats: int = 3
+    min_time: float = 0.25
+    max_step: float = 60.0  # every contender is measured; this only stops a pathological one
+    pause: float = 0.1
+
+
+#: ``--quick``: batches 32 and 128, two rounds of one step each.
+QUICK = SpeedPlan(batches=(32, 128), repeats=2, min_time=0.0)
+
+
+def load_torch(device) -> "tuple[Any, str | None, str]":
+    """``(torch or None, its device string, why it is left out)``."""
+    if importlib.util.find_spec("torch") is None:
+        return None, None, "PyTorch is not installed (pip install 'xpcnn[bench]')"
+    torch = importlib.import_module("torch")
+    if device.name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return None, None, f"this PyTorch {torch.__version__} build has no CUDA"
+        return torch, device.name, ""
+    return torch, "cpu", ""
+
+
+def _batch(classes: int, batch: int):
+    rng = np.random.default_rng(1)
+    x = rng.random((batch, 1, 28, 28)).astype(np.float32)
+    return x, np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+
+
+def contenders(name: str, batch: int, device, torch, tdev) -> "list[Contender]":
+    """xpcnn's (and PyTorch's) training and inference steps for model ``name`` at ``batch``."""
+    classes = 2 if name == "seed" else 10
+    model, loss_name = build_model(name, (1, 28, 28), classes, seed=0, device=device, dtype="float32")
+    x_host, y_host = _batch(classes, batch)
+    x, y = backend.to_device(x_host, device), backend.to_device(y_host, device)
+    loss_fn, prime = get_loss(loss_name)
+    opt = SGD(LEARNING_RATE)
+
+    def sync():
+        backend.synchronize(x)
+
+    out = [Contender("xpcnn", "train", lambda: model.train_step(x, y, loss_fn, prime, opt), sync, batch),
+           Contender("xpcnn", "infer", lambda: model.forward(x, training=False), sync, batch)]
+    if torch is not None:
+        net = torch_model(model, torch, tdev, "float32")
+        tx, ty = torch.tensor(x_host, device=tdev), torch.tensor(y_host, device=tdev)
+        tloss = torch_loss(torch, loss_name)
+        topt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+
+        def torch_train():
+            topt.zero_grad(set_to_none=True)
+            tloss(net(tx), ty).backward()
+            topt.step()
+
+        def torch_infer():
+            with torch.inference_mode():
+                return net(tx)
+
+        tsync = (lambda: torch.cuda.synchronize(tdev)) if tdev.startswith("cuda") else (lambda: None)
+        out += [Contender("torch", "train", torch_train, tsync, batch),
+                Contender("torch", "infer", torch_infer, tsync, batch)]
+    return out
+
+
+def measure(device, plan: SpeedPlan, say=print) -> dict:
+    """``{"rows": [...], "torch": version or why not, "transfer": {...}}``; prints one line per row."""
+    torch, tdev, why = load_torch(device)
+    if torch is not None and not tdev.startswith("cuda"):
+        torch.set_num_threads(backend_info.blas().get("num_threads") or os.cpu_count() or 1)
+    cores, load = os.cpu_count() or 1, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > cores:
+        say(f"  note: load average {load:.1f} on {cores} cores: other processes compete for the CPU, and "
+            f"multi-threaded timings suffer (OPENBLAS_NUM_THREADS=1 measures one core's speed)")
+    rows = []
+    for name in plan.models:
+        for batch in plan.batches:
+            group = contenders(name, batch, device, torch, tdev)
+            for c in group:
+                first_step(c)  # a fresh model: auto's measurement, FFT plans, CuPy's compilation
+                calibrate(c, plan.min_time, plan.max_step, steps=1)
+            interleave(group, plan.repeats, plan.pause, family=lambda c: c.name)
+            for c in group:
+                row = {"model": name, "batch": batch, "mode": c.mode, "contender": c.name, "dtype": "float32",
+                       "first_step_s": c.first_step_s}
+                if c.skipped:
+                    row["skipped"] = c.skipped
+                else:
+                    row["samples_per_s"] = summary(c.runs)
+                rows.append(row)
+            for mode in ("train", "infer"):
+                say(format_row(rows, name, batch, mode))
+    result: dict = {"rows": rows, "torch": getattr(torch, "__version__", None), "torch_left_out": why or None,
+                    "plan": plan.__dict__}
+    if device.name.startswith("cuda"):
+        result["host_to_device"] = backend_info.host_to_device_rate(device)
+        t = result["host_to_device"]
+        say(f"  host-to-device copy ({t['megabytes']} MB): {t['pageable_gb_per_s']:.1f} GB/s pageable, "
+            f"{t['pinned_gb_per_s']:.1f} GB/s pinned")
+    return result
+
+
+def find(rows: list, model: str, batch: int, mode: str, contender: str) -> "dict | None":
+    return next((r for r in rows if (r["model"], r["batch"], r["mode"], r["contender"]) == (model, batch, mode,
+                                                                                          contender)), None)
+
+
+def format_row(rows: list, model: str, batch: int, mode: str) -> str:
+    """``  seed     batch  256 train  xpcnn 25,000/s (first step 0.31 s)  torch 20,000/s  1.25x``."""
+    ours, theirs = find(rows, model, batch, mode, "xpcnn"), find(rows, model, batch, mode, "torch")
+    text = f"  {model:8} batch {batch:>4} {mode:5}  xpcnn {_rate(ours)}"
+    if theirs is not None:
+        text += f"  torch {_rate(theirs)}"
+        if "samples_per_s" in ours and "samples_per_s" in theirs:
+            text += f"  xpcnn/torch {ours['samples_per_s']['median'] / theirs['samples_per_s']['median']:.2f}x"
+    return text
+
+
+def _rate(row: dict) -> str:
+    first = f" (first step {row['first_step_s']:.2f} s)" if row.get("first_step_s") is not None else ""
+    if "skipped" in row:
+        return f"skipped: {row['skipped']}{first}"
+    return f"{row['samples_per_s']['median']:>9,.0f} samples/s{first}"

@@ -1,0 +1,105 @@
+"""The one timing helper of ``scripts/bench.py`` and ``xpcnn-doctor``: throughput in samples/s.
+
+A :class:`Contender` is one thing to time: ``step()`` runs one batch and ``sync()`` waits for its
+device (a GPU queues work; a timer read before the queue drains measures nothing). The first
+step is timed on its own (:attr:`Contender.first_step_s`: FFT plans, ``engine="auto"``'s
+measurement, CuPy's kernel compilation), then :func:`calibrate` picks how many steps one timed
+run takes, and :func:`timed_run` appends one run's samples/s. :func:`interleave` times several
+contenders in rounds, taking turns, so that a noisy neighbour slows all of them alike.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Contender:
+    """One thing to time: ``step()`` runs one batch of ``batch`` samples; ``sync()`` waits for the device."""
+
+    name: str
+    mode: str  # "train", "infer", or what the caller likes
+    step: Callable[[], Any]
+    sync: Callable[[], Any]
+    batch: int
+    reps: int = 1
+    step_seconds: float = 0.0
+    first_step_s: "float | None" = None
+    runs: list = field(default_factory=list)
+    skipped: str = ""
+
+
+def _one_step(c: Contender) -> float:
+    start = time.perf_counter()
+    c.step()
+    c.sync()
+    return time.perf_counter() - start
+
+
+def first_step(c: Contender) -> None:
+    """Time the very first step on its own (``first_step_s``): compilation and measurements, not steady state."""
+    c.first_step_s = _one_step(c)
+
+
+def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) -> None:
+    """Warm up with ``steps`` steps, then choose how many steps one timed run takes (at least ``min_time`` s).
+
+    The first step's time is kept in ``first_step_s`` (unless :func:`first_step` took it already); a
+    step slower than ``max_step`` seconds is not repeated (``skipped`` says why)."""
+    one = 0.0
+    for _ in range(steps):
+        one = _one_step(c)
+        if c.first_step_s is None:
+            c.first_step_s = one
+        if one > max_step:
+            c.skipped = f"{one:.1f} s per step > --max-step {max_step:g}"
+            return
+    c.step_seconds = one
+    c.reps = max(1, math.ceil(min_time / max(one, 1e-6)))
+
+
+def timed_run(c: Contender) -> None:
+    """One timed run of ``c.reps`` steps; its samples/s goes to ``c.runs``."""
+    c.sync()
+    start = time.perf_counter()
+    for _ in range(c.reps):
+        c.step()
+    c.sync()
+    c.runs.append(c.reps * c.batch / (time.perf_counter() - start))
+
+
+def interleave(contenders: "list[Contender]", repeats: int, pause: float = 0.0,
+               family: Callable[[Contender], Any] = lambda c: None) -> None:
+    """``repeats`` rounds; in each, every contender times one run, the first one rotating.
+
+    Between two contenders of different ``family`` (NumPy and PyTorch, say) it sleeps ``pause``
+    seconds: after a call, OpenBLAS's threads (and less so PyTorch's OpenMP threads) spin for up to
+    ~0.2 s, and on a small machine they would take the other's cores. No garbage collection runs
+    inside the rounds (one takes ~0.1 s with PyTorch loaded)."""
+    active = [c for c in contenders if not c.skipped]
+    gc.collect()
+    gc.disable()
+    try:
+        previous = None
+        for r in range(repeats):
+            shift = r % max(len(active), 1)
+            for c in active[shift:] + active[:shift]:
+                kind = family(c)
+                if previous is not None and kind != previous[0]:
+                    time.sleep(pause)
+                previous = (kind,)
+                timed_run(c)
+    finally:
+        gc.enable()
+
+
+def summary(runs: list) -> dict:
+    """``{"median", "min", "max", "q1", "q3", "runs"}`` of a contender's samples/s."""
+    q = statistics.quantiles(runs, n=4) if len(runs) > 1 else [runs[0]] * 3
+    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs),
+            "q1": q[0], "q3": q[2], "runs": runs}
