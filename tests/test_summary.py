@@ -37,14 +37,22 @@ def test_every_row_has_the_shape_a_forward_gives_and_the_layers_parameter_count(
     model = MODELS[name]()
     rows = summary.rows(model)
     assert [r["output_shape"] for r in rows] == forward_shapes(model, model.input_shape)
-    assert [r["params"] for r in rows] == [sum(math.prod(p.shape) for p in layer.params.values())
-                                           for layer in model.layers]
+    def size(arrays):
+        return sum(math.prod(a.shape) for a in arrays.values())
+
+    # Keras's Param # counts the non-trained state too (BatchNormalization: 4 per channel)
+    assert [r["params"] for r in rows] == [size(layer.params) + size(layer.buffers) for layer in model.layers]
     text = model.summary_text()
     itemsize = {"float32": 4, "float64": 8}[model.dtype]
-    total = model.parameter_count()
-    assert f"Total params: {total:,} ({summary.readable_bytes(total * itemsize)})" in text
-    assert f"Gradients: {total:,} ({summary.readable_bytes(total * itemsize)})" in text
-    assert "Non-trainable params: 0 (0 B)" in text
+    trained = model.parameter_count()
+    kept = sum(size(layer.buffers) for layer in model.layers)
+    assert (kept > 0) == any(isinstance(layer, (xc.BatchNorm1D, xc.BatchNorm2D)) for layer in model.layers)
+    assert f"Total params: {trained + kept:,} ({summary.readable_bytes((trained + kept) * itemsize)})" in text
+    assert f"Trainable params: {trained:,} ({summary.readable_bytes(trained * itemsize)})" in text
+    assert f"Non-trainable params: {kept:,} ({summary.readable_bytes(kept * itemsize)})" in text
+    assert f"Gradients: {trained:,} ({summary.readable_bytes(trained * itemsize)})" in text
+    memory = (2 * trained + kept) * itemsize
+    assert f"Parameters + gradients + buffers: {summary.readable_bytes(memory)} ({memory:,} bytes)" in text
     for layer, line in zip(model.layers, text.splitlines()[4:]):
         assert type(layer).__name__ in line
 
@@ -80,6 +88,19 @@ def test_buffers_count_as_non_trainable_parameters_with_their_own_bytes():
     text = model.summary_text()
     assert "Total params: 31 (128 B)" in text and "Trainable params: 26 (104 B)" in text
     assert "Non-trainable params: 5 (24 B)" in text and "Gradients: 26 (104 B)" in text
+    assert "Parameters + gradients + buffers: 232 B (232 bytes)" in text
+
+
+def test_batchnorm_counts_as_keras_batchnormalization_does():
+    """Keras: BatchNormalization(C) has 4C parameters, 2C of them (the moving statistics) non-trainable."""
+    model = xc.Sequential([xc.Convolutional((3, 6, 6), 3, 8, padding=1), xc.BatchNorm2D(8), xc.ReLU(),
+                           xc.Flatten(), xc.Dense(8 * 6 * 6, 16), xc.BatchNorm1D(16), xc.Dense(16, 2)], seed=0)
+    rows = summary.rows(model)
+    assert [r["params"] for r in rows] == [3 * 8 * 9 + 8 * 6 * 6, 32, 0, 0, 288 * 16 + 16, 64, 34]
+    assert rows[1]["trainable"] == (16, 64) and rows[1]["buffers"] == (16, 64)
+    text = model.summary_text()
+    trained = 216 + 288 + 16 + 4624 + 32 + 34
+    assert f"Trainable params: {trained:,}" in text and "Non-trainable params: 48 (192 B)" in text
 
 
 def test_a_model_whose_first_layer_takes_any_shape_needs_input_shape():

@@ -7,7 +7,8 @@ layers with, so a layer added later needs nothing special), its parameter count 
 choose a convolution engine, the engine asked for and the one the last pass used
 (``auto -> gemm``; ``auto`` alone before any pass). The footer gives the total, trainable and
 non-trainable counts with their bytes in the model's dtype, and the bytes the gradients take
-(one per trainable parameter), as ``1,234 (4.82 KB)`` with 1 KB = 1024 bytes, as Keras writes.
+(one per trainable parameter), as ``1,234 (4.82 KB)`` with 1 KB = 1024 bytes, as Keras writes,
+and what training holds in all: parameters, gradients and buffers.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def summary_text(model: Any, input_shape: "tuple | None" = None) -> str:
     def amount(label: str, count: int, size: int) -> str:
         return f"{label}: {count:,} ({readable_bytes(size)})"
 
+    def memory(size: int) -> str:
+        return f"Parameters + gradients + buffers: {readable_bytes(size)} ({size:,} bytes)"
+
     lines = [f"Model: Sequential ({model.dtype}, {model.device.name})", rule, line(header), rule]
     lines += [line(row) for row in cells]
     lines += [rule,
@@ -110,5 +114,6 @@ def summary_text(model: Any, input_shape: "tuple | None" = None) -> str:
               amount("Trainable params", *trainable),
               amount("Non-trainable params", *buffers),
               amount("Gradients", *trainable),
+              memory(2 * trainable[1] + buffers[1]),
               rule]
     return "\n".join(lines)
