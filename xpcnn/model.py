@@ -15,12 +15,11 @@ The model knows its loss once :meth:`Sequential.compile` or :meth:`Sequential.fi
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from array_api_compat import array_namespace, is_numpy_array
 
-from . import backend
+from . import backend, fit_loop
 from . import summary as _summary
 from . import training as _training  # not `training`: forward's flag has that name
 from .early_stopping import EarlyStopping
@@ -314,23 +313,10 @@ class Sequential:
             parallel = DataParallel(communicator, self, *loss_fns, _training.correct_count)
             parallel.start(batch_size, fit_settings(self, x, y, loss, batch_size, epochs, shuffle, seed,
                                                     validation_data, stopper))
-        evaluate = self._evaluate if parallel is None else parallel.evaluate
         self.early_stopping = stopper
-        if stopper is not None:
-            stopper.start()
-        with backend.float_errors_ignored():
-            for _ in range(epochs):
-                logs = self._train_epoch(x, y, loss_fns, batch_size, shuffle, on_batch, parallel)
-                if validation_data is not None:
-                    val = evaluate(*validation_data, loss_fns, 256)
-                    logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-                self._record(logs)
-                stop = stopper is not None and stopper.update(self, logs)  # the same val_loss on every rank
-                stop = bool(on_epoch is not None and on_epoch(logs)) or stop
-                if stop if parallel is None else parallel.agree(stop):
-                    break
-        if stopper is not None:
-            stopper.finish(self)
+        fit_loop.run_epochs(self, x, y, loss_fns, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                            validation_data=validation_data, on_batch=on_batch, on_epoch=on_epoch,
+                            parallel=parallel, stopper=stopper)
         return self.history
 
     def _set_optimizer(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> None:
@@ -340,64 +326,6 @@ class Sequential:
             self.optimizer = optimizer.to(self.device)
         elif self.optimizer is None:
             self.optimizer = SGD(learning_rate)
-
-    def _train_epoch(self, x, y, loss_fns: tuple, batch_size: int, shuffle: bool, on_batch,
-                     parallel: "DataParallel | None" = None) -> dict:
-        """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``.
-
-        With ``parallel``, this rank trains on its share of each batch and every value is the
-        whole batch's (see :mod:`xpcnn.parallel`).
-        """
-        start = time.perf_counter()
-        n = x.shape[0]
-        bounds = _training.batch_bounds(n, batch_size)
-        order = backend.permutation(self.rng, n) if shuffle else None
-        epoch = self.epoch + 1
-        guard = _training.StepGuard(epoch, len(bounds), self.optimizer.learning_rate, self.epoch)
-        tally = _training.EpochTally()
-        for step, (lo, hi) in enumerate(bounds, 1):
-            self._schedule_step()
-            xb, yb = self._batch(x, y, order, *((lo, hi) if parallel is None else parallel.local(lo, hi)))
-            before = _training.Snapshot(self.layers, self.optimizer)
-            if parallel is None:
-                loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
-                correct = _training.correct_count(self.xp, yb, out)
-            else:
-                loss, correct = parallel.step(xb, yb, hi - lo)
-            guard.settle(step, loss, before)
-            tally.add(loss, correct, hi - lo)
-            logs = {"epoch": epoch, "batch": step, "batches": len(bounds), "size": hi - lo,
-                    "loss": loss, "correct": correct}
-            if tally.due(step == len(bounds)):
-                guard.check()
-                logs["running_loss"], logs["running_accuracy"] = tally.read()
-            if on_batch is not None:
-                on_batch(logs)
-        seconds = time.perf_counter() - start
-        mean_loss, accuracy = tally.last  # read at the last batch
-        return {"epoch": epoch, "loss": mean_loss, "accuracy": accuracy, "seconds": seconds,
-                "samples_per_s": n / seconds if seconds > 0 else float("inf"),
-                "learning_rate": self.optimizer.rate}
-
-    def _schedule_step(self) -> None:
-        """Set the optimizer's rate for its next step from the schedule (the same on every rank)."""
-        if self.schedule is not None:
-            opt = self.optimizer
-            opt.scheduled_rate = self.schedule.learning_rate(opt.learning_rate, opt.iterations, self.epoch)
-
-    def _record(self, logs: dict) -> None:
-        """A finished epoch: count it and append its logs to the history.
-
-        A key the earlier epochs lack (``learning_rate`` after resuming an older checkpoint, say)
-        gets ``None`` for them, so every list keeps one entry per epoch.
-        """
-        done = len(next(iter(self.history.values()), []))
-        self.epoch = logs["epoch"]
-        for key, value in logs.items():
-            self.history.setdefault(key, [None] * done).append(value)
-        for key, values in self.history.items():
-            if len(values) == done:
-                values.append(None)
 
     def evaluate(self, x, y, *, loss: "str | tuple | None" = None, batch_size: int = 256) -> dict:
         """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""
