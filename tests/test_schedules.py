@@ -10,7 +10,7 @@ import xpcnn as xc
 from xpcnn import backend
 from xpcnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from xpcnn.errors import ConfigError, ConfigTypeError
-from xpcnn.schedules import Chain, Cosine, StepDecay, Warmup, parse_schedule
+from xpcnn.schedules import Chain, Cosine, StepDecay, Warmup, parse, parse_schedule
 
 
 def torch_rates(make_scheduler, lr, count):
@@ -234,6 +234,48 @@ def test_k_epochs_saved_then_resumed_equal_an_uninterrupted_run_bit_for_bit(tmp_
     assert len(set(straight.history["learning_rate"])) > 1  # the rate did change
 
 
+def bn_dropout_model(seed=4):
+    """convnet-bn in small: Conv-BatchNorm-ReLU, pooling, Dropout, Dense-BatchNorm1D-ReLU, Dropout, Dense."""
+    return xc.Sequential([
+        xc.Convolutional((1, 8, 8), 3, 4, padding="same"), xc.BatchNorm2D(4), xc.ReLU(), xc.MaxPool2D(2),
+        xc.Flatten(), xc.Dropout(0.25), xc.Dense(4 * 4 * 4, 6), xc.BatchNorm1D(6), xc.ReLU(), xc.Dropout(0.5),
+        xc.Dense(6, 3), xc.Softmax(),
+    ], seed=seed)
+
+
+def buffers(model):
+    return {f"{i}.{k}": backend.to_numpy(v) for i, layer in enumerate(model.layers) for k, v in layer.buffers.items()}
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 4])
+def test_batchnorm_dropout_and_a_schedule_resume_bit_for_bit(tmp_path, stop_after):
+    """The checkpoint keeps the running statistics, the generator the Dropout masks come from, the step
+    count and the epoch the schedule reads: k epochs, save, load, the rest equal one run to the last bit."""
+    x, y = image_data(23)
+    schedule = Chain(Warmup(6), StepDecay(2, 0.5))
+    fit = dict(loss="categorical_cross_entropy", batch_size=5, validation_data=image_data(7))
+    straight = bn_dropout_model()
+    straight.fit(x, y, epochs=5, optimizer=xc.Adam(0.02), schedule=schedule, **fit)
+    first = bn_dropout_model()
+    first.fit(x, y, epochs=stop_after, optimizer=xc.Adam(0.02), schedule=schedule, **fit)
+    save_checkpoint(tmp_path / "part.npz", first)
+    resumed = load_checkpoint(tmp_path / "part.npz")
+    resumed.fit(x, y, epochs=5 - stop_after, **fit)
+    assert_same_params(resumed, straight)
+    got, expected = buffers(resumed), buffers(straight)
+    assert got.keys() == expected.keys() and len(got) == 4  # two BatchNorms, mean and variance each
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    for key in ("loss", "val_loss", "learning_rate"):
+        assert resumed.history[key] == straight.history[key], key
+    assert straight.history["learning_rate"] == pytest.approx([0.02 * 5 / 6, 0.02, 0.01, 0.01, 0.005])
+    # the Dropout masks matter: the same run with another generator state ends elsewhere
+    other = load_checkpoint(tmp_path / "part.npz")
+    other.rng = backend.new_rng(99)
+    other.fit(x, y, epochs=5 - stop_after, **fit)
+    assert not np.array_equal(params(other)["6.weights"], params(straight)["6.weights"])
+
+
 def test_a_checkpoint_without_a_schedule_loads_without_one_and_a_bad_spec_is_a_checkpoint_error(tmp_path):
     model = dense_model()
     model.fit(*data(), epochs=1, batch_size=10)
@@ -262,6 +304,15 @@ def test_a_schedule_steps_on_array_api_strict_device1(device1):
     model.fit(x, y, epochs=2, batch_size=7, optimizer=xc.Adam(0.01), schedule=Chain(Warmup(2), Cosine()))
     assert model.history["learning_rate"] == pytest.approx([0.01, 0.005])
     assert backend.Device.of(model.layers[0].params["weights"]) == model.device
+
+
+def test_parse_reads_none_as_no_schedule_and_anything_else_as_parse_schedule():
+    assert parse("none") is None and parse(" none ") is None
+    assert parse("cosine") == Cosine() and parse("warmup:3,step:2") == Chain(Warmup(3), StepDecay(2))
+    with pytest.raises(ConfigError, match="schedule 'none:3': unknown kind 'none'"):
+        parse("none:3")
+    with pytest.raises(ConfigError, match="schedule 'none': unknown kind"):
+        parse("warmup:3,none")
 
 
 def test_every_concrete_spec_the_readme_shows_parses():

@@ -18,10 +18,9 @@ import argparse
 import os
 import sys
 
-from . import backend, zoo
+from . import backend, schedules, zoo
 from . import cli_ranks as ranks
 from .errors import ConfigError, XpcnnError
-from .schedules import parse_schedule
 from .run import Run, confusion_matrix
 from .settings import DATASETS, DEFAULTS, DTYPES, OPTIMIZERS, parse_classes
 
@@ -70,13 +69,10 @@ def _learning_rate(text: str) -> float:
 
 def _schedule(text: str) -> str:
     """A ``--schedule`` spec, checked now (one line on a bad one); kept as text. ``none``: no schedule."""
-    if text == "none":
-        return text
     try:
-        parse_schedule(text)
+        return text if schedules.parse(text) is not None else "none"
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _fraction(text: str) -> float:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import backend, export, zoo
+from . import backend, export, schedules, zoo
 from . import cli_ranks as ranks
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
@@ -24,7 +24,6 @@ from .early_stopping import EarlyStopping
 from .errors import ConfigError, ShapeError
 from .losses import get_loss
 from .optimizers import get_optimizer
-from .schedules import parse_schedule
 from .outputs import check_output_path
 from .reporting import EpochProgress, format_confusion, plot_format, plot_history, write_json
 from .settings import Settings, check_saved, resolve
@@ -196,8 +195,8 @@ class Run:
             if settings.checkpoint_path and self.root:
                 self._save(model, settings)
 
-        schedule = None if settings.schedule in (None, "none") else parse_schedule(settings.schedule)
-        if settings.schedule == "none":  # drop the resumed checkpoint's
+        schedule = None if settings.schedule is None else schedules.parse(settings.schedule)
+        if settings.schedule is not None and schedule is None:  # --schedule none drops the resumed checkpoint's
             model.schedule = None
         try:
             model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,

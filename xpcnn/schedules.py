@@ -17,9 +17,9 @@ Cosine(30))`` is a linear warm-up over the first 500 steps on top of a cosine ov
 A schedule holds no state: the rate is a pure function of ``(η, k, e)``, so a resumed run,
 whose checkpoint keeps ``k``, ``e`` and the schedule, takes exactly the steps of an
 uninterrupted one. Every schedule writes itself as the spec the CLI reads (``--schedule``),
-and :func:`parse_schedule` reads it back; checkpoints store that spec::
+and :func:`parse` reads it back; checkpoints store that spec::
 
-    SPEC  := ITEM ("," ITEM)*            each kind at most once
+    SPEC  := "none" | ITEM ("," ITEM)*   each kind at most once; "none": no schedule
     ITEM  := "step:" EVERY [":" GAMMA]   EVERY epochs (integer >= 1), GAMMA in (0, 1], default 0.1
            | "cosine" [":" EPOCHS [":" MIN_LR]]   EPOCHS >= 1, default: the last epoch of the fit; MIN_LR >= 0
            | "warmup:" STEPS             STEPS optimizer steps (integer >= 1)
@@ -201,10 +201,18 @@ def _item(text: str) -> Schedule:
 
 
 def parse_schedule(spec: str) -> Schedule:
-    """The schedule a spec names (grammar in the module docstring); a :class:`ConfigError` naming the bad part."""
+    """The schedule a spec names (grammar in the module docstring, without ``none``); a :class:`ConfigError`
+    naming the bad part."""
     if not isinstance(spec, str):
         raise ConfigTypeError(f"schedule spec must be a string, got {spec!r}")
     items = [_item(part.strip()) for part in spec.split(",")] if spec.strip() else []
     if not items:
         raise ConfigError("schedule: empty spec; expected e.g. step:10:0.1, cosine or warmup:500,cosine")
     return items[0] if len(items) == 1 else Chain(*items)
+
+
+def parse(spec: str) -> "Schedule | None":
+    """``--schedule``'s reading: ``"none"`` is no schedule (``None``), anything else :func:`parse_schedule`."""
+    if isinstance(spec, str) and spec.strip() == "none":
+        return None
+    return parse_schedule(spec)
