@@ -99,11 +99,53 @@ def test_it_restores_on_array_api_strict_device1(device1):
     assert backend.Device.of(m.layers[0].params["weights"]) == m.device
 
 
+def test_val_accuracy_stops_when_the_accuracy_stops_rising_beyond_min_delta():
+    x, y = data()
+    m = model()
+    after = fit_recording(m, EarlyStopping(patience=2, min_delta=0.05, monitor="val_accuracy"), (x, y),
+                          learning_rate=0.5)
+    acc = m.history["val_accuracy"]
+    stopper = m.early_stopping
+    best = stopper.best_epoch
+    assert stopper.stopped_epoch == best + 2 == m.epoch < 12 and stopper.best == acc[best - 1]
+    assert all(a <= acc[best - 1] + 0.05 for a in acc[best:])
+    assert stopper.best_val_loss == m.history["val_loss"][best - 1]
+    assert stopper.report()["monitor"] == "val_accuracy" and stopper.report()["best"] == acc[best - 1]
+    assert_weights(m, after[best])
+
+
+def test_the_restored_weights_include_batchnorm_running_statistics():
+    """The best epoch's running statistics come back with its parameters, and inference agrees with that epoch."""
+    x, y = data(48)
+    flipped = (x, 1 - y)
+    m = xc.Sequential([xc.Dense(4, 6), xc.BatchNorm1D(6), xc.ReLU(), xc.Dropout(0.2), xc.Dense(6, 1), xc.Sigmoid()],
+                      seed=0)
+    kept, outputs = {}, {}
+
+    def remember(logs):
+        kept[logs["epoch"]] = {k: backend.to_numpy(v).copy() for k, v in m.layers[1].buffers.items()}
+        outputs[logs["epoch"]] = backend.to_numpy(m.predict(x)).copy()
+
+    m.fit(x, y, epochs=15, batch_size=8, learning_rate=1.0, validation_data=flipped, early_stopping=2,
+          on_epoch=remember)
+    best, last = m.early_stopping.restored_epoch, m.epoch
+    assert best is not None and best < last
+    assert not np.array_equal(kept[best]["running_mean"], kept[last]["running_mean"])  # they did move on
+    for key, value in kept[best].items():
+        np.testing.assert_array_equal(backend.to_numpy(m.layers[1].buffers[key]), value, err_msg=key)
+    np.testing.assert_array_equal(backend.to_numpy(m.predict(x)), outputs[best])
+
+
 def test_bad_settings_are_clear_errors_before_training():
     x, y = data()
     m = model()
-    with pytest.raises(ConfigError, match="early_stopping watches the validation loss; pass validation_data"):
+    with pytest.raises(ConfigError, match="early_stopping watches val_loss, which needs validation data; pass "
+                                          r"validation_data=\(x, y\)"):
         m.fit(x, y, early_stopping=3)
+    with pytest.raises(ConfigError, match="watches val_accuracy"):
+        m.fit(x, y, early_stopping=EarlyStopping(3, monitor="val_accuracy"))
+    with pytest.raises(ConfigError, match="monitor must be one of 'val_loss', 'val_accuracy'"):
+        EarlyStopping(3, monitor="loss")
     with pytest.raises(ConfigTypeError, match="early_stopping must be an EarlyStopping, an integer patience"):
         m.fit(x, y, validation_data=(x, y), early_stopping="3")
     with pytest.raises(ConfigTypeError, match="early_stopping must be"):

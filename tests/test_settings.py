@@ -68,5 +68,7 @@ def test_the_validation_split_is_the_flag_then_the_checkpoints_then_a_tenth_with
     # a resumed run trains on the checkpoint's samples, split or not
     assert resolve(args("--resume", "m.npz", "--early-stopping", "3"), {"val_split": None}).val_split is None
     assert resolve(args("--resume", "m.npz"), {"val_split": 0.25}).val_split == 0.25
+    assert resolve(args("--val-split", "0"), None).val_split is None  # 0 is none: validate on the test set
+    assert resolve(args("--resume", "m.npz", "--val-split", "0"), {"val_split": 0.25}).val_split is None
     settings = resolve(args("--schedule", "warmup:5,cosine", "--early-stopping", "4", "--min-delta", "0.01"), None)
     assert (settings.schedule, settings.early_stopping, settings.min_delta) == ("warmup:5,cosine", 4, 0.01)

@@ -56,11 +56,12 @@ def test_early_stopping_stops_restores_the_best_epoch_and_says_so_in_the_metrics
         assert result.returncode == 0, result.stderr
     assert "early stopping after epoch 2" in stopped.stdout and "best epoch 1" in stopped.stdout
     m = json.loads((tmp_path / "es.json").read_text())
-    assert m["early_stopping"] == {"patience": 1, "min_delta": 100.0, "restore_best": True, "stopped_epoch": 2,
-                                   "best_epoch": 1, "best_val_loss": m["history"][0]["val_loss"],
+    best = m["history"][0]["val_loss"]
+    assert m["early_stopping"] == {"monitor": "val_loss", "patience": 1, "min_delta": 100.0, "restore_best": True,
+                                   "stopped_epoch": 2, "best_epoch": 1, "best": best, "best_val_loss": best,
                                    "restored_epoch": 1}
     assert [h["epoch"] for h in m["history"]] == [1, 2] and m["epochs_total"] == 2
-    assert m["config"]["val_split"] == 0.1 and m["dataset"]["validation_samples"] == 6
+    assert m["config"]["val_split"] == 0.1 and m["dataset"]["validation_samples"] == m["validation_samples"] == 6
     assert m["dataset"]["train_samples"] == 54  # the held-out samples are not trained on
     saved = load_checkpoint(tmp_path / "es.npz")
     assert read_metadata(tmp_path / "es.npz")["extra"]["early_stopping"] == {"restored_epoch": 1, "stopped_epoch": 2}
@@ -82,8 +83,16 @@ def test_early_stopping_on_a_checkpoint_trained_without_a_validation_split_is_on
     (["--early-stopping", "0"], "argument --early-stopping: expected an integer >= 1"),
     (["--min-delta", "0.1"], "--min-delta needs --early-stopping"),
     (["--early-stopping", "2", "--min-delta", "-1"], "argument --min-delta: expected a number >= 0"),
-    (["--val-split", "1"], "argument --val-split: expected a number between 0 and 1"),
+    (["--val-split", "1"], "argument --val-split: expected a number >= 0 and < 1, got '1'"),
+    (["--val-split", "-0.1"], "argument --val-split: expected a number >= 0 and < 1"),
     (["--val-split", "nan"], "argument --val-split"),
+    (["--val-split", "a tenth"], "argument --val-split: expected a number >= 0 and < 1, got 'a tenth'"),
+    (["--early-stopping", "2", "--val-split", "0"], "--early-stopping needs a validation split; --val-split 0"),
+    (["--early-stopping", "two"], "argument --early-stopping"),
+    (["--min-delta", "x", "--early-stopping", "2"], "argument --min-delta: expected a number >= 0, got 'x'"),
+    (["--schedule", "none:3"], "schedule 'none:3': unknown kind 'none'"),
+    (["--schedule", "step:2:0"], "schedule 'step:2:0': StepDecay: gamma must be in (0, 1]"),
+    (["--schedule", "warmup:3,cosine:2:x"], "schedule 'cosine:2:x': MIN_LR must be a number, got 'x'"),
 ])
 def test_bad_flags_are_one_line_usage_errors(capsys, args, fragment):
     with pytest.raises(SystemExit) as info:

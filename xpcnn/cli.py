@@ -80,8 +80,8 @@ def _fraction(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (exclusive), got {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 and < 1, got {text!r}")
     return value
 
 
@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0)")
     p.add_argument("--val-split", type=_fraction, default=None, metavar="F",
                    help="hold out the fraction F of the training samples to validate on after every epoch instead "
-                        "of the test set (default: none, 0.1 with --early-stopping)")
+                        "of the test set (default: 0, none, or 0.1 with --early-stopping; a resumed run keeps its "
+                        "checkpoint's)")
     p.add_argument("--dtype", choices=DTYPES, default=None, help=f"default: {d.dtype}")
     p.add_argument("--seed", type=_integer(0), default=None,
                    help=f"initial weights, data selection and shuffling (default: {d.seed})")
@@ -168,6 +169,8 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
             parser.error(str(exc))
     if args.min_delta is not None and args.early_stopping is None:
         parser.error("--min-delta needs --early-stopping PATIENCE")
+    if args.early_stopping is not None and args.val_split == 0:
+        parser.error("--early-stopping needs a validation split; --val-split 0 holds out none (leave it out for 0.1)")
     if args.dataset == "idx" and args.data_dir is None:
         parser.error("--dataset idx needs --data-dir DIR, the folder holding your four IDX files")
     outputs = [(flag, path) for flag, path in (("--save", args.save), ("--metrics-json", args.metrics_json),

@@ -3,6 +3,7 @@
 After each epoch of ``fit(..., validation_data=..., early_stopping=EarlyStopping(patience))``:
 
     improved  ⇔  val_loss < best - min_delta          (the first epoch always improves)
+                 (monitor="val_accuracy": val_accuracy > best + min_delta)
     improved:  best ← val_loss, wait ← 0, keep a copy of every parameter and buffer
     otherwise: wait ← wait + 1;  wait ≥ patience  ⇒  stop, and (``restore_best``) put the copy back
 
@@ -21,23 +22,29 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from .errors import ConfigTypeError
-from .validation import integer, number
+from .validation import integer, number, one_of
+
+#: What :class:`EarlyStopping` may watch, and whether smaller is better.
+MONITORS = {"val_loss": True, "val_accuracy": False}
 
 
 class EarlyStopping:
-    """``EarlyStopping(patience=5, min_delta=0.0, restore_best=True)``, for ``fit(early_stopping=...)``.
+    """``EarlyStopping(patience=5, min_delta=0.0, restore_best=True, monitor="val_loss")``, for
+    ``fit(early_stopping=...)``; ``monitor="val_accuracy"`` stops when the accuracy stops rising.
 
     After ``fit``: ``stopped_epoch`` (the epoch after which it stopped, or ``None``),
-    ``best_epoch`` and ``best_val_loss``, and ``restored_epoch`` (the epoch whose weights were put
-    back, or ``None``).
+    ``best_epoch``, ``best`` (the monitored value there) and ``best_val_loss``, and
+    ``restored_epoch`` (the epoch whose weights were put back, or ``None``).
     """
 
-    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True) -> None:
+    def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True,
+                 monitor: str = "val_loss") -> None:
         self.patience = integer("EarlyStopping", "patience", patience, minimum=1)
         self.min_delta = number("EarlyStopping", "min_delta", min_delta, low=0.0)
         if not isinstance(restore_best, bool):
             raise ConfigTypeError(f"EarlyStopping: restore_best must be True or False, got {restore_best!r}")
         self.restore_best = restore_best
+        self.monitor = one_of("EarlyStopping", "monitor", monitor, tuple(MONITORS))
         self.start()
 
     @classmethod
@@ -52,10 +59,11 @@ class EarlyStopping:
 
     def __repr__(self) -> str:
         return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta!r}, "
-                f"restore_best={self.restore_best})")
+                f"restore_best={self.restore_best}, monitor={self.monitor!r})")
 
     def start(self) -> None:
         """Forget everything: a new ``fit`` begins."""
+        self.best = math.inf if MONITORS[self.monitor] else -math.inf
         self.best_val_loss = math.inf
         self.best_epoch: "int | None" = None
         self.wait = 0
@@ -64,10 +72,12 @@ class EarlyStopping:
         self._best: "list | None" = None
 
     def update(self, model: Any, logs: dict) -> bool:
-        """After an epoch with ``logs["val_loss"]``: ``True`` to stop."""
-        val_loss = float(logs["val_loss"])
-        if val_loss < self.best_val_loss - self.min_delta:
-            self.best_val_loss, self.best_epoch, self.wait = val_loss, logs["epoch"], 0
+        """After an epoch with ``logs["val_loss"]`` (and ``val_accuracy``): ``True`` to stop."""
+        value = float(logs[self.monitor])
+        smaller = MONITORS[self.monitor]
+        if value < self.best - self.min_delta if smaller else value > self.best + self.min_delta:
+            self.best, self.best_epoch, self.wait = value, logs["epoch"], 0
+            self.best_val_loss = float(logs["val_loss"])
             if self.restore_best:
                 self._best = _copy_weights(model)
             return False
@@ -90,9 +100,10 @@ class EarlyStopping:
 
     def report(self) -> dict:
         """JSON-ready: where it stopped and which epoch's weights the model holds."""
-        return {"patience": self.patience, "min_delta": self.min_delta, "restore_best": self.restore_best,
-                "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch,
-                "best_val_loss": None if self.best_epoch is None else self.best_val_loss,
+        found = self.best_epoch is not None
+        return {"monitor": self.monitor, "patience": self.patience, "min_delta": self.min_delta,
+                "restore_best": self.restore_best, "stopped_epoch": self.stopped_epoch, "best_epoch": self.best_epoch,
+                "best": self.best if found else None, "best_val_loss": self.best_val_loss if found else None,
                 "restored_epoch": self.restored_epoch}
 
 

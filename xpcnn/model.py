@@ -296,7 +296,8 @@ class Sequential:
             _training.check_data(self, *validation_data, "fit (validation_data)", loss)
         stopper = EarlyStopping.of(early_stopping)
         if stopper is not None and validation_data is None:
-            raise ConfigError("fit: early_stopping watches the validation loss; pass validation_data=(x, y)")
+            raise ConfigError(f"fit: early_stopping watches {stopper.monitor}, which needs validation data; "
+                              f"pass validation_data=(x, y)")
         check_schedule(schedule)
         self.loss = loss
         self._set_optimizer(optimizer, learning_rate)

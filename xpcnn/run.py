@@ -171,6 +171,7 @@ class Run:
                            (len(x_train), len(x_test), inference_s), time.perf_counter() - started)
         metrics["dataset"]["fallback_to_sample"] = fallback
         metrics["dataset"]["validation_samples"] = len(validation[0]) if settings.val_split is not None else None
+        metrics["validation_samples"] = metrics["dataset"]["validation_samples"]  # the early-stopping split
         metrics["schedule"] = model.schedule.spec() if model.schedule is not None else None
         metrics["early_stopping"] = stopper.report() if stopper is not None else None
         metrics["world_size"], metrics["comm_backend"] = (comm.size, comm.backend) if comm is not None else (1, None)

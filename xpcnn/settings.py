@@ -189,9 +189,9 @@ DEFAULT_VAL_SPLIT = 0.1
 
 
 def _val_split(args: Any, saved: dict) -> "float | None":
-    """``--val-split``, else the checkpoint's, else :data:`DEFAULT_VAL_SPLIT` with ``--early-stopping``."""
+    """``--val-split`` (0: none), else the checkpoint's, else :data:`DEFAULT_VAL_SPLIT` with ``--early-stopping``."""
     if args.val_split is not None:
-        return args.val_split
+        return args.val_split or None  # 0: no split
     if "val_split" in saved:  # the resumed run trains on the same samples
         return saved["val_split"]
     return DEFAULT_VAL_SPLIT if args.early_stopping is not None else None
