@@ -72,7 +72,17 @@ def test_early_stopping_stops_restores_the_best_epoch_and_says_so_in_the_metrics
 def test_early_stopping_on_a_checkpoint_trained_without_a_validation_split_is_one_line(tmp_path, offline_env):  # noqa
     assert train(offline_env, *COMMON, "--epochs", "1", "--quiet", "--save", tmp_path / "plain.npz").returncode == 0
     assert_one_line_error(train(offline_env, "--resume", tmp_path / "plain.npz", "--early-stopping", "2"),
-                          "--early-stopping needs a validation split", "--val-split F")
+                          "--early-stopping needs a validation split", "--val-split F", code=2)
+    before = (tmp_path / "plain.npz").read_bytes()
+    assert_one_line_error(train(offline_env, "--resume", tmp_path / "plain.npz", "--early-stopping", "2",
+                                "--save", tmp_path / "more.npz"), "--early-stopping needs a validation split", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["plain.npz"]  # nothing written
+    assert (tmp_path / "plain.npz").read_bytes() == before
+
+
+def test_a_validation_split_that_leaves_no_training_sample_is_one_line(offline_env):  # noqa: F811
+    assert_one_line_error(train(offline_env, "--dataset", "sample", "--limit", "1", "--val-split", "0.9"),
+                          "a validation split of 0.9 leaves no training sample out of 2", "--val-split", code=2)
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -21,7 +21,7 @@ from . import cli_ranks as ranks
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
 from .early_stopping import EarlyStopping
-from .errors import ConfigError, ShapeError
+from .errors import DataError, ShapeError
 from .losses import get_loss
 from .optimizers import get_optimizer
 from .outputs import check_output_path
@@ -154,10 +154,13 @@ class Run:
         _note_short_limit(settings, data)
         validation = (x_test, y_test)
         if settings.val_split is not None:
-            (x_train, y_train), validation = hold_out(x_train, y_train, settings.val_split)
+            try:
+                (x_train, y_train), validation = hold_out(x_train, y_train, settings.val_split)
+            except DataError as exc:  # a flag too large for these data
+                raise ranks.UsageError(str(exc)) from None
         elif settings.early_stopping is not None:
-            raise ConfigError(f"--early-stopping needs a validation split, and {settings.resume} was trained "
-                              f"without one; pass --val-split F (this changes the training samples)")
+            raise ranks.UsageError(f"--early-stopping needs a validation split, and {settings.resume} was trained "
+                                   f"without one; pass --val-split F (this changes the training samples)")
         model, optimizer = self._model(settings, tuple(x_train.shape[1:]), len(settings.classes), device)
         first_epoch = model.epoch
         _say(settings.quiet, _banner(settings, data, model, (len(x_train), len(validation[0]), len(x_test)), device)
