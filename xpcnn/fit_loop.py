@@ -36,7 +36,8 @@ def run_epochs(model: "Sequential", x, y, loss_fns: tuple, *, epochs: int, batch
         stopper.start()
     with backend.float_errors_ignored():
         for _ in range(epochs):
-            logs = train_epoch(model, x, y, loss_fns, batch_size, shuffle, on_batch, parallel)
+            logs = train_epoch(model, x, y, loss_fns, batch_size=batch_size, shuffle=shuffle, on_batch=on_batch,
+                               parallel=parallel)
             if validation_data is not None:
                 val = evaluate(*validation_data, loss_fns, 256)
                 logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
@@ -49,7 +50,7 @@ def run_epochs(model: "Sequential", x, y, loss_fns: tuple, *, epochs: int, batch
         stopper.finish(model)
 
 
-def train_epoch(model: "Sequential", x, y, loss_fns: tuple, batch_size: int, shuffle: bool, on_batch,
+def train_epoch(model: "Sequential", x, y, loss_fns: tuple, *, batch_size: int, shuffle: bool, on_batch,
                 parallel: "DataParallel | None" = None) -> dict:
     """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s, learning_rate}``.
 
