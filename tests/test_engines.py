@@ -138,14 +138,30 @@ def test_engines_hold_no_state_between_calls():
         assert vars(engine) == before, f"{engine.name} changed its attributes in forward"
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
 @pytest.mark.parametrize("stride", [1, 2, 3])
-def test_col2im_is_the_adjoint_of_im2col(stride):
+def test_col2im_is_the_adjoint_of_im2col(stride, per_sample):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 8, 7))
     ho, wo = (8 - 3) // stride + 1, (7 - 2) // stride + 1
-    cols = rng.standard_normal((2, 3 * 3 * 2, ho * wo))
+    # rows (p, q, j); columns (n, u, v), or one matrix per sample
+    shape = (2, 3 * 2 * 3, ho * wo) if per_sample else (3 * 2 * 3, 2 * ho * wo)
+    cols = rng.standard_normal(shape)
+    assert im2col(x, 3, 2, stride, per_sample).shape == shape
     # <im2col(x), cols> = <x, col2im(cols)>: col2im adds each window's values back where im2col took them
-    assert np.isclose(np.sum(im2col(x, 3, 2, stride) * cols), np.sum(x * col2im(cols, x.shape, 3, 2, stride)))
+    back = col2im(cols, x.shape, 3, 2, stride, per_sample)
+    assert back.shape == x.shape
+    assert np.isclose(np.sum(im2col(x, 3, 2, stride, per_sample) * cols), np.sum(x * back))
+
+
+def test_gemm_lays_out_small_products_per_sample_and_large_ones_over_the_batch():
+    from xpcnn.engines.gemm import BATCH_PRODUCT_ROWS, per_sample
+
+    assert per_sample((32, 1, 3, 3)) and not per_sample((64, 32, 3, 3))
+    assert per_sample((1, 1, 1, BATCH_PRODUCT_ROWS - 1)) and not per_sample((1, 1, 1, BATCH_PRODUCT_ROWS))
+    for c, expected in ((1, (2, 9, 16)), (4, (36, 2 * 16))):
+        x, kernels, _ = operands("float64", 2, c, 6, 6, 3, 3)
+        assert GemmEngine().forward(x, kernels, keep=True)[1].shape == expected
 
 
 def test_forward_returns_a_fresh_array_the_layer_may_add_biases_to():
