@@ -194,3 +194,23 @@ def _smooth(t):
 def test_unknown_engine_names_list_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown convolution engine 'fast'.*'auto', 'gemm', 'signal'"):
         get_engine("fast")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gemm_splits_its_copies_and_sums_over_threads_without_changing_a_value(monkeypatch, threads):
+    from xpcnn.engines import gemm
+
+    x, kernels, dy = operands("float64", 3, 5, 7, 6, 4, 3)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    monkeypatch.setattr(gemm, "PARALLEL_VALUES", 0)  # every copy and sum is split
+    monkeypatch.setattr(backend.NUMPY, "threads", threads)
+    calls = []
+    parallel = backend.NUMPY.parallel
+    monkeypatch.setattr(backend.NUMPY, "parallel", lambda work, pieces: (calls.append(pieces), parallel(work, pieces)))
+    engine = GemmEngine()
+    y, kept = engine.forward(x, kernels, keep=True)
+    dk, dx = engine.backward(x, kernels, dy, 1, kept)
+    np.testing.assert_allclose(y, conv_forward(x, kernels, np.zeros(4)), atol=1e-12)
+    np.testing.assert_allclose(dk, dk_ref, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-12)
+    assert calls and set(calls) == {threads}

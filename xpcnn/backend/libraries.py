@@ -6,7 +6,8 @@ Each object holds what the rest of xpcnn needs from its library, and nothing els
 * ``signal``: the 2-D correlation module (``scipy.signal``, ``cupyx.scipy.signal``);
 * ``rfft2`` / ``irfft2``: real FFTs over the last two axes (``scipy.fft``, ``cupy.fft``);
 * ``to_host`` / ``send``: the explicit moves to and from host memory (never implicit ones);
-* ``contiguous`` and ``synchronize``.
+* ``contiguous`` and ``synchronize``;
+* ``parallel``: run independent pieces of one operation on the library's host threads.
 
 :func:`backend_for` picks the object for an array from the table :data:`BACKENDS`, as
 einops' ``_backends.py`` does: CuPy is imported only when a CuPy array (or ``"cuda"``) shows
@@ -17,6 +18,7 @@ up. An array of any other namespace (``array_api_strict`` in the tests) gets
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -65,6 +67,15 @@ class ArrayBackend:
     def synchronize(self, x: Array) -> None:
         """Wait until the work queued on ``x``'s device is done (timings need it on a GPU)."""
 
+    #: Host threads :meth:`parallel` may use (one: the pieces run in turn).
+    threads = 1
+
+    def parallel(self, work, pieces: int) -> None:
+        """``work(i)`` for ``i`` in ``range(pieces)``: independent pieces of one operation (each
+        writes its own part of the result), run in turn here."""
+        for i in range(pieces):
+            work(i)
+
     def random_uniform(self, key: int, shape: tuple, dtype: str, device) -> Array:
         """``U[0, 1)`` of ``shape`` from a generator seeded with ``key``, on ``device``.
 
@@ -97,6 +108,21 @@ class NumpyBackend(ArrayBackend):
         self.signal = scipy.signal
         #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
         self.fft_workers = -1
+        #: Threads for :meth:`parallel` (default one per CPU); ``scripts/bench.py --threads`` sets it.
+        self.threads = os.cpu_count() or 1
+        self._pool = None
+
+    def parallel(self, work, pieces):
+        """NumPy releases the GIL inside its copy and arithmetic loops, so the pieces of a large
+        copy or sum run on :attr:`threads` threads at once (a pool made on first use)."""
+        if pieces <= 1 or self.threads <= 1:
+            return super().parallel(work, pieces)
+        if self._pool is None or self._pool._max_workers != self.threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="xpcnn")
+        for future in [self._pool.submit(work, i) for i in range(pieces)]:
+            future.result()  # re-raises a piece's error here
 
     def owns(self, x):
         return isinstance(x, (np.ndarray, np.generic))

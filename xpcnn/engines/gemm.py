@@ -56,10 +56,32 @@ def channel_major(x):
     return array_namespace(x).permute_dims(x, (1, 0, 2, 3))
 
 
+#: Copies and sums over at least this many values are split by channel over the backend's
+#: threads (:meth:`~xpcnn.backend.ArrayBackend.parallel`): NumPy runs each on one thread.
+PARALLEL_VALUES = 1 << 18
+
+
+def _by_channel(like, channels: int, values: int, work) -> None:
+    """``work(lo, hi)`` over channel ranges covering ``[0, channels)``: on the backend's threads
+    when ``values`` is large, else in one piece."""
+    runner = backend.backend_for(like)
+    pieces = min(runner.threads, channels) if values >= PARALLEL_VALUES else 1
+    bounds = [channels * i // pieces for i in range(pieces + 1)]
+    runner.parallel(lambda i: work(bounds[i], bounds[i + 1]), pieces)
+
+
 def batch_major(x):
-    """``(C, N, H, W) -> (N, C, H, W)``, copied into the usual contiguous layout: the layers
+    """``(C, N, H, W) -> (N, C, H, W)`` (or back), copied into a contiguous array: the layers
     after this one, and the gradients that come back, then all share one layout."""
-    return backend.contiguous(channel_major(x))
+    xp = array_namespace(x)
+    c, n, h, w = x.shape
+    out = xp.empty((n, c, h, w), dtype=x.dtype, device=device(x))
+
+    def copy(lo, hi):
+        out[:, lo:hi, ...] = channel_major(x[lo:hi, ...])
+
+    _by_channel(x, c, c * n * h * w, copy)
+    return out
 
 
 def per_sample(kernel_shape: tuple) -> bool:
@@ -84,9 +106,13 @@ def im2col(x, k_h: int, k_w: int, stride: int = 1, per_sample: bool = False):
     # here, and the reshape below would then copy everything once more.
     xt = channel_major(x)
     cols = xp.empty((k_h * k_w, c, n, ho, wo), dtype=x.dtype, device=device(x))
-    for p in range(k_h):
-        for q in range(k_w):
-            cols[p * k_w + q, ...] = xt[:, :, _window(p, ho, stride), _window(q, wo, stride)]
+
+    def fill(lo, hi):
+        for p in range(k_h):
+            for q in range(k_w):
+                cols[p * k_w + q, lo:hi, ...] = xt[lo:hi, :, _window(p, ho, stride), _window(q, wo, stride)]
+
+    _by_channel(x, c, k_h * k_w * c * n * ho * wo, fill)
     return xp.reshape(cols, (k_h * k_w * c, n * ho * wo))
 
 
@@ -98,17 +124,20 @@ def col2im(cols, shape: tuple, k_h: int, k_w: int, stride: int = 1, per_sample: 
     if per_sample:
         windows = xp.reshape(cols, (n, k_h * k_w, c, ho, wo))
         x = xp.zeros((n, c, h, w), dtype=cols.dtype, device=device(cols))
-    else:
-        windows = xp.reshape(cols, (k_h * k_w, c, n, ho, wo))
-        x = xp.zeros((c, n, h, w), dtype=cols.dtype, device=device(cols))
-    for p in range(k_h):
-        for q in range(k_w):
-            rows, columns = _window(p, ho, stride), _window(q, wo, stride)
-            if per_sample:
-                x[:, :, rows, columns] += windows[:, p * k_w + q, ...]
-            else:
-                x[:, :, rows, columns] += windows[p * k_w + q, ...]
-    return x if per_sample else batch_major(x)
+        for p in range(k_h):
+            for q in range(k_w):
+                x[:, :, _window(p, ho, stride), _window(q, wo, stride)] += windows[:, p * k_w + q, ...]
+        return x
+    windows = xp.reshape(cols, (k_h * k_w, c, n, ho, wo))
+    x = xp.zeros((c, n, h, w), dtype=cols.dtype, device=device(cols))
+
+    def add(lo, hi):  # channels lo..hi-1: nobody else writes there
+        for p in range(k_h):
+            for q in range(k_w):
+                x[lo:hi, :, _window(p, ho, stride), _window(q, wo, stride)] += windows[p * k_w + q, lo:hi, ...]
+
+    _by_channel(cols, c, k_h * k_w * c * n * ho * wo, add)
+    return batch_major(x)
 
 
 def _rows_offset_first(kernels):
@@ -125,7 +154,7 @@ def _gradient_rows(output_gradient, per_sample: bool):
     n, d, ho, wo = output_gradient.shape
     if per_sample:
         return xp.reshape(output_gradient, (n, d, ho * wo))
-    return xp.reshape(channel_major(output_gradient), (d, n * ho * wo))
+    return xp.reshape(batch_major(output_gradient), (d, n * ho * wo))  # (N, D, ...) -> (D, N, ...)
 
 
 class GemmEngine(ConvEngine):
