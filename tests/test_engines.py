@@ -198,11 +198,9 @@ def test_unknown_engine_names_list_the_known_ones():
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_splits_its_copies_and_sums_over_threads_without_changing_a_value(monkeypatch, threads):
-    from xpcnn.engines import gemm
-
     x, kernels, dy = operands("float64", 3, 5, 7, 6, 4, 3)
     dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
-    monkeypatch.setattr(gemm, "PARALLEL_VALUES", 0)  # every copy and sum is split
+    monkeypatch.setattr(backend.libraries, "PARALLEL_VALUES", 0)  # every copy and sum is split
     monkeypatch.setattr(backend.NUMPY, "threads", threads)
     calls = []
     parallel = backend.NUMPY.parallel

@@ -99,6 +99,25 @@ class ArrayBackend:
         return f"<xpcnn backend {self.name}>"
 
 
+#: An operation over at least this many values is split over :meth:`ArrayBackend.parallel`'s
+#: threads by :func:`ranges`; a smaller one stays in one piece (a thread hand-off costs ~50 µs).
+PARALLEL_VALUES = 1 << 18
+
+
+def ranges(like: Array, count: int, values: int) -> "list[tuple[int, int]]":
+    """``[(lo, hi), ...]`` covering ``range(count)`` (an axis of ``like``, channels say): one range
+    per thread of ``like``'s backend when the operation covers ``values >= PARALLEL_VALUES``
+    values, else the whole axis as one range."""
+    pieces = min(backend_for(like).threads, count) if values >= PARALLEL_VALUES else 1
+    bounds = [count * i // pieces for i in range(pieces + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def in_pieces(like: Array, pieces: "list[tuple[int, int]]", work) -> None:
+    """``work(lo, hi)`` for every range of :func:`ranges`, on ``like``'s backend's threads."""
+    backend_for(like).parallel(lambda i: work(*pieces[i]), len(pieces))
+
+
 class NumpyBackend(ArrayBackend):
     """NumPy on the host: ``scipy.signal`` and ``scipy.fft`` (multi-threaded FFTs)."""
 

@@ -56,18 +56,10 @@ def channel_major(x):
     return array_namespace(x).permute_dims(x, (1, 0, 2, 3))
 
 
-#: Copies and sums over at least this many values are split by channel over the backend's
-#: threads (:meth:`~xpcnn.backend.ArrayBackend.parallel`): NumPy runs each on one thread.
-PARALLEL_VALUES = 1 << 18
-
-
 def _by_channel(like, channels: int, values: int, work) -> None:
-    """``work(lo, hi)`` over channel ranges covering ``[0, channels)``: on the backend's threads
-    when ``values`` is large, else in one piece."""
-    runner = backend.backend_for(like)
-    pieces = min(runner.threads, channels) if values >= PARALLEL_VALUES else 1
-    bounds = [channels * i // pieces for i in range(pieces + 1)]
-    runner.parallel(lambda i: work(bounds[i], bounds[i + 1]), pieces)
+    """``work(lo, hi)`` over channel ranges covering ``[0, channels)``: split over the backend's
+    threads when ``values`` is large (:func:`xpcnn.backend.ranges`), else in one piece."""
+    backend.in_pieces(like, backend.ranges(like, channels, values), work)
 
 
 def batch_major(x):
