@@ -173,11 +173,14 @@ class GemmEngine(ConvEngine):
         k_h, k_w = kernel_hw
         layout = per_sample((None, c, k_h, k_w))
         cols = kept if kept is not None else im2col(x, k_h, k_w, stride, layout)
-        grad = xp.matmul(dy, xp.matrix_transpose(cols))  # (D, k_h·k_w·C), summed over the batch
         if layout:
             # One small product per sample, then the batch sum: faster than tensordot, which would
             # first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
-            grad = xp.sum(grad, axis=0)
+            grad = xp.sum(xp.matmul(dy, xp.matrix_transpose(cols)), axis=0)  # (D, k_h·k_w·C)
+        else:
+            # (cols ∂E/∂Yᵀ)ᵀ, not ∂E/∂Y colsᵀ: OpenBLAS runs this orientation faster, 6.8-7.0 against
+            # 8.3-9.6 ms on 2 threads (12.0 against 13.3 on one) for the convnet's second layer, b128.
+            grad = xp.matrix_transpose(xp.matmul(cols, xp.matrix_transpose(dy)))
         return xp.permute_dims(xp.reshape(grad, (grad.shape[0], k_h, k_w, c)), (0, 3, 1, 2))
 
     def input_gradient(self, output_gradient, kernels, input_hw, stride=1):
