@@ -37,7 +37,7 @@ def data(n: int, seed: int = 0):
 def network(dtype: str = "float64") -> xc.Sequential:
     return xc.Sequential([
         xc.Convolutional((1, 8, 8), 3, 2, padding=1, bias="tied"), xc.ReLU(), xc.MaxPool2D(2),
-        xc.Flatten(), xc.Dense(32, 8), xc.Tanh(), xc.Dense(8, 3), xc.Softmax(),
+        xc.Flatten(), xc.Dense(32, 8), xc.Tanh(), xc.Dropout(0.25), xc.Dense(8, 3), xc.Softmax(),
     ], seed=0, dtype=dtype)
 
 

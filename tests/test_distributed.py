@@ -250,3 +250,18 @@ def test_ranks_on_one_node_share_its_cpus_unless_a_thread_count_is_set(monkeypat
     assert comm_backend.share_cpus(2) == 4 and comm_backend.share_cpus(16) == 1 and limits == [4, 1]
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert comm_backend.share_cpus(2) is None and limits == [4, 1]
+
+
+def test_ranks_whose_auto_engine_chose_differently_still_agree_on_the_settings():
+    # engine="auto" measures on each rank, so after a warm-up fit two ranks may have chosen different engines
+    # (seen in bench_dist.py: "the ranks were started with different training settings: layers").
+    x, y = small_data()
+    a, b = small_network(), small_network()
+    for model in (a, b):
+        model.compile("binary_cross_entropy", xc.SGD(0.1))
+    a.layers[0].chosen_engine, b.layers[0].chosen_engine = "gemm", "signal"
+    assert repr(a.layers[0]) != repr(b.layers[0])  # the repr shows the choice...
+    settings = [parallel.fit_settings(m, x, y, "binary_cross_entropy", 5, 1, True, 0, None) for m in (a, b)]
+    assert settings[0] == settings[1]  # ...the settings the ranks compare do not
+    b.layers[0].engine_name = "gemm"  # the engine asked for is a setting
+    assert parallel.fit_settings(b, x, y, "binary_cross_entropy", 5, 1, True, 0, None) != settings[0]

@@ -126,3 +126,18 @@ def test_the_cupy_path_seeds_one_philox_generator_per_gpu_with_the_hosts_key():
     assert FakeRandomState.log[:3] == [("new", 161), ("seed", key), ("draw", (2, 3), "float32")]
     assert [e[0] for e in FakeRandomState.log[3:]] == ["seed", "draw"]  # one generator, seeded again
     assert u.shape == (2, 3)
+
+
+@pytest.mark.parametrize("where", list(DEVICES))
+def test_a_ranks_rows_of_the_batch_get_the_rows_of_the_whole_batchs_mask(where):
+    # data-parallel training sets batch_rows, so P ranks drop what one process drops
+    dev = DEVICES[where]
+    x = xc.to_device(np.ones((10, 3, 4), dtype=np.float64), dev)
+    whole = xc.to_numpy(xc.Dropout(0.5, seed=3).forward(x))
+    parts = []
+    for start, stop in [(0, 3), (3, 6), (6, 10)]:
+        layer = xc.Dropout(0.5, seed=3)
+        layer.batch_rows = (start, 10)
+        parts.append(xc.to_numpy(layer.forward(x[start:stop, ...])))
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert 0 < np.count_nonzero(whole) < whole.size

@@ -186,7 +186,15 @@ class DataParallel:
         grads: "dict[Key, Any]" = {}
         loss = correct = 0.0
         if m:
-            out = model.forward(x)
+            start = shard(0, batch, self.comm.rank, self.comm.size)[0]  # this rank's first row of the batch
+            random_layers = [layer for layer in model.layers if layer.uses_rng]
+            for layer in random_layers:
+                layer.batch_rows = (start, batch)
+            try:
+                out = model.forward(x)
+            finally:
+                for layer in random_layers:
+                    layer.batch_rows = None
             loss = self.loss_fn(y, out)
             model.backward(self.loss_prime(y, out))
             correct = self.correct(model.xp, y, out)
@@ -226,7 +234,8 @@ def fit_settings(model, x, y, loss, batch_size: int, epochs: int, shuffle: bool,
         return getattr(fn, "__qualname__", type(fn).__name__)
 
     return {
-        "layers": [repr(layer) for layer in model.layers],
+        # the constructor arguments, not repr: engine="auto" measures on each rank and may choose differently
+        "layers": [f"{type(layer).__name__}({layer.config()!r})" for layer in model.layers],
         "dtype": model.dtype,
         "device": model.device.name.split(":")[0],
         "loss": loss if isinstance(loss, str) else [name(f) for f in loss],

@@ -17,7 +17,9 @@ Every layer works on batches: the first axis is the sample axis ``N``.
   distributed start broadcasts them.
 * ``uses_rng``: a layer that draws random numbers (Dropout) reads ``self.rng``, which
   :class:`~xpcnn.model.Sequential` points at the model's seeded generator before every
-  training forward pass.
+  training forward pass. In data-parallel training it also reads ``self.batch_rows``, this
+  rank's rows ``(start, total)`` of the global batch, and draws what one process would have drawn
+  for those rows (``None``: the input is the whole batch).
 
 Constructors check every argument with :mod:`xpcnn.validation`, so a bad one is a
 :class:`~xpcnn.errors.ConfigError` naming it. Parameters are never changed in place: a step
@@ -47,6 +49,8 @@ class Layer:
     input_shape: "tuple[int, ...] | None" = None
     #: True for a layer that draws from the model's generator in a training forward pass.
     uses_rng = False
+    #: For a ``uses_rng`` layer in data-parallel training: ``(start, total)``, this rank's rows of the batch.
+    batch_rows: "tuple[int, int] | None" = None
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}

@@ -15,6 +15,11 @@ The mask is ``U ≥ r`` for ``U ~ U[0, 1)`` drawn on the data's device
 In a :class:`~xpcnn.model.Sequential` that generator is the model's (seeded by ``seed``, kept in
 checkpoints), so the same seed gives the same masks on a device, and a resumed run draws the
 masks the uninterrupted one would have. A layer used alone draws from its own ``seed``.
+
+In data-parallel training each rank draws ``U`` for the whole global batch and keeps its own rows
+(:attr:`~xpcnn.layers.base.Layer.batch_rows`), so the masks, like the parameters, do not depend
+on the number of ranks. That costs each rank the random numbers of the whole batch, which is small
+next to the convolutions.
 """
 
 from __future__ import annotations
@@ -50,7 +55,12 @@ class Dropout(Layer):
         xp = array_namespace(x)
         where = backend.Device.of(x)
         dtype = str(x.dtype).rsplit(".", 1)[-1]  # "float32" whatever the namespace calls it
-        u = backend.uniform_from_key(backend.random_key(self.rng), tuple(x.shape), dtype, where)
+        n, rest = x.shape[0], tuple(x.shape[1:])
+        start, total = self.batch_rows if self.batch_rows is not None else (0, n)
+        # the whole batch's U, then this rank's rows: 1, 2 or 4 ranks drop the same values
+        u = backend.uniform_from_key(backend.random_key(self.rng), (total, *rest), dtype, where)
+        if (start, total) != (0, n):
+            u = u[start:start + n, ...]
         mask = xp.astype(u >= self.rate, x.dtype) * (1.0 / (1.0 - self.rate))
         self._keep(True, mask=mask)
         return x * mask
