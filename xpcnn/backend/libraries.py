@@ -133,15 +133,20 @@ class NumpyBackend(ArrayBackend):
 
     def parallel(self, work, pieces):
         """NumPy releases the GIL inside its copy and arithmetic loops, so the pieces of a large
-        copy or sum run on :attr:`threads` threads at once (a pool made on first use)."""
+        copy or sum run on :attr:`threads` threads at once: the calling thread and a pool of
+        ``threads - 1`` made on first use."""
         if pieces <= 1 or self.threads <= 1:
             return super().parallel(work, pieces)
-        if self._pool is None or self._pool._max_workers != self.threads:
+        if self._pool is None or self._pool._max_workers != self.threads - 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="xpcnn")
-        for future in [self._pool.submit(work, i) for i in range(pieces)]:
-            future.result()  # re-raises a piece's error here
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="xpcnn")
+        futures = [self._pool.submit(work, i) for i in range(1, pieces)]
+        try:
+            work(0)  # the calling thread computes a piece too
+        finally:
+            for future in futures:
+                future.result()  # re-raises a piece's error here
 
     def owns(self, x):
         return isinstance(x, (np.ndarray, np.generic))
