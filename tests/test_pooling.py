@@ -221,22 +221,3 @@ def test_avgpool_and_global_pool_shapes_errors_and_config():
     with pytest.raises(ShapeError, match=r"output gradient of shape \(2, 3\)"):
         layer.backward(np.zeros((2, 4), dtype=np.float32))
 
-
-@pytest.mark.parametrize("threads", [2, 3])
-def test_max_pool_split_over_threads_gives_the_same_values_and_winners(monkeypatch, threads):
-    rng = np.random.default_rng(5)
-    x = np.maximum(rng.standard_normal((3, 5, 7, 6)), 0.0)  # ties at zero: the first maximum wins
-    dy = rng.standard_normal((3, 5, 3, 3))
-    one = xc.MaxPool2D(2)
-    y_one = one.forward(x)
-    dx_one = one.backward(dy)
-    monkeypatch.setattr(backend.libraries, "PARALLEL_VALUES", 0)  # every pass is split by channel
-    monkeypatch.setattr(backend.NUMPY, "threads", threads)
-    calls = []
-    parallel = backend.NUMPY.parallel
-    monkeypatch.setattr(backend.NUMPY, "parallel", lambda work, pieces: (calls.append(pieces), parallel(work, pieces)))
-    split = xc.MaxPool2D(2)
-    np.testing.assert_array_equal(split.forward(x), y_one)
-    np.testing.assert_array_equal(split.backward(dy), dx_one)
-    np.testing.assert_array_equal(split.forward(x, training=False), y_one)
-    assert calls == [threads] * 3

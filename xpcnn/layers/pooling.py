@@ -18,11 +18,7 @@ when a view beats the running maximum strictly, so the first maximum wins. Backw
 writes ``∂E/∂Y ⊙ [winner = j]`` into the ``j``-th strided view: ``k·k`` passes over the small
 output, where comparing the saved input with ``Y`` took ``7·k·k``. Measured on the convnet's
 first pool (128×32×28×28, float32, one thread, CPU time): 12.0 ms forward + backward against
-14.0 ms; only the ``uint8`` winners are kept, not ``X`` and ``Y``. NumPy runs each pass on one
-thread: a large batch is split by channel over the backend's threads
-(:func:`xpcnn.backend.ranges`, :meth:`~xpcnn.backend.ArrayBackend.parallel`), each range
-writing its part of ``Y`` and of ``∂E/∂X`` (same pool, 2 threads, one process: forward 5.8 ->
-3.8 ms in training, 3.0 -> 2.2 ms in inference, backward 3.5 -> 3.1 ms).
+14.0 ms; only the ``uint8`` winners are kept, not ``X`` and ``Y``.
 
 Average pooling (``AvgPool2D``, PyTorch's ``AvgPool2d(k)``), same windows and ``Ho``, ``Wo``::
 
@@ -39,11 +35,9 @@ Neither keeps anything but the input's shape for backward.
 
 from __future__ import annotations
 
-import math
-
 from array_api_compat import array_namespace, device
 
-from .. import backend, validation
+from .. import validation
 from ..errors import ShapeError
 from .base import Layer
 
@@ -94,46 +88,21 @@ class MaxPool2D(_WindowPool):
     def forward(self, x, training=True):
         x = self._check_batch(x)
         xp = array_namespace(x)
-        n, c = x.shape[:2]
-        pieces = backend.ranges(x, c, n * c * x.shape[2] * x.shape[3])
-        if len(pieces) == 1:
-            y, winner = self._pool(x, training)
-        else:  # channel ranges on the backend's threads, each writing its part
-            out_shape = (n, c, *self.output_shape(tuple(x.shape[1:]))[1:])
-            y = xp.empty(out_shape, dtype=x.dtype, device=device(x))
-            winner = xp.empty(out_shape, dtype=self._index_dtype(xp), device=device(x)) if training else None
-
-            def piece(lo, hi):
-                y[:, lo:hi, ...], w = self._pool(x[:, lo:hi, ...], training)
-                if training:
-                    winner[:, lo:hi, ...] = w
-
-            backend.in_pieces(x, pieces, piece)
-        if not training:
-            self._keep(False)
-            return y
-        self._keep(training, winner=winner, input_shape=tuple(x.shape))
-        return y
-
-    def _index_dtype(self, xp):
-        return xp.uint8 if self.pool_size * self.pool_size <= 256 else xp.int32
-
-    def _pool(self, x, training):
-        """``(Y, winners)`` of ``x`` (``winners`` None in inference)."""
-        xp = array_namespace(x)
         views = self._views(x)
         y = views[0][1]
         if not training:
             for _, view in views[1:]:
                 y = xp.maximum(y, view)  # element-wise max over the k·k offsets: one pass each
-            return y, None
-        index = self._index_dtype(xp)
+            self._keep(False)
+            return y
+        index = xp.uint8 if len(views) < 256 else xp.int32
         winner = xp.zeros(tuple(y.shape), dtype=index, device=device(x))
         for j, (_, view) in enumerate(views[1:], 1):
             # a strictly larger value takes the window over; j grows, so max() records it
             winner = xp.maximum(winner, xp.astype(view > y, index) * j)
             y = xp.maximum(y, view)
-        return y, winner
+        self._keep(training, winner=winner, input_shape=tuple(x.shape))
+        return y
 
     def backward(self, output_gradient, learning_rate=None):
         saved = self._recall()
@@ -145,14 +114,9 @@ class MaxPool2D(_WindowPool):
         covered = shape[2] == ho * k and shape[3] == wo * k  # every input element is in one window
         make = xp.empty if covered else xp.zeros             # else the cut-off rows get zero
         grad = make(shape, dtype=output_gradient.dtype, device=device(output_gradient))
-
-        def piece(lo, hi):  # channels lo..hi-1
-            dy, won = output_gradient[:, lo:hi, ...], winner[:, lo:hi, ...]
-            for j in range(k * k):
-                p, q = divmod(j, k)
-                grad[:, lo:hi, p:ho * k:k, q:wo * k:k] = dy * xp.astype(won == j, dy.dtype)
-
-        backend.in_pieces(grad, backend.ranges(grad, shape[1], math.prod(shape)), piece)
+        for j in range(k * k):
+            p, q = divmod(j, k)
+            grad[:, :, p:ho * k:k, q:wo * k:k] = output_gradient * xp.astype(winner == j, output_gradient.dtype)
         return grad
 
 
