@@ -220,4 +220,3 @@ def test_avgpool_and_global_pool_shapes_errors_and_config():
     layer.forward(np.zeros((2, 3, 4, 4), dtype=np.float32))
     with pytest.raises(ShapeError, match=r"output gradient of shape \(2, 3\)"):
         layer.backward(np.zeros((2, 4), dtype=np.float32))
-
