@@ -212,3 +212,19 @@ def test_gemm_splits_its_copies_and_sums_over_threads_without_changing_a_value(m
     np.testing.assert_allclose(dk, dk_ref, atol=1e-12)
     np.testing.assert_allclose(dx, dx_ref, atol=1e-12)
     assert calls and set(calls) == {threads}
+
+
+@pytest.mark.parametrize("where", WHERE, ids=WHERE_IDS)
+@pytest.mark.parametrize("n,c,h,w,d,k", [(2, 1, 5, 7, 3, 2), (3, 4, 6, 5, 2, 3)])  # per-sample, one product
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_biased_forward_adds_one_bias_per_channel_and_backward_ignores_it(name, where, n, c, h, w, d, k):
+    x, kernels, dy = operands("float64", n, c, h, w, d, k)
+    bias = np.arange(1.0, d + 1.0)
+    engine = get_engine(name)
+    xa, ka, ba, dya = on(where, x), on(where, kernels), on(where, bias), on(where, dy)
+    y, kept = engine.biased_forward(xa, ka, ba, keep=True)
+    assert_close(y, conv_forward(x, kernels, np.zeros(d)) + bias[:, None, None], "float64", xa)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    dk, dx = engine.backward(xa, ka, dya, 1, kept)  # gemm's kept columns carry the biases' row of ones
+    assert_close(dk, dk_ref, "float64", xa)
+    assert_close(dx, dx_ref, "float64", xa)
