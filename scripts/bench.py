@@ -666,7 +666,6 @@ def main(argv=None) -> int:
         except ImportError:
             fail("--threads needs threadpoolctl (pip install -e '.[bench]')")
         xc.backend.NUMPY.fft_workers = args.threads  # scipy.fft's threads, for the signal engine
-        xc.backend.NUMPY.threads = args.threads  # the gemm engine's threads for its copies and sums
     if torch is not None:
         torch.set_num_threads(threads)
 

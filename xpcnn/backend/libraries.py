@@ -18,7 +18,6 @@ up. An array of any other namespace (``array_api_strict`` in the tests) gets
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from typing import Any
 
@@ -127,8 +126,12 @@ class NumpyBackend(ArrayBackend):
         self.signal = scipy.signal
         #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
         self.fft_workers = -1
-        #: Threads for :meth:`parallel` (default one per CPU); ``scripts/bench.py --threads`` sets it.
-        self.threads = os.cpu_count() or 1
+        #: Threads for :meth:`parallel`: one by default. Split over two threads, the gemm engine's
+        #: copies ran faster alone (im2col, col2im) but not inside a training step, where
+        #: OpenBLAS's worker keeps spinning on the other core after each product: convnet step at
+        #: batch 128, 2 BLAS threads, 40 interleaved steps, median 94.4 ms on one thread against
+        #: 94.6 ms on two (inference 31.2 against 32.0 ms). Set it to try on another machine.
+        self.threads = 1
         self._pool = None
 
     def parallel(self, work, pieces):

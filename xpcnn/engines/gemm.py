@@ -24,6 +24,12 @@ Layers with few rows ``k·k·C`` (< :data:`BATCH_PRODUCT_ROWS`: a first layer on
 memory-bound; there the per-sample layout, ``cols[n, (p, q, j), (u, v)]``, which needs no
 transposition, is kept.
 
+NumPy copies and adds on one thread: im2col, col2im and the two transpositions can split their
+work by channel over the backend's threads (:func:`xpcnn.backend.ranges`; one thread by
+default, see :attr:`xpcnn.backend.NumpyBackend.threads`); a tied bias rides in the
+forward product as a last column of ``K`` against a row of ones in ``cols``
+(:meth:`GemmEngine.biased_forward`), which saves the layer a pass over ``Y``.
+
 ``cols`` of the forward pass is returned to the layer, which keeps it for the kernel gradient
 of a training step (and drops it in inference). The input gradient takes whichever of two
 equivalent routes moves less data: col2im above, or the derivation's full convolution (a
