@@ -5,6 +5,8 @@
                                                               N samples; rank 0 writes parameters and logs
     python distributed_worker.py buffers OUT                  a layer with a running mean (as BatchNorm's);
                                                               each rank writes OUT.<rank>.npy
+    python distributed_worker.py schedule OUT                 warm-up + cosine and early stopping; each rank
+                                                              writes OUT.<rank>.npz (every step's rate, ...)
     python distributed_worker.py raise                        rank 1 raises in its second batch
     python distributed_worker.py mismatch                     rank 1 asks for another batch size
     python distributed_worker.py forever                      trains until interrupted (rank 0 prints "ready")
@@ -82,6 +84,25 @@ def running_mean(communicator) -> np.ndarray:
     return model.layers[1].buffers["mean"]
 
 
+def scheduled(communicator) -> dict:
+    """Adam under ``Chain(Warmup(5), Cosine())`` with early stopping (patience 1, a min_delta no epoch beats,
+    so it stops after epoch 2 and restores epoch 1): every step's rate, the history, the weights."""
+    x, y = data(37)
+    model = network()
+    rates = []
+    stopper = xc.EarlyStopping(patience=1, min_delta=10.0)
+    model.fit(x, y, loss="categorical_cross_entropy", epochs=4, batch_size=8, optimizer=xc.Adam(0.01), seed=1,
+              validation_data=(x[:9], y[:9]), schedule=xc.Chain(xc.Warmup(5), xc.Cosine()), early_stopping=stopper,
+              on_batch=lambda logs: rates.append(model.optimizer.rate), communicator=communicator)
+    out = {"rates": np.array(rates), "learning_rate": np.array(model.history["learning_rate"]),
+           "val_loss": np.array(model.history["val_loss"]),
+           "stopped": np.array([stopper.stopped_epoch, stopper.restored_epoch])}
+    for i, layer in enumerate(model.layers):
+        for key, value in layer.params.items():
+            out[f"{i}/{key}"] = xc.to_numpy(value)
+    return out
+
+
 def main(argv: "list[str]") -> None:
     import xpcnn.distributed
 
@@ -92,6 +113,9 @@ def main(argv: "list[str]") -> None:
         result = train(comm, n, batch, epochs, *argv[5:6])
         if comm.rank == 0:
             np.savez(path, **result)
+        return
+    if mode == "schedule":
+        np.savez(f"{argv[1]}.{comm.rank}.npz", **scheduled(comm))
         return
     if mode == "buffers":
         np.save(f"{argv[1]}.{comm.rank}.npy", running_mean(comm))  # every rank's

@@ -101,6 +101,23 @@ def test_running_statistics_are_the_weighted_mean_of_the_ranks_and_the_same_on_a
     np.testing.assert_allclose(ranks[0], worker.running_mean(None), rtol=1e-12)
 
 
+def test_every_rank_takes_the_same_scheduled_rates_and_stops_at_the_same_epoch_as_one_process(tmp_path, env):
+    run = mpirun(2, WORKER, "schedule", tmp_path / "lr", env=env)
+    assert run.returncode == 0, run.stderr
+    reference = worker.scheduled(None)
+    ranks = [dict(np.load(tmp_path / f"lr.{r}.npz")) for r in range(2)]
+    assert sorted(ranks[0]) == sorted(ranks[1]) == sorted(reference)
+    assert list(reference["stopped"]) == [2, 1] and len(reference["rates"]) == 2 * 5  # 37 samples, batch 8
+    assert len(set(reference["rates"].tolist())) > 4  # the warm-up and the cosine did change the rate
+    for rank in ranks:
+        for key in ("rates", "learning_rate", "stopped"):  # the rate is computed, not reduced: equal to the bit
+            np.testing.assert_array_equal(rank[key], reference[key], err_msg=key)
+        for key, expected in reference.items():
+            assert relative_difference(rank[key], expected) <= 1e-10, key
+    for key in ranks[0]:
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+
+
 # -- the command line ----------------------------------------------------------------------------------
 
 def cli(*args, batch: int = 20):
@@ -117,6 +134,7 @@ def test_train_py_on_two_ranks_prints_once_saves_once_and_matches_one_process(tm
     assert sum(line.startswith("xpcnn: ") for line in lines) == 1 and "2 processes (mpi)" in lines[0]
     assert sum(line.startswith("epoch ") for line in lines) == 2
     assert sum(line.startswith("test accuracy") for line in lines) == 1
+    assert two.stdout.count("Layer (type)") == 1 and two.stdout.count("Total params") == 1  # rank 0's summary
     assert two.stderr == ""
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["a.json", "a.npz", "b.npz"]
     a, b = parameters(tmp_path / "a.npz"), parameters(tmp_path / "b.npz")

@@ -138,14 +138,30 @@ def test_engines_hold_no_state_between_calls():
         assert vars(engine) == before, f"{engine.name} changed its attributes in forward"
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
 @pytest.mark.parametrize("stride", [1, 2, 3])
-def test_col2im_is_the_adjoint_of_im2col(stride):
+def test_col2im_is_the_adjoint_of_im2col(stride, per_sample):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 8, 7))
     ho, wo = (8 - 3) // stride + 1, (7 - 2) // stride + 1
-    cols = rng.standard_normal((2, 3 * 3 * 2, ho * wo))
+    # rows (p, q, j); columns (n, u, v), or one matrix per sample
+    shape = (2, 3 * 2 * 3, ho * wo) if per_sample else (3 * 2 * 3, 2 * ho * wo)
+    cols = rng.standard_normal(shape)
+    assert im2col(x, 3, 2, stride, per_sample).shape == shape
     # <im2col(x), cols> = <x, col2im(cols)>: col2im adds each window's values back where im2col took them
-    assert np.isclose(np.sum(im2col(x, 3, 2, stride) * cols), np.sum(x * col2im(cols, x.shape, 3, 2, stride)))
+    back = col2im(cols, x.shape, 3, 2, stride, per_sample)
+    assert back.shape == x.shape
+    assert np.isclose(np.sum(im2col(x, 3, 2, stride, per_sample) * cols), np.sum(x * back))
+
+
+def test_gemm_lays_out_small_products_per_sample_and_large_ones_over_the_batch():
+    from xpcnn.engines.gemm import BATCH_PRODUCT_ROWS, per_sample
+
+    assert per_sample((32, 1, 3, 3)) and not per_sample((64, 32, 3, 3))
+    assert per_sample((1, 1, 1, BATCH_PRODUCT_ROWS - 1)) and not per_sample((1, 1, 1, BATCH_PRODUCT_ROWS))
+    for c, expected in ((1, (2, 9, 16)), (4, (36, 2 * 16))):
+        x, kernels, _ = operands("float64", 2, c, 6, 6, 3, 3)
+        assert GemmEngine().forward(x, kernels, keep=True)[1].shape == expected
 
 
 def test_forward_returns_a_fresh_array_the_layer_may_add_biases_to():
@@ -178,3 +194,37 @@ def _smooth(t):
 def test_unknown_engine_names_list_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown convolution engine 'fast'.*'auto', 'gemm', 'signal'"):
         get_engine("fast")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gemm_splits_its_copies_and_sums_over_threads_without_changing_a_value(monkeypatch, threads):
+    x, kernels, dy = operands("float64", 3, 5, 7, 6, 4, 3)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    monkeypatch.setattr(backend.libraries, "PARALLEL_VALUES", 0)  # every copy and sum is split
+    monkeypatch.setattr(backend.NUMPY, "threads", threads)
+    calls = []
+    parallel = backend.NUMPY.parallel
+    monkeypatch.setattr(backend.NUMPY, "parallel", lambda work, pieces: (calls.append(pieces), parallel(work, pieces)))
+    engine = GemmEngine()
+    y, kept = engine.forward(x, kernels, keep=True)
+    dk, dx = engine.backward(x, kernels, dy, 1, kept)
+    np.testing.assert_allclose(y, conv_forward(x, kernels, np.zeros(4)), atol=1e-12)
+    np.testing.assert_allclose(dk, dk_ref, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-12)
+    assert calls and set(calls) == {threads}
+
+
+@pytest.mark.parametrize("where", WHERE, ids=WHERE_IDS)
+@pytest.mark.parametrize("n,c,h,w,d,k", [(2, 1, 5, 7, 3, 2), (3, 4, 6, 5, 2, 3)])  # per-sample, one product
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_biased_forward_adds_one_bias_per_channel_and_backward_ignores_it(name, where, n, c, h, w, d, k):
+    x, kernels, dy = operands("float64", n, c, h, w, d, k)
+    bias = np.arange(1.0, d + 1.0)
+    engine = get_engine(name)
+    xa, ka, ba, dya = on(where, x), on(where, kernels), on(where, bias), on(where, dy)
+    y, kept = engine.biased_forward(xa, ka, ba, keep=True)
+    assert_close(y, conv_forward(x, kernels, np.zeros(d)) + bias[:, None, None], "float64", xa)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    dk, dx = engine.backward(xa, ka, dya, 1, kept)  # gemm's kept columns carry the biases' row of ones
+    assert_close(dk, dk_ref, "float64", xa)
+    assert_close(dx, dx_ref, "float64", xa)

@@ -5,6 +5,7 @@ Layers are written once against the Python array API standard; the backend modul
 """
 
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
+from .early_stopping import EarlyStopping
 from .errors import (
     CheckpointError, ConfigError, ConfigTypeError, DataError, DeviceMismatchError, ExportError, GradientCheckError,
     MissingDependencyError, OutputError, ShapeError, StateError, TrainingError, XpcnnDtypeError, XpcnnError,
@@ -20,6 +21,7 @@ from .losses import (
 )
 from .model import Sequential, predict_classes
 from .optimizers import SGD, Adam, Optimizer, get_optimizer
+from .schedules import Chain, Cosine, Schedule, StepDecay, Warmup, parse_schedule
 from .training import output_classes
 
 __version__ = "0.1.0"
@@ -34,4 +36,5 @@ __all__ = [
     "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
     "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",
     "Sequential", "predict_classes", "output_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
+    "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "EarlyStopping",
 ]

@@ -4,8 +4,9 @@ Contents (all plain arrays, so loading a checkpoint can never run code)::
 
     meta               0-d str array: JSON with the format version, dtype, the layers
                        (class name + ``config()``), epoch, history, shuffling RNG state,
-                       the loss (its name), optimizer type/config/iterations, and the caller's
-                       ``extra`` dict
+                       the loss (its name), optimizer type/config/iterations, the
+                       learning-rate schedule (its spec, :mod:`xpcnn.schedules`), and the
+                       caller's ``extra`` dict
     param/<i>/<name>   parameter ``name`` of layer ``i`` (host copy, the model's dtype)
     buffer/<i>/<name>  buffer ``name`` of layer ``i`` (BatchNorm's running statistics)
     optim/<key>        optimizer slot ``key`` (momentum, Adam moments)
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .layers import (
     AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, MaxPool2D, ReLU,
     Reshape, Sigmoid, Softmax, Tanh,
@@ -42,6 +43,7 @@ from .layers.base import Layer, ParameterLayer, parameter_budget
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
+from .schedules import parse_schedule
 from .outputs import atomic_write
 
 FORMAT = "xpcnn-checkpoint"
@@ -76,6 +78,7 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
         "layers": layers, "epoch": model.epoch, "history": model.history,
         "rng_state": backend.rng_state(model.rng), "optimizer": optimizer, "extra": extra or {},
         "loss": model.loss if isinstance(model.loss, str) else None,
+        "schedule": model.schedule.spec() if model.schedule is not None else None,
     }
 
 
@@ -257,9 +260,20 @@ def load_checkpoint(path: "str | os.PathLike", device=None) -> Sequential:
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise CheckpointError(f"{path}: cannot restore the model ({exc})") from exc
     model.epoch, model.history, model.loss = epoch, history, loss
+    model.schedule = _schedule(path, meta.get("schedule"))
     if meta.get("optimizer") is not None:
         model.optimizer = _build_optimizer(path, meta["optimizer"], arrays, layers)
     return model.to(backend.get_device(device) if device is not None else backend.CPU)
+
+
+def _schedule(path: Path, spec):
+    """The saved schedule (``None``: none; older checkpoints have no entry)."""
+    if spec is None:
+        return None
+    try:
+        return parse_schedule(spec)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: bad learning-rate schedule {spec!r} ({exc})") from None
 
 
 def _slot_parameter(path: Path, key: str, layers: "list[Layer]"):

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from . import backend, zoo
+from . import backend, schedules, zoo
 from . import cli_ranks as ranks
 from .errors import ConfigError, XpcnnError
 from .run import Run, confusion_matrix
@@ -67,6 +67,34 @@ def _learning_rate(text: str) -> float:
     return value
 
 
+def _schedule(text: str) -> str:
+    """A ``--schedule`` spec, checked now (one line on a bad one); kept as text. ``none``: no schedule."""
+    try:
+        return text if schedules.parse(text) is not None else "none"
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 and < 1, got {text!r}")
+    return value
+
+
+def _min_delta(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     p = _Parser(prog="train.py",
@@ -89,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_integer(1), default=None, help="default: the model's recipe")
     p.add_argument("--lr", type=_learning_rate, default=None, help="learning rate (default: the model's recipe)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: the model's recipe")
+    p.add_argument("--schedule", type=_schedule, default=None, metavar="SPEC",
+                   help="learning-rate schedule: step:EVERY[:GAMMA] (per epoch), cosine[:EPOCHS[:MIN_LR]] (per "
+                        "epoch; EPOCHS: the last epoch of the run if left out), warmup:STEPS (per step), joined by "
+                        "commas to multiply, e.g. warmup:500,cosine; none drops a resumed checkpoint's (default: the "
+                        "resumed checkpoint's, else none)")
+    p.add_argument("--early-stopping", type=_integer(1), default=None, metavar="PATIENCE",
+                   help="stop when the validation loss has not improved for PATIENCE epochs and restore the best "
+                        "epoch's weights; validates on a held-out part of the training data (--val-split, default "
+                        "0.1), never on the test set")
+    p.add_argument("--min-delta", type=_min_delta, default=None, metavar="D",
+                   help="with --early-stopping: an improvement must lower the validation loss by more than D "
+                        "(default 0)")
+    p.add_argument("--val-split", type=_fraction, default=None, metavar="F",
+                   help="hold out the fraction F of the training samples to validate on after every epoch instead "
+                        "of the test set (default: 0, none, or 0.1 with --early-stopping; a resumed run keeps its "
+                        "checkpoint's)")
     p.add_argument("--dtype", choices=DTYPES, default=None, help=f"default: {d.dtype}")
     p.add_argument("--seed", type=_integer(0), default=None,
                    help=f"initial weights, data selection and shuffling (default: {d.seed})")
@@ -106,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-safetensors", default=None, metavar="PATH.safetensors",
                    help="after training, write the weights as safetensors under PyTorch nn.Sequential names "
                         "(needs xpcnn[export])")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="no model summary, no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true",
                    help="train one model with every process of the MPI job (mpiexec -n 4 python scripts/train.py "
                         "--distributed; needs xpcnn[mpi]); --batch-size is the global batch, rank 0 prints and saves")
@@ -122,6 +167,10 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
             parse_classes(args.classes)
         except ConfigError as exc:
             parser.error(str(exc))
+    if args.min_delta is not None and args.early_stopping is None:
+        parser.error("--min-delta needs --early-stopping PATIENCE")
+    if args.early_stopping is not None and args.val_split == 0:
+        parser.error("--early-stopping needs a validation split; --val-split 0 holds out none (leave it out for 0.1)")
     if args.dataset == "idx" and args.data_dir is None:
         parser.error("--dataset idx needs --data-dir DIR, the folder holding your four IDX files")
     outputs = [(flag, path) for flag, path in (("--save", args.save), ("--metrics-json", args.metrics_json),

@@ -15,18 +15,20 @@ The model knows its loss once :meth:`Sequential.compile` or :meth:`Sequential.fi
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from array_api_compat import array_namespace, is_numpy_array
 
-from . import backend
+from . import backend, fit_loop
+from . import summary as _summary
 from . import training as _training  # not `training`: forward's flag has that name
+from .early_stopping import EarlyStopping
 from .errors import ConfigError, ConfigTypeError, ShapeError, format_shape
 from .layers.base import Layer, ParameterLayer
 from .losses import get_loss
 from .optimizers import SGD, Optimizer
 from .parallel import DataParallel, fit_settings
+from .schedules import Schedule, check_schedule
 from .validation import integer, one_of
 
 if TYPE_CHECKING:
@@ -80,6 +82,10 @@ class Sequential:
         #: by :meth:`compile` or :meth:`fit`, kept in checkpoints (names only).
         self.loss: "str | tuple | None" = None
         self.optimizer: "Optimizer | None" = None
+        #: The learning-rate schedule ``fit`` follows (:mod:`xpcnn.schedules`), kept in checkpoints.
+        self.schedule: "Schedule | None" = None
+        #: The :class:`~xpcnn.early_stopping.EarlyStopping` of the last ``fit`` (``None`` without).
+        self.early_stopping: "EarlyStopping | None" = None
         self.epoch = 0
         self.history: dict[str, list] = {}
 
@@ -127,6 +133,18 @@ class Sequential:
 
     def parameter_count(self) -> int:
         return sum(math.prod(p.shape) for layer in self.layers for p in layer.params.values())
+
+    def summary(self, input_shape: "tuple | None" = None, *, print_fn: Callable[[str], Any] = print) -> None:
+        """Print the layer table (output shapes, parameters, engines, bytes), as Keras's ``summary()`` does.
+
+        ``input_shape`` (one sample's, ``(C, H, W)``) is needed only when the first layer takes
+        any shape; ``print_fn`` receives the whole table. :meth:`summary_text` returns it instead.
+        """
+        print_fn(self.summary_text(input_shape))
+
+    def summary_text(self, input_shape: "tuple | None" = None) -> str:
+        """The table :meth:`summary` prints (see :mod:`xpcnn.summary`)."""
+        return _summary.summary_text(self, input_shape)
 
     def compile(self, loss: "str | tuple" = "binary_cross_entropy",
                 optimizer: "Optimizer | None" = None) -> "Sequential":
@@ -228,6 +246,8 @@ class Sequential:
         on_batch: "Callable[[dict], Any] | None" = None,
         on_epoch: "Callable[[dict], Any] | None" = None,
         communicator: "Communicator | None" = None,
+        schedule: "Schedule | None" = None,
+        early_stopping: "EarlyStopping | int | None" = None,
     ) -> dict:
         """Train for ``epochs`` more epochs; returns the per-epoch history (also ``self.history``).
 
@@ -254,6 +274,17 @@ class Sequential:
         processes of an ``mpiexec`` job (see :mod:`xpcnn.parallel`): ``batch_size`` is the global
         batch, every rank passes the same data, and every rank gets the same parameters and
         logs; callbacks run on every rank (``communicator.rank == 0`` is the one to print).
+
+        ``schedule`` (:mod:`xpcnn.schedules`: ``StepDecay``, ``Cosine``, ``Warmup``, ``Chain``) sets
+        the optimizer's rate before every step from its base ``learning_rate``, the optimizer's
+        step count and the finished epochs; it becomes the model's (checkpoints keep it) and is
+        followed by later ``fit`` calls until replaced (``model.schedule = None`` drops it). A
+        ``Cosine()`` without a length ends at this fit's last epoch. Each epoch's logs hold
+        ``learning_rate``, the rate of its last step.
+
+        ``early_stopping`` (an :class:`~xpcnn.early_stopping.EarlyStopping`, or an integer patience)
+        stops when ``val_loss`` has not improved for ``patience`` epochs and restores the best
+        epoch's weights; it needs ``validation_data``. ``model.early_stopping`` reports it.
         """
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
@@ -263,8 +294,18 @@ class Sequential:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ConfigTypeError("fit: validation_data must be a pair (x, y)")
             _training.check_data(self, *validation_data, "fit (validation_data)", loss)
+        stopper = EarlyStopping.of(early_stopping)
+        if stopper is not None and validation_data is None:
+            raise ConfigError(f"fit: early_stopping watches {stopper.monitor}, which needs validation data; "
+                              f"pass validation_data=(x, y)")
+        check_schedule(schedule)
         self.loss = loss
         self._set_optimizer(optimizer, learning_rate)
+        if schedule is not None:
+            self.schedule = schedule
+        if self.schedule is not None:
+            self.schedule = self.schedule.resolve(self.epoch + epochs)
+        self.optimizer.scheduled_rate = None
         if seed is not None:
             self.rng = backend.new_rng(seed)
         loss_fns = get_loss(loss)
@@ -272,18 +313,11 @@ class Sequential:
         if communicator is not None:
             parallel = DataParallel(communicator, self, *loss_fns, _training.correct_count)
             parallel.start(batch_size, fit_settings(self, x, y, loss, batch_size, epochs, shuffle, seed,
-                                                    validation_data))
-        evaluate = self._evaluate if parallel is None else parallel.evaluate
-        with backend.float_errors_ignored():
-            for _ in range(epochs):
-                logs = self._train_epoch(x, y, loss_fns, batch_size, shuffle, on_batch, parallel)
-                if validation_data is not None:
-                    val = evaluate(*validation_data, loss_fns, 256)
-                    logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-                self._record(logs)
-                stop = on_epoch is not None and on_epoch(logs)
-                if stop if parallel is None else parallel.agree(stop):
-                    break
+                                                    validation_data, stopper))
+        self.early_stopping = stopper
+        fit_loop.run_epochs(self, x, y, loss_fns, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                            validation_data=validation_data, on_batch=on_batch, on_epoch=on_epoch,
+                            parallel=parallel, stopper=stopper)
         return self.history
 
     def _set_optimizer(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> None:
@@ -293,48 +327,6 @@ class Sequential:
             self.optimizer = optimizer.to(self.device)
         elif self.optimizer is None:
             self.optimizer = SGD(learning_rate)
-
-    def _train_epoch(self, x, y, loss_fns: tuple, batch_size: int, shuffle: bool, on_batch,
-                     parallel: "DataParallel | None" = None) -> dict:
-        """One pass over ``(x, y)``; returns ``{epoch, loss, accuracy, seconds, samples_per_s}``.
-
-        With ``parallel``, this rank trains on its share of each batch and every value is the
-        whole batch's (see :mod:`xpcnn.parallel`).
-        """
-        start = time.perf_counter()
-        n = x.shape[0]
-        bounds = _training.batch_bounds(n, batch_size)
-        order = backend.permutation(self.rng, n) if shuffle else None
-        epoch = self.epoch + 1
-        guard = _training.StepGuard(epoch, len(bounds), getattr(self.optimizer, "learning_rate", None), self.epoch)
-        tally = _training.EpochTally()
-        for step, (lo, hi) in enumerate(bounds, 1):
-            xb, yb = self._batch(x, y, order, *((lo, hi) if parallel is None else parallel.local(lo, hi)))
-            before = _training.Snapshot(self.layers, self.optimizer)
-            if parallel is None:
-                loss, out = self.train_step(xb, yb, *loss_fns, self.optimizer)
-                correct = _training.correct_count(self.xp, yb, out)
-            else:
-                loss, correct = parallel.step(xb, yb, hi - lo)
-            guard.settle(step, loss, before)
-            tally.add(loss, correct, hi - lo)
-            logs = {"epoch": epoch, "batch": step, "batches": len(bounds), "size": hi - lo,
-                    "loss": loss, "correct": correct}
-            if tally.due(step == len(bounds)):
-                guard.check()
-                logs["running_loss"], logs["running_accuracy"] = tally.read()
-            if on_batch is not None:
-                on_batch(logs)
-        seconds = time.perf_counter() - start
-        mean_loss, accuracy = tally.last  # read at the last batch
-        return {"epoch": epoch, "loss": mean_loss, "accuracy": accuracy, "seconds": seconds,
-                "samples_per_s": n / seconds if seconds > 0 else float("inf")}
-
-    def _record(self, logs: dict) -> None:
-        """A finished epoch: count it and append its logs to the history."""
-        self.epoch = logs["epoch"]
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
 
     def evaluate(self, x, y, *, loss: "str | tuple | None" = None, batch_size: int = 256) -> dict:
         """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""

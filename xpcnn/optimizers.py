@@ -7,6 +7,10 @@
 
 Hyper-parameters stay Python floats, so a float32 model stays float32. State arrays ("slots")
 live next to the parameters and move with :meth:`Optimizer.to`.
+
+``η`` above is :attr:`Optimizer.rate`: the base ``learning_rate`` (the optimizer's setting, kept
+in checkpoints), or, while ``fit`` follows a schedule (:mod:`xpcnn.schedules`), the rate the
+schedule gives the next step (``scheduled_rate``, set by ``fit`` before every step).
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ class Optimizer:
         self.learning_rate = number(type(self).__name__, "learning_rate", learning_rate, low=0.0, low_open=True)
         self.iterations = 0
         self.slots: dict[str, Any] = {}
+        #: The schedule's rate for the next step (``fit`` sets it), or ``None``: the base ``learning_rate``.
+        self.scheduled_rate: "float | None" = None
+
+    @property
+    def rate(self) -> float:
+        """The ``η`` of the next step: the scheduled rate, else ``learning_rate``."""
+        return self.learning_rate if self.scheduled_rate is None else self.scheduled_rate
 
     def config(self) -> dict:
         return {"learning_rate": self.learning_rate}
@@ -77,7 +88,7 @@ class SGD(Optimizer):
             velocity = self.momentum * self._slot(key + ".velocity", param) + grad
             self.slots[key + ".velocity"] = velocity
             grad = velocity
-        return param - self.learning_rate * grad
+        return param - self.rate * grad
 
 
 class Adam(Optimizer):
@@ -98,7 +109,7 @@ class Adam(Optimizer):
         t = self.iterations
         m_hat = m / (1.0 - self.beta1 ** t)
         v_hat = v / (1.0 - self.beta2 ** t)
-        return param - self.learning_rate * m_hat / (xp.sqrt(v_hat) + self.eps)
+        return param - self.rate * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -226,8 +226,13 @@ class DataParallel:
         return bool(self.comm.broadcast_object(bool(stop)))
 
 
-def fit_settings(model, x, y, loss, batch_size: int, epochs: int, shuffle: bool, seed, validation_data) -> dict:
-    """What every rank of a ``fit`` must agree on: the model, the optimizer, the loop and the data."""
+def fit_settings(model, x, y, loss, batch_size: int, epochs: int, shuffle: bool, seed, validation_data,
+                 early_stopping=None) -> dict:
+    """What every rank of a ``fit`` must agree on: the model, the optimizer and its schedule, the loop and the data.
+
+    A schedule sets the rate from the optimizer's step count and the epoch, which
+    :func:`broadcast_state` makes the same on every rank, so every rank takes the same rates.
+    """
     from .comm_backend import fingerprint
 
     def name(fn):
@@ -240,6 +245,8 @@ def fit_settings(model, x, y, loss, batch_size: int, epochs: int, shuffle: bool,
         "device": model.device.name.split(":")[0],
         "loss": loss if isinstance(loss, str) else [name(f) for f in loss],
         "optimizer": repr(model.optimizer),
+        "schedule": None if model.schedule is None else model.schedule.spec(),
+        "early_stopping": repr(early_stopping),
         "batch_size": batch_size, "epochs": epochs, "shuffle": bool(shuffle), "seed": seed,
         "x": fingerprint(x), "y": fingerprint(y),
         "validation": None if validation_data is None else [fingerprint(a) for a in validation_data],

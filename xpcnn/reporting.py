@@ -71,8 +71,10 @@ def plot_format(path: "str | os.PathLike", what: str = "plot") -> str:
     return suffix
 
 
-def plot_history(history: "list[dict]", path: "str | os.PathLike", what: str = "plot") -> None:
-    """Loss and accuracy per epoch, train and test, as an image (PNG unless the suffix says otherwise)."""
+def plot_history(history: "list[dict]", path: "str | os.PathLike", what: str = "plot",
+                 val_label: str = "test") -> None:
+    """Loss and accuracy per epoch, train and ``val_*`` (labelled ``val_label``), as an image (PNG unless the
+    suffix says otherwise)."""
     fmt = plot_format(path, what)
     import matplotlib
 
@@ -84,7 +86,7 @@ def plot_history(history: "list[dict]", path: "str | os.PathLike", what: str = "
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
         ax.plot(epochs, [h[key] for h in history], "o-", label="train")
-        ax.plot(epochs, [h.get("val_" + key) for h in history], "s-", label="test")
+        ax.plot(epochs, [h.get("val_" + key) for h in history], "s-", label=val_label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)

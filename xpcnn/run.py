@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import backend, export, zoo
+from . import backend, export, schedules, zoo
 from . import cli_ranks as ranks
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from .datasets import DataNotFoundError, class_counts, load_dataset, prepare
-from .errors import ShapeError
+from .datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
+from .early_stopping import EarlyStopping
+from .errors import DataError, ShapeError
 from .losses import get_loss
 from .optimizers import get_optimizer
 from .outputs import check_output_path
@@ -90,8 +91,11 @@ class Run:
             return f"interrupted before the first epoch finished; {path} was not written"
         return f"interrupted; {path} holds epoch {self.saved_epoch}, the last finished one"
 
-    def _save(self, model, settings: Settings) -> None:
-        save_checkpoint(settings.checkpoint_path, model, {"config": settings.saved()})
+    def _save(self, model, settings: Settings, early_stopping: "dict | None" = None) -> None:
+        extra = {"config": settings.saved()}
+        if early_stopping is not None:  # the weights are those of an earlier epoch than model.epoch
+            extra["early_stopping"] = early_stopping
+        save_checkpoint(settings.checkpoint_path, model, extra)
         self.saved_epoch = model.epoch
 
     def _resolve(self) -> Settings:
@@ -148,43 +152,78 @@ class Run:
         x_train, y_train, _ = prepare(data.train.images, data.train.labels, settings.classes, limit, settings.seed)
         x_test, y_test, test_index = prepare(data.test.images, data.test.labels, settings.classes, limit, settings.seed)
         _note_short_limit(settings, data)
+        validation = (x_test, y_test)
+        if settings.val_split is not None:
+            try:
+                (x_train, y_train), validation = hold_out(x_train, y_train, settings.val_split)
+            except DataError as exc:  # a flag too large for these data
+                raise ranks.UsageError(str(exc)) from None
+        elif settings.early_stopping is not None:
+            raise ranks.UsageError(f"--early-stopping needs a validation split, and {settings.resume} was trained "
+                                   f"without one; pass --val-split F (this changes the training samples)")
         model, optimizer = self._model(settings, tuple(x_train.shape[1:]), len(settings.classes), device)
         first_epoch = model.epoch
-        _say(settings.quiet, _banner(settings, data, model, len(x_train), len(x_test), device) + ranks.describe(comm))
-        history = self._train(settings, model, optimizer, (x_train, y_train), (x_test, y_test))
+        _say(settings.quiet, _banner(settings, data, model, (len(x_train), len(validation[0]), len(x_test)), device)
+             + ranks.describe(comm))
+        _say(settings.quiet, model.summary_text())
+        history, stopper = self._train(settings, model, optimizer, (x_train, y_train), validation)
         if not self.root:
             return {}
         matrix, test_loss, inference_s = _test(model, x_test, y_test, test_index, settings.loss)
         metrics = _metrics(settings, data, model, history, first_epoch, matrix, test_loss,
                            (len(x_train), len(x_test), inference_s), time.perf_counter() - started)
         metrics["dataset"]["fallback_to_sample"] = fallback
+        metrics["dataset"]["validation_samples"] = len(validation[0]) if settings.val_split is not None else None
+        metrics["validation_samples"] = metrics["dataset"]["validation_samples"]  # the early-stopping split
+        metrics["schedule"] = model.schedule.spec() if model.schedule is not None else None
+        metrics["early_stopping"] = stopper.report() if stopper is not None else None
         metrics["world_size"], metrics["comm_backend"] = (comm.size, comm.backend) if comm is not None else (1, None)
         _report(settings, data, metrics, matrix)
         _export(settings, model)
         return metrics
 
-    def _train(self, settings: Settings, model, optimizer, train: tuple, test: tuple) -> list:
+    def _train(self, settings: Settings, model, optimizer, train: tuple, validation: tuple):
+        """``(history as a list of per-epoch dicts, the EarlyStopping or None)``."""
         total_epochs = model.epoch + settings.epochs
         progress = EpochProgress(settings.quiet, total_epochs)
+        val = "test" if settings.val_split is None else "val"
+        stopper = None if settings.early_stopping is None else EarlyStopping(settings.early_stopping,
+                                                                             settings.min_delta)
 
         def on_epoch(logs: dict) -> None:
             progress.close()
             _say(settings.quiet, f"epoch {logs['epoch']:>3}/{total_epochs}  loss {logs['loss']:.4f}"
-                                 f"  acc {logs['accuracy']:.4f}  test_loss {logs['val_loss']:.4f}"
-                                 f"  test_acc {logs['val_accuracy']:.4f}"
+                                 f"  acc {logs['accuracy']:.4f}  {val}_loss {logs['val_loss']:.4f}"
+                                 f"  {val}_acc {logs['val_accuracy']:.4f}  lr {logs['learning_rate']:.3g}"
                                  f"  {logs['seconds']:.1f}s  {logs['samples_per_s']:.0f} samples/s")
             if settings.checkpoint_path and self.root:
                 self._save(model, settings)
 
+        schedule = None if settings.schedule is None else schedules.parse(settings.schedule)
+        if settings.schedule is not None and schedule is None:  # --schedule none drops the resumed checkpoint's
+            model.schedule = None
         try:
             model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,
-                      optimizer=optimizer, validation_data=test, on_batch=progress.on_batch, on_epoch=on_epoch,
-                      communicator=self.comm)
+                      optimizer=optimizer, validation_data=validation, on_batch=progress.on_batch,
+                      on_epoch=on_epoch, communicator=self.comm,
+                      schedule=schedule,
+                      early_stopping=stopper)
         finally:
             progress.close()
+        if stopper is not None and stopper.stopped_epoch is not None and self.root:
+            self._stopped(settings, model, stopper)
         if settings.save and settings.epochs == 0 and not settings.resume and self.root:
             self._save(model, settings)
-        return [dict(zip(model.history, values)) for values in zip(*model.history.values())]
+        return [dict(zip(model.history, values)) for values in zip(*model.history.values())], stopper
+
+    def _stopped(self, settings: Settings, model, stopper: EarlyStopping) -> None:
+        """Say where early stopping stopped; the checkpoint then holds the restored weights."""
+        restored = stopper.restored_epoch
+        print(f"early stopping after epoch {stopper.stopped_epoch}: no val_loss improvement for {stopper.patience} "
+              f"epochs; best epoch {stopper.best_epoch} (val_loss {stopper.best_val_loss:.4f})"
+              + (", its weights restored" if restored is not None else ""), flush=True)
+        if restored is not None and settings.checkpoint_path:
+            self._save(model, settings, {"restored_epoch": restored, "stopped_epoch": stopper.stopped_epoch})
 
 
 def _note_short_limit(settings: Settings, data) -> None:
@@ -200,11 +239,18 @@ def _note_short_limit(settings: Settings, data) -> None:
               f"used: {', '.join(short)}")
 
 
-def _banner(settings: Settings, data, model, n_train: int, n_test: int, device) -> str:
+def _banner(settings: Settings, data, model, sizes: tuple, device) -> str:
+    n_train, n_val, n_test = sizes
+    held = f" / {n_val} validation" if settings.val_split is not None else ""
+    extras = "".join([
+        f", schedule {model.schedule.spec() if settings.schedule is None else settings.schedule}"
+        if (settings.schedule not in (None, "none") or (settings.schedule is None and model.schedule)) else "",
+        f", early stopping (patience {settings.early_stopping})" if settings.early_stopping else "",
+    ])
     return (f"xpcnn: {settings.model} ({model.parameter_count():,} parameters) on {data.name}, classes "
-            f"{' '.join(map(str, settings.classes))}: {n_train} train / {n_test} test samples; {device.name}, "
+            f"{' '.join(map(str, settings.classes))}: {n_train} train{held} / {n_test} test samples; {device.name}, "
             f"{settings.dtype}, {settings.optimizer} lr {settings.lr:g}, batch {settings.batch_size}, "
-            f"epochs {model.epoch + 1}..{model.epoch + settings.epochs}")
+            f"epochs {model.epoch + 1}..{model.epoch + settings.epochs}{extras}")
 
 
 def _test(model, x_test: np.ndarray, y_test: np.ndarray, test_index: np.ndarray, loss: str):
@@ -259,7 +305,8 @@ def _report(settings: Settings, data, metrics: dict, matrix: np.ndarray) -> None
     if settings.metrics_json:
         write_json(settings.metrics_json, metrics, "--metrics-json")
     if settings.plot:
-        plot_history(metrics["history"], settings.plot, "--plot")
+        plot_history(metrics["history"], settings.plot, "--plot",
+                     val_label="test" if settings.val_split is None else "validation")
 
 
 def _export(settings: Settings, model) -> None:

@@ -44,6 +44,8 @@ class Settings:
     lr: float = _saved(0.1)
     batch_size: int = _saved(1)
     data_dir: "str | None" = _saved(None)
+    #: Fraction of the training samples held out to validate on (``None``: validate on the test set).
+    val_split: "float | None" = _saved(None)
     # this run only
     epochs: int = 20
     device: str = "cpu"
@@ -56,6 +58,11 @@ class Settings:
     export_onnx: "str | None" = None
     export_safetensors: "str | None" = None
     quiet: bool = False
+    #: ``--schedule`` as given (``None``: the checkpoint's schedule when resuming, else none).
+    schedule: "str | None" = None
+    #: ``--early-stopping`` patience (``None``: off) and ``--min-delta``.
+    early_stopping: "int | None" = None
+    min_delta: float = 0.0
 
     @property
     def checkpoint_path(self) -> "str | None":
@@ -111,6 +118,8 @@ def check_saved(saved: dict, path: str) -> dict:
         "lr": lambda v: number("settings", "lr", v, low=0.0, low_open=True),
         "batch_size": lambda v: integer("settings", "batch_size", v, minimum=1),
         "data_dir": lambda v: v if v is None or isinstance(v, str) else one_of("settings", "data_dir", v, ()),
+        "val_split": lambda v: v if v is None else number("settings", "val_split", v, low=0.0, high=1.0,
+                                                          low_open=True, high_open=True),
     }
     checked = {}
     for key, check in checks.items():
@@ -127,7 +136,7 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
     saved = saved or {}
     flags = {"dataset": args.dataset, "limit": args.limit, "seed": args.seed, "dtype": args.dtype,
              "model": args.model, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
-             "data_dir": args.data_dir}
+             "data_dir": args.data_dir, "val_split": args.val_split}
     classes = parse_classes(args.classes) if args.classes is not None else saved.get("classes", DEFAULTS.classes)
 
     def pick(key: str, fallback: Any = None) -> Any:
@@ -158,6 +167,7 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         lr=pick("lr", spec.recipe["learning_rate"]),
         batch_size=pick("batch_size", spec.recipe["batch_size"]),
         data_dir=pick("data_dir"),
+        val_split=_val_split(args, saved),
         epochs=args.epochs if args.epochs is not None else spec.recipe["epochs"],
         device=args.device,
         dataset_explicit=args.dataset is not None or args.data_dir is not None or "dataset" in saved,
@@ -168,4 +178,20 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         export_onnx=getattr(args, "export_onnx", None),
         export_safetensors=getattr(args, "export_safetensors", None),
         quiet=args.quiet,
+        schedule=args.schedule,
+        early_stopping=args.early_stopping,
+        min_delta=args.min_delta if args.min_delta is not None else 0.0,
     )
+
+
+#: The validation split ``--early-stopping`` takes when no ``--val-split`` is given.
+DEFAULT_VAL_SPLIT = 0.1
+
+
+def _val_split(args: Any, saved: dict) -> "float | None":
+    """``--val-split`` (0: none), else the checkpoint's, else :data:`DEFAULT_VAL_SPLIT` with ``--early-stopping``."""
+    if args.val_split is not None:
+        return args.val_split or None  # 0: no split
+    if "val_split" in saved:  # the resumed run trains on the same samples
+        return saved["val_split"]
+    return DEFAULT_VAL_SPLIT if args.early_stopping is not None else None

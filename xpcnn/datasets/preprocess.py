@@ -60,6 +60,20 @@ def prepare(
     return to_inputs(images[chosen]), one_hot(index, len(classes)), index
 
 
+def hold_out(x: np.ndarray, y: np.ndarray, fraction: float) -> "tuple[tuple, tuple]":
+    """``((x_train, y_train), (x_val, y_val))``: the last ``round(fraction · N)`` samples (at least one) held out.
+
+    :func:`prepare` has already shuffled the samples with the run's seed, so the held-out part is
+    a seeded random subset, the same on every run with that seed.
+    """
+    n = x.shape[0]
+    n_val = max(1, int(round(fraction * n)))
+    if n_val >= n:
+        raise DataError(f"a validation split of {fraction:g} leaves no training sample out of {n}; "
+                        f"use a smaller --val-split or more samples (--limit)")
+    return (x[:n - n_val], y[:n - n_val]), (x[n - n_val:], y[n - n_val:])
+
+
 def split_per_class(labels: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
     """Indices of the first and second half of every class (file order): disjoint train/test parts."""
     first, second = [], []

@@ -13,20 +13,27 @@ correlations, both through the backend's dispatch (SciPy for NumPy, CuPy for CuP
 (the default) times the engines on each layer's real shapes and keeps the fastest
 (:mod:`xpcnn.engines.auto`). Engines hold no state: one instance of each serves every layer.
 
-Measured: forward + kernel gradient + input gradient, float32, one thread (BLAS and FFT),
-median CPU time of 5 interleaved repeats, 2-core AMD EPYC shared with other jobs (load 5),
-NumPy 2.4.6 + OpenBLAS 0.3.31, SciPy 1.17.1; ``auto`` is the choice the measurement of
-:mod:`~xpcnn.engines.auto` made in the same process::
+Measured: forward + kernel gradient + input gradient, float32, one thread (BLAS, FFT and the
+gemm engine's copies), best CPU time of 7 interleaved repeats, 2-core AMD EPYC shared with other
+jobs (load 3.9), NumPy 2.4.6 + OpenBLAS 0.3.31, SciPy 1.17.1; ``auto`` is the choice the
+measurement of :mod:`~xpcnn.engines.auto` made in the same process (2026-12-04, after the gemm
+engine's one product over the batch)::
 
     (N, C, H, D, k)         gemm     signal    signal-direct   auto
-    (32, 1, 28, 5, 3)       0.7 ms    3.1 ms      41.6 ms      gemm     the seed network
-    (32, 1, 30, 32, 3)      3.0 ms   28.5 ms                   gemm     convnet layer 1 (padded)
-    (32, 32, 16, 64, 3)    13.9 ms   19.6 ms                   gemm     convnet layer 2 (padded)
-    (128, 32, 16, 64, 3)   55.1 ms   51.4 ms                   signal   the same at batch 128
-    (32, 1, 28, 8, 7)       3.1 ms    2.8 ms     271.7 ms      gemm     (a tie, decided by wall time)
-    (32, 3, 64, 8, 5)      34.4 ms   22.4 ms                   signal
-    (32, 3, 64, 8, 11)    120.2 ms   22.1 ms                   signal   bench case conv11
-    (8, 1, 128, 2, 25)    185.2 ms    6.1 ms                   signal   bench case conv25
+    (32, 1, 28, 5, 3)       0.7 ms    2.9 ms      42.2 ms      gemm     the seed network
+    (32, 1, 30, 32, 3)      1.1 ms   19.1 ms                   gemm     convnet layer 1 (padded)
+    (32, 32, 16, 64, 3)    12.0 ms   15.6 ms                   gemm     convnet layer 2 (padded)
+    (128, 32, 16, 64, 3)   53.9 ms   48.1 ms                   gemm     the same at batch 128 (a tie)
+    (32, 1, 28, 8, 7)       2.0 ms    2.1 ms                   gemm     (a tie, decided by wall time)
+    (32, 3, 64, 8, 5)      31.4 ms   19.7 ms                   signal
+    (32, 3, 64, 8, 11)    108.9 ms   20.0 ms                   signal   bench case conv11
+    (8, 1, 128, 2, 25)    155.7 ms    4.2 ms                   signal   bench case conv25
+
+On two threads the gemm engine's products run over the whole batch (one matmul each, which
+OpenBLAS spreads over its threads): whole convnet training steps at batch 128, this engine and
+the per-sample one alternating step by step in one process (2 BLAS threads, 40 steps each, load
+2.3), took 94 against 121 ms (median; best 67 against 85 ms), inference 31 against 41 ms. Such
+2-thread timings on the shared machine swing by 2× from run to run: compare within one run.
 
 The FFTs win from 5×5 kernels on 64×64 inputs up (5× at 11×11, 30× at 25×25), im2col on
 the small 3×3 layers, and the two meet on the convnet's second layer at batch 128: no fixed

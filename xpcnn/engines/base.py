@@ -82,6 +82,18 @@ class ConvEngine:
         """
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def biased_forward(self, x: Array, kernels: Array, bias: Array, stride: int = 1,
+                       keep: bool = False) -> "tuple[Array, Any]":
+        """:meth:`forward` plus one bias per output channel, ``bias: (D,)`` (a tied bias).
+
+        By default the bias is added to the forward output; an engine may fold it into its
+        products instead (:class:`~xpcnn.engines.gemm.GemmEngine`). ``kept`` is for
+        :meth:`backward` as from :meth:`forward`.
+        """
+        y, kept = self.forward(x, kernels, stride, keep)
+        y += array_namespace(bias).reshape(bias, (bias.shape[0], 1, 1))
+        return y, kept
+
     def kernel_gradient(self, x: Array, output_gradient: Array, kernel_hw: tuple, stride: int = 1,
                         kept: Any = None) -> Array:
         """``∂E/∂K_ij = Σ_n X_nj ⋆ dil(∂E/∂Y_ni)``: ``(N, C, H, W), (N, D, Ho, Wo) -> (D, C, k, k)``."""

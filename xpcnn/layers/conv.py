@@ -138,11 +138,15 @@ class Convolutional(ParameterLayer):
         engine = engine_for(self.engine_name, x_padded, self.kernels, self.stride, training,
                             self.compute_input_gradient)
         self.chosen_engine = self.chosen_engines["train" if training else "infer"] = engine.name
-        # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add B_i in place)
-        y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
+        # Y_i = B_i + Σ_j X_j ⋆ K_ij   (the engine returns a fresh array: add untied B_i in place;
+        # a tied B_i goes to the engine, which may fold it into its products)
+        if self.bias == "tied":
+            y, reusable = engine.biased_forward(x_padded, self.kernels, self.biases, self.stride, keep=training)
+        else:
+            y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
+            if self.bias == "untied":
+                y += self._bias_view(xp)
         self._keep(training, padded_input=x_padded, engine=engine, reusable=reusable)
-        if self.bias != "none":
-            y += self._bias_view(xp)
         return y
 
     def backward(self, output_gradient, learning_rate=None):
