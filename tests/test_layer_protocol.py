@@ -28,7 +28,11 @@ def layers_and_inputs():
     ]
 
 
-@pytest.mark.parametrize("layer, x", layers_and_inputs(), ids=lambda v: type(v).__name__ if isinstance(v, xc.Layer) else "")
+def _layer_name(value):
+    return type(value).__name__ if isinstance(value, xc.Layer) else ""
+
+
+@pytest.mark.parametrize("layer, x", layers_and_inputs(), ids=_layer_name)
 def test_inference_forward_keeps_nothing_and_backward_then_raises(layer, x):
     y = layer.forward(x, training=True)
     assert layer._saved  # a training forward keeps what backward needs
@@ -55,7 +59,8 @@ def test_layers_that_differ_in_inference_keep_nothing_there_either(layer, x):
 
 
 def test_predict_and_evaluate_leave_no_activation_behind():
-    model = xc.Sequential([xc.Convolutional((1, 8, 8), 3, 2), xc.Sigmoid(), xc.Flatten(), xc.Dense(72, 2), xc.Sigmoid()], seed=0)
+    layers = [xc.Convolutional((1, 8, 8), 3, 2), xc.Sigmoid(), xc.Flatten(), xc.Dense(72, 2), xc.Sigmoid()]
+    model = xc.Sequential(layers, seed=0)
     x = np.random.default_rng(1).random((5, 1, 8, 8), dtype=np.float32)
     y = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 1]]
     model.fit(x, y, epochs=1, batch_size=5)
