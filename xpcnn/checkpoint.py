@@ -43,7 +43,7 @@ from .layers.base import Layer, ParameterLayer, parameter_budget
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
-from .schedules import parse_schedule
+from .schedules import parse_schedule, saved_spec
 from .outputs import atomic_write
 
 FORMAT = "xpcnn-checkpoint"
@@ -78,8 +78,18 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
         "layers": layers, "epoch": model.epoch, "history": model.history,
         "rng_state": backend.rng_state(model.rng), "optimizer": optimizer, "extra": extra or {},
         "loss": model.loss if isinstance(model.loss, str) else None,
-        "schedule": model.schedule.spec() if model.schedule is not None else None,
+        "schedule": _saved_schedule(model.schedule),
     }
+
+
+def _saved_schedule(schedule) -> "str | None":
+    """The schedule's spec, refused before anything is written when it would not load back."""
+    if schedule is None:
+        return None
+    try:
+        return saved_spec(schedule)
+    except ConfigError as exc:
+        raise CheckpointError(f"save_checkpoint: {exc}") from None
 
 
 def save_checkpoint(path: "str | os.PathLike", model: Sequential, extra: "dict | None" = None) -> None:
