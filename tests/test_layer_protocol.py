@@ -76,3 +76,19 @@ def test_to_forgets_what_a_training_forward_kept():
     layer.forward(np.ones((2, 8), np.float32))
     layer.to("cpu", "float64")
     assert layer._saved is None
+
+
+def every_layer():
+    return [layer for layer, _ in layers_and_inputs()] + [xc.BatchNorm2D(2), xc.BatchNorm1D(8), xc.Dropout(0.5, seed=0)]
+
+
+@pytest.mark.parametrize("layer", every_layer(), ids=_layer_name)
+def test_a_nested_list_instead_of_an_array_is_a_shape_error_naming_the_layer(layer):
+    with pytest.raises(xc.ShapeError, match=r"expected a batch, an array of shape \(N, \.\.\.\), got list"):
+        layer.forward([[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_min_training_batch_is_one_but_two_values_per_channel_for_batchnorm():
+    assert all(layer.min_training_batch((2, 6, 6)) == 1 for layer, _ in layers_and_inputs())
+    assert xc.BatchNorm1D(8).min_training_batch((8,)) == 2
+    assert xc.BatchNorm2D(2).min_training_batch((2, 1, 1)) == 2 and xc.BatchNorm2D(2).min_training_batch((2, 1, 2)) == 1

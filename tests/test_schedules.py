@@ -324,3 +324,64 @@ def test_every_concrete_spec_the_readme_shows_parses():
     assert {"step:10:0.1", "cosine", "warmup:500,cosine"} <= set(specs)
     for spec in specs:
         parse_schedule(spec)
+
+
+# -- bad combinations (a new user's mistakes) ------------------------------------------------------
+
+def test_a_cosine_minimum_above_the_base_rate_is_refused_before_any_step_as_keras_alpha_users_would_misread_it():
+    model, (x, y) = dense_model(), data()
+    with pytest.raises(ConfigError, match=r"^Cosine: min_lr 0\.1 is above the base learning rate 0\.001, so the rate "
+                                          r"would rise; min_lr is a learning rate, not a fraction of it$"):
+        model.fit(x, y, optimizer=xc.Adam(1e-3), schedule=Chain(Warmup(2), Cosine(3, 0.1)), epochs=3)
+    assert model.epoch == 0 and model.schedule is None and model.optimizer is None and model.loss is None
+    model.fit(x, y, learning_rate=0.1, schedule=Cosine(3, 0.1), epochs=1)  # equal: a constant rate, accepted
+    assert model.history["learning_rate"] == [pytest.approx(0.1)]
+    with pytest.raises(ConfigError, match="above the base learning rate 0.05"):  # the model's schedule, a new rate
+        model.fit(x, y, optimizer=xc.SGD(0.05), epochs=1)
+    assert model.epoch == 1
+
+
+def test_fit_with_zero_epochs_leaves_an_open_cosine_open_for_the_fit_that_trains():
+    model, (x, y) = dense_model(), data()
+    model.fit(x, y, schedule=Cosine(), epochs=0)
+    assert model.schedule == Cosine() and model.schedule.epochs is None
+    model.fit(x, y, epochs=2)
+    assert model.schedule == Cosine(2) and model.history["learning_rate"] == pytest.approx([0.1, 0.05])
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("step:2.5", "^schedule 'step:2.5': EVERY must be an integer, got '2.5'$"),
+    ("cosine,", r"^schedule 'cosine,': an empty item; expected items such as"),
+    (",", "^schedule ',': an empty item"),
+    ("none,cosine", r"^schedule 'none,cosine': 'none' \(no schedule\) stands alone, not in a list$"),
+])
+def test_spec_errors_name_the_spec_once_and_say_what_is_wrong_with_a_list(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(spec)
+
+
+class _Half(xc.Schedule):
+    """A user's own schedule: fit follows it, but no spec reads it back."""
+
+    kind = "half"
+
+    def factor(self, base, step, epoch):
+        return 0.5
+
+
+class _HalfWithSpec(_Half):
+    def spec(self):
+        return "half"
+
+
+@pytest.mark.parametrize("schedule", [_Half(), _HalfWithSpec()])
+def test_a_schedule_a_checkpoint_cannot_rebuild_is_refused_by_save_and_nothing_is_written(tmp_path, schedule):
+    model, (x, y) = dense_model(), data()
+    model.fit(x, y, schedule=schedule, epochs=1)
+    assert model.history["learning_rate"] == [0.05]
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: the schedule .* cannot be saved"):
+        save_checkpoint(tmp_path / "m.npz", model)
+    assert list(tmp_path.iterdir()) == []
+    model.schedule = None
+    save_checkpoint(tmp_path / "m.npz", model)
+    assert load_checkpoint(tmp_path / "m.npz").schedule is None

@@ -185,10 +185,11 @@ def check_schedule(schedule: object, who: str = "fit") -> "Schedule | None":
 
 def saved_spec(schedule: Schedule) -> str:
     """``schedule``'s spec, checked to read back as the same schedule (what a checkpoint stores), or a ConfigError."""
-    spec = schedule.spec()
+    spec = None
     try:
+        spec = schedule.spec()
         same = isinstance(spec, str) and parse_schedule(spec) == schedule
-    except ConfigError:
+    except ConfigError:  # no spec (Schedule.spec), or one parse does not read
         same = False
     if not same:
         raise ConfigError(f"the schedule {schedule!r} cannot be saved: its spec {spec!r} does not read back as it "

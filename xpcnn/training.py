@@ -121,9 +121,10 @@ def check_batch_sizes(model: Any, x: Any, batch_size: int, who: str, ranks: int 
     for i, layer in enumerate(model.layers):
         need = layer.min_training_batch(shape)
         if smallest < need:
-            where = f"{n} samples in batches of {batch_size}" + (f" over {ranks} processes" if ranks > 1 else "")
+            where = f"{n} sample{'s' * (n != 1)} in batches of {batch_size}" + (
+                f" over {ranks} processes" if ranks > 1 else "")
             raise ConfigError(f"{who}: {layer!r} (layer {i}) needs at least {need} samples per batch in training, "
-                              f"but {where} make a batch of {smallest}; choose another batch_size")
+                              f"but {where} give a batch of {smallest}; choose another batch_size")
         shape = tuple(layer.output_shape(shape))
 
 
