@@ -385,3 +385,14 @@ def test_a_schedule_a_checkpoint_cannot_rebuild_is_refused_by_save_and_nothing_i
     model.schedule = None
     save_checkpoint(tmp_path / "m.npz", model)
     assert load_checkpoint(tmp_path / "m.npz").schedule is None
+
+
+@pytest.mark.parametrize("make", [lambda n: StepDecay(n), lambda n: Cosine(n), lambda n: Warmup(n)])
+def test_counts_past_ten_to_the_fifteen_are_refused_not_an_overflow_inside_a_step(make):
+    from xpcnn.schedules import MAX_COUNT
+    assert make(MAX_COUNT).learning_rate(0.1, 10, 3) > 0
+    with pytest.raises(ConfigError, match=r"must be an integer <= 1000000000000000, got 10000000000000000000\.\.\. "
+                                          r"\(401 digits\)$"):
+        make(10 ** 400)
+    with pytest.raises(ConfigError, match="must be an integer <= 1000000000000000"):
+        parse("cosine:1" + "0" * 400)

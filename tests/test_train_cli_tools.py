@@ -151,3 +151,10 @@ def test_an_open_cosine_saved_after_zero_epochs_anneals_over_the_resumed_run(tmp
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["schedule"] == "cosine:2:0.0" and [h["learning_rate"] for h in m["history"]] == [0.1, 0.05]
     assert capsys.readouterr().err == ""
+
+
+def test_a_schedule_length_too_large_for_a_float_is_a_usage_error_not_an_internal_overflow(capsys):
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(cli.main(["--dataset", "sample", "--epochs", "1", "--schedule", "cosine:1" + "0" * 400]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "Cosine: epochs must be an integer <= 1000000000000000" in err[0]

@@ -74,3 +74,13 @@ def test_numbers_come_back_as_python_floats_within_their_bounds():
 def test_one_of_refuses_unhashable_values_with_the_same_message():
     with pytest.raises(xc.ConfigError, match=r"L: mode must be one of 'a', 'b', got \['a'\]"):
         one_of("L", "mode", ["a"], ("a", "b"))
+
+
+def test_integer_maximum_names_the_bound_and_shortens_a_huge_value():
+    assert integer("T", "n", 5, minimum=1, maximum=5) == 5
+    with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer <= 5, got 6$"):
+        integer("T", "n", 6, minimum=1, maximum=5)
+    with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer >= 1, got 0$"):  # the lower bound says only itself
+        integer("T", "n", 0, minimum=1, maximum=5)
+    with pytest.raises(xc.ConfigError, match=r"got 12345678901234567890\.\.\. \(60 digits\)$"):
+        integer("T", "n", int("1234567890" * 6), maximum=5)

@@ -33,6 +33,10 @@ from .errors import ConfigError, ConfigTypeError
 from .validation import integer, number
 
 
+#: The largest epoch or step count a schedule takes (``10**15``): the rates are floats of ``k / W`` and ``e / T``.
+MAX_COUNT = 10**15
+
+
 class Schedule:
     """Base: ``learning_rate(base, step, epoch)``; see the module for the formulas."""
 
@@ -76,7 +80,7 @@ class StepDecay(Schedule):
     kind = "step"
 
     def __init__(self, every: int, gamma: float = 0.1) -> None:
-        self.every = integer("StepDecay", "every", every, minimum=1)
+        self.every = integer("StepDecay", "every", every, minimum=1, maximum=MAX_COUNT)
         self.gamma = number("StepDecay", "gamma", gamma, low=0.0, high=1.0, low_open=True)
 
     def factor(self, base, step, epoch):
@@ -95,7 +99,7 @@ class Cosine(Schedule):
     kind = "cosine"
 
     def __init__(self, epochs: "int | None" = None, min_lr: float = 0.0) -> None:
-        self.epochs = None if epochs is None else integer("Cosine", "epochs", epochs, minimum=1)
+        self.epochs = None if epochs is None else integer("Cosine", "epochs", epochs, minimum=1, maximum=MAX_COUNT)
         self.min_lr = number("Cosine", "min_lr", min_lr, low=0.0)
 
     def factor(self, base, step, epoch):
@@ -125,7 +129,7 @@ class Warmup(Schedule):
     kind = "warmup"
 
     def __init__(self, steps: int) -> None:
-        self.steps = integer("Warmup", "steps", steps, minimum=1)
+        self.steps = integer("Warmup", "steps", steps, minimum=1, maximum=MAX_COUNT)
 
     def factor(self, base, step, epoch):
         return min(1.0, (step + 1) / self.steps)
