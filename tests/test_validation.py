@@ -80,7 +80,7 @@ def test_integer_maximum_names_the_bound_and_shortens_a_huge_value():
     assert integer("T", "n", 5, minimum=1, maximum=5) == 5
     with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer <= 5, got 6$"):
         integer("T", "n", 6, minimum=1, maximum=5)
-    with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer >= 1, got 0$"):  # the lower bound says only itself
+    with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer >= 1, got 0$"):  # the lower bound alone
         integer("T", "n", 0, minimum=1, maximum=5)
     with pytest.raises(xc.ConfigError, match=r"got 12345678901234567890\.\.\. \(60 digits\)$"):
         integer("T", "n", int("1234567890" * 6), maximum=5)

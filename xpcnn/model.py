@@ -332,7 +332,8 @@ class Sequential:
         return self.history
 
     def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> Optimizer:
-        """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else ``SGD(learning_rate)``."""
+        """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else
+        ``SGD(learning_rate)``."""
         if optimizer is not None:
             if not isinstance(optimizer, Optimizer):
                 raise ConfigTypeError(f"optimizer must be an xpcnn Optimizer (SGD, Adam), got {optimizer!r}")

@@ -236,7 +236,8 @@ def _check_schedule(settings: Settings) -> None:
         try:
             schedule.check_base(settings.lr)
         except ConfigError as exc:
-            raise ranks.UsageError(f"--schedule {settings.schedule} with learning rate {settings.lr:g}: {exc}") from None
+            flags = f"--schedule {settings.schedule} with learning rate {settings.lr:g}"
+            raise ranks.UsageError(f"{flags}: {exc}") from None
 
 
 def _note_schedule_ended(settings: Settings, model, schedule, optimizer) -> None:

@@ -112,7 +112,7 @@ class Cosine(Schedule):
         return self if self.epochs is not None else Cosine(max(1, last_epoch), self.min_lr)
 
     def check_base(self, base):
-        """``min_lr`` above the base rate would anneal upwards: refused (it is a rate, not Keras's fraction ``alpha``)."""
+        """``min_lr`` above the base rate would anneal upwards: refused (a rate, not Keras's fraction ``alpha``)."""
         if self.min_lr > base:
             raise ConfigError(f"Cosine: min_lr {self.min_lr:g} is above the base learning rate {base:g}, so the rate "
                               f"would rise; min_lr is a learning rate, not a fraction of it")
