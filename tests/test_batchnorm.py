@@ -181,3 +181,12 @@ def test_smallest_batch_counts_the_short_last_batch_and_each_ranks_share():
                 shares = [b - a for lo, hi in batch_bounds(n, batch_size) for a, b in
                           (shard(lo, hi, r, ranks) for r in range(ranks)) if b > a]
                 assert smallest_batch(n, batch_size, ranks) == min(shares), (n, batch_size, ranks)
+
+
+def test_in_data_parallel_training_a_ranks_share_of_one_sample_is_refused_too():
+    from xpcnn.training import check_batch_sizes
+    model, (x, _) = _bn_model(), _data(10)
+    check_batch_sizes(model, x, 8, "fit", ranks=1)  # batches of 8 and 2: fine in one process
+    with pytest.raises(ConfigError, match=r"but 10 samples in batches of 8 over 4 processes give a batch of 1; "):
+        check_batch_sizes(model, x, 8, "fit", ranks=4)  # the last batch of 2 leaves two ranks one sample each
+    check_batch_sizes(model, x[:8], 8, "fit", ranks=4)  # 2 per rank
