@@ -396,3 +396,20 @@ def test_counts_past_ten_to_the_fifteen_are_refused_not_an_overflow_inside_a_ste
         make(10 ** 400)
     with pytest.raises(ConfigError, match="must be an integer <= 1000000000000000"):
         parse("cosine:1" + "0" * 400)
+
+
+@pytest.mark.parametrize("value", ["cosine", Cosine])
+def test_a_schedule_or_optimizer_set_by_hand_to_a_non_object_is_named_by_fit_and_save(tmp_path, value):
+    model, (x, y) = dense_model(), data()
+    model.schedule = value
+    with pytest.raises(ConfigTypeError, match=r"^fit \(model\.schedule\): schedule must be an xpcnn schedule"):
+        model.fit(x, y)
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: model\.schedule: schedule must be an xpcnn"):
+        save_checkpoint(tmp_path / "m.npz", model)
+    model.schedule, model.optimizer = None, "adam"
+    with pytest.raises(ConfigTypeError, match=r"^model\.optimizer must be an xpcnn Optimizer \(SGD, Adam\) or None, "
+                                              r"got 'adam'$"):
+        model.fit(x, y)
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: model\.optimizer must be an xpcnn Optimizer"):
+        save_checkpoint(tmp_path / "m.npz", model)
+    assert list(tmp_path.iterdir()) == [] and model.epoch == 0

@@ -43,7 +43,7 @@ from .layers.base import Layer, ParameterLayer, parameter_budget
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
-from .schedules import parse_schedule, saved_spec
+from .schedules import check_schedule, parse_schedule, saved_spec
 from .outputs import atomic_write
 
 FORMAT = "xpcnn-checkpoint"
@@ -69,6 +69,9 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
             entry["buffers"] = list(layer.buffers)
         layers.append(entry)
     optimizer = None
+    if model.optimizer is not None and not isinstance(model.optimizer, Optimizer):  # set by hand
+        raise CheckpointError(f"save_checkpoint: model.optimizer must be an xpcnn Optimizer (SGD, Adam) or None, "
+                              f"got {model.optimizer!r}")
     if model.optimizer is not None:
         state = model.optimizer.state_dict()
         optimizer = {"type": state["type"], "config": state["config"], "iterations": state["iterations"],
@@ -87,7 +90,7 @@ def _saved_schedule(schedule) -> "str | None":
     if schedule is None:
         return None
     try:
-        return saved_spec(schedule)
+        return saved_spec(check_schedule(schedule, "model.schedule"))
     except ConfigError as exc:
         raise CheckpointError(f"save_checkpoint: {exc}") from None
 

@@ -305,6 +305,7 @@ class Sequential:
             raise ConfigError(f"fit: early_stopping watches {stopper.monitor}, which needs validation data; "
                               f"pass validation_data=(x, y)")
         check_schedule(schedule)
+        check_schedule(self.schedule, "fit (model.schedule)")  # set by hand, perhaps
         _training.check_batch_sizes(self, x, batch_size, "fit", communicator.size if communicator is not None else 1)
         chosen = self._optimizer_for(optimizer, learning_rate)
         planned = schedule if schedule is not None else self.schedule
@@ -338,6 +339,9 @@ class Sequential:
             if not isinstance(optimizer, Optimizer):
                 raise ConfigTypeError(f"optimizer must be an xpcnn Optimizer (SGD, Adam), got {optimizer!r}")
             return optimizer
+        if self.optimizer is not None and not isinstance(self.optimizer, Optimizer):  # set by hand
+            raise ConfigTypeError(f"model.optimizer must be an xpcnn Optimizer (SGD, Adam) or None, got "
+                                  f"{self.optimizer!r}")
         return self.optimizer if self.optimizer is not None else SGD(learning_rate)
 
     def _set_optimizer(self, optimizer: Optimizer) -> None:
