@@ -247,9 +247,12 @@ def _note_schedule_ended(settings: Settings, model, schedule, optimizer) -> None
     first = model.epoch
     if schedule.resolve(first + settings.epochs).learning_rate(optimizer.learning_rate, optimizer.iterations,
                                                               first) == 0:
-        _note(f"the schedule {schedule.spec()} gives learning rate 0 from epoch {first + 1} on (it has ended), so "
-              f"epochs {first + 1}..{first + settings.epochs} change nothing; --schedule none trains at the base "
-              f"rate, --schedule cosine anneals over all {first + settings.epochs} epochs")
+        hint = (f", --schedule cosine anneals over all {first + settings.epochs} epochs"
+                if any(isinstance(part, schedules.Cosine) for part in schedule.parts()) else "")
+        last = first + settings.epochs
+        span = f"epoch {last} changes" if settings.epochs == 1 else f"epochs {first + 1}..{last} change"
+        _note(f"the schedule {schedule.spec()} gives learning rate 0 from epoch {first + 1} on, so {span} nothing; "
+              f"--schedule none trains at the base rate{hint}")
 
 
 def _note_short_limit(settings: Settings, data) -> None:
