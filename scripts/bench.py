@@ -64,6 +64,7 @@ from xpcnn.optimizers import SGD
 from xpcnn.backend import info as backend_info
 from xpcnn.doctor.environment import cpu_name
 from xpcnn.doctor.pytorch import torch_loss, torch_model
+from xpcnn.outputs import atomic_write, check_output_path
 from xpcnn.timing import Contender, calibrate, interleave, summary
 
 LEARNING_RATE = 0.1
@@ -621,16 +622,13 @@ def fail(message: str) -> "None":
     raise SystemExit(2)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from xpcnn.engines import NAMES, auto
+def check_arguments(args, models: dict) -> None:
+    """Every usage error in one line, before anything is timed (and the ``--json`` path writable)."""
+    from xpcnn.engines import NAMES
 
-    models = available_models()
-    names = args.models or list(models)
-    unknown = [n for n in names if n not in models]
+    unknown = [n for n in args.models if n not in models]
     if unknown:
         fail(f"unknown or unavailable model(s) {unknown}: available {sorted(models)}")
-    args.engines = args.engines or list(DEFAULT_ENGINES)
     bad = [e for e in args.engines if e not in NAMES]
     if bad:
         fail(f"unknown engine(s) {bad}: expected some of {list(NAMES)}")
@@ -639,23 +637,29 @@ def main(argv=None) -> int:
         fail("--dtypes takes float32,float64; --batch-sizes positive integers; --repeats >= 1")
     if "xpcnn" not in args.contenders:
         fail("--contenders must include xpcnn")
+    if args.json_path:
+        try:
+            check_output_path(args.json_path, "--json")
+        except xc.XpcnnError as exc:
+            fail(str(exc))
 
-    try:
-        dev = xc.get_device(args.device)
-    except (xc.DeviceError, ValueError) as exc:
-        fail(str(exc).splitlines()[0])
-    device = dev.name  # "cpu" or "cuda:N"
 
-    torch = None
-    if "torch" in args.contenders:
-        if importlib.util.find_spec("torch") is None:
-            print("torch is not installed: PyTorch left out (pip install -e '.[bench]')")
-        else:
-            torch = importlib.import_module("torch")
-            if device != "cpu" and not torch.cuda.is_available():
-                print("this PyTorch build has no CUDA: PyTorch left out")
-                torch = None
+def load_torch(args, device: str):
+    """PyTorch if it is asked for, installed, and (for a GPU run) built with CUDA; else ``None``."""
+    if "torch" not in args.contenders:
+        return None
+    if importlib.util.find_spec("torch") is None:
+        print("torch is not installed: PyTorch left out (pip install -e '.[bench]')")
+        return None
+    torch = importlib.import_module("torch")
+    if device != "cpu" and not torch.cuda.is_available():
+        print("this PyTorch build has no CUDA: PyTorch left out")
+        return None
+    return torch
 
+
+def set_threads(args, torch) -> "tuple[int, dict]":
+    """Limit NumPy's BLAS, scipy.fft and PyTorch to ``--threads``; ``(threads, BLAS description)``."""
     blas = blas_info()
     threads = args.threads or blas.get("num_threads") or os.cpu_count()
     if args.threads:
@@ -668,7 +672,11 @@ def main(argv=None) -> int:
         xc.backend.NUMPY.fft_workers = args.threads  # scipy.fft's threads, for the signal engine
     if torch is not None:
         torch.set_num_threads(threads)
+    return threads, blas
 
+
+def describe_machine(device: str, torch, threads: int, blas: dict) -> dict:
+    """Print (and return) the machine, the libraries, the load and the settings that skew timings."""
     machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                "numpy": np.__version__, "blas": blas, "threads": threads, "device": device,
                "torch": getattr(torch, "__version__", None),
@@ -685,6 +693,31 @@ def main(argv=None) -> int:
     if machine["env"]:
         print(f"note: {machine['env']} is set; it pins NumPy's BLAS kernel (unset it for this command "
               f"to measure the machine's best kernel)")
+    return machine
+
+
+def write_json(path: str, payload: dict) -> None:
+    """``payload`` as JSON at ``path``, whole or not at all (a temporary file renamed over it)."""
+    atomic_write(path, lambda f: json.dump(payload, f, indent=1), "--json", binary=False)
+    print(f"wrote {path}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from xpcnn.engines import auto
+
+    models = available_models()
+    args.models = args.models or list(models)
+    args.engines = args.engines or list(DEFAULT_ENGINES)
+    check_arguments(args, models)
+    try:
+        dev = xc.get_device(args.device)
+    except (xc.DeviceError, ValueError) as exc:
+        fail(str(exc).splitlines()[0])
+    device = dev.name  # "cpu" or "cuda:N"
+    torch = load_torch(args, device)
+    threads, blas = set_threads(args, torch)
+    machine = describe_machine(device, torch, threads, blas)
 
     xp = dev.xp
     sync = device_sync(device)
@@ -701,7 +734,7 @@ def main(argv=None) -> int:
     rows: list = []
     seconds_per_sample: dict = {}
     started = time.perf_counter()
-    for name in names:
+    for name in args.models:
         for dtype in args.dtypes:
             for batch in [CASES[name][1]] if name in CASES else sorted(args.batch_sizes):
                 rows += run_config(args, name, models[name], dtype, batch, device, torch, seconds_per_sample)
@@ -715,12 +748,10 @@ def main(argv=None) -> int:
     print_engines(rows, auto.choices())
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json_path:
-        with open(args.json_path, "w") as f:
-            json.dump({"machine": machine, "peak_gflops": peaks, "default_engine": default,
-                       "settings": {k: v for k, v in vars(args).items() if k != "json_path"},
-                       "results": rows, "ratios": entries, "targets": verdicts,
-                       "auto_choices": auto.choices()}, f, indent=1)
-        print(f"wrote {args.json_path}")
+        write_json(args.json_path, {"machine": machine, "peak_gflops": peaks, "default_engine": default,
+                                    "settings": {k: v for k, v in vars(args).items() if k != "json_path"},
+                                    "results": rows, "ratios": entries, "targets": verdicts,
+                                    "auto_choices": auto.choices()})
     return 0
 
 

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xpcnn.errors import XpcnnError
+from xpcnn.outputs import atomic_write, check_output_path
+
 CLASSES = {"seed": 2, "convnet": 10}
 THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
@@ -156,6 +159,29 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_arguments(args) -> "tuple[list[int], list[str]]":
+    """``(rank counts with 1 first, model names)``, or a one-line error before any job starts."""
+    try:
+        ranks = sorted({int(r) for r in args.ranks.split(",")})
+    except ValueError:
+        sys.exit(f"error: --ranks takes positive integers separated by commas, got {args.ranks!r}")
+    if min(ranks) < 1:
+        sys.exit(f"error: --ranks takes positive integers separated by commas, got {args.ranks!r}")
+    ranks = ranks if 1 in ranks else [1, *ranks]
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in CLASSES]
+    if unknown:
+        sys.exit(f"error: unknown model(s) {unknown}: expected some of {sorted(CLASSES)}")
+    if any(args.batch % p for p in ranks):
+        sys.exit(f"error: --batch {args.batch} must divide by every rank count {ranks}")
+    if args.json_path:
+        try:
+            check_output_path(args.json_path, "--json")
+        except XpcnnError as exc:
+            sys.exit(f"error: {exc}")
+    return ranks, models
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -163,12 +189,7 @@ def main(argv=None) -> int:
         if result is not None:
             print(json.dumps(result), flush=True)
         return 0
-    ranks = sorted({int(r) for r in args.ranks.split(",")})
-    models = args.models.split(",")
-    if 1 not in ranks:
-        ranks = [1, *ranks]
-    if any(args.batch % p for p in ranks):
-        sys.exit(f"error: --batch {args.batch} must divide by every rank count {ranks}")
+    ranks, models = check_arguments(args)
     loads = [load()]
     runs = []
     jobs = [(m, p) for m in models for p in ranks]
@@ -185,8 +206,8 @@ def main(argv=None) -> int:
           f"load average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}")
     print_table(rows)
     if args.json_path:
-        with open(args.json_path, "w") as f:
-            json.dump({"rows": rows, "runs": runs, "load": loads, "argv": sys.argv[1:]}, f, indent=2)
+        payload = {"rows": rows, "runs": runs, "load": loads, "argv": sys.argv[1:]}
+        atomic_write(args.json_path, lambda f: json.dump(payload, f, indent=2), "--json", binary=False)
     return 0
 
 

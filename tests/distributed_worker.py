@@ -7,6 +7,8 @@
                                                               each rank writes OUT.<rank>.npy
     python distributed_worker.py schedule OUT                 warm-up + cosine and early stopping; each rank
                                                               writes OUT.<rank>.npz (every step's rate, ...)
+    python distributed_worker.py nccl OUT                      the NCCL branch with tests/fake_nccl.py's stand-in;
+                                                              each rank writes OUT.<rank>.npz
     python distributed_worker.py raise                        rank 1 raises in its second batch
     python distributed_worker.py mismatch                     rank 1 asks for another batch size
     python distributed_worker.py forever                      trains until interrupted (rank 0 prints "ready")
@@ -103,6 +105,23 @@ def scheduled(communicator) -> dict:
     return out
 
 
+def nccl_stand_in(comm) -> dict:
+    """The NCCL branch with tests/fake_nccl.py: an allreduce of ``rank + 1`` and a broadcast from rank 1."""
+    import fake_nccl
+    from fake_cupy import FakeCupyArray
+    from xpcnn import comm_backend
+
+    nccl = fake_nccl.FakeNccl(comm._world.comm)
+    fake_nccl.install(comm_backend, nccl, stream=7)
+    summed = FakeCupyArray(np.full(5, comm.rank + 1.0, dtype=np.float32))
+    comm.allreduce(summed)
+    sent = FakeCupyArray(np.arange(3.0) + 10 * comm.rank)
+    comm.broadcast(sent, root=1)
+    return {"summed": summed.get(), "sent": sent.get(), "unique_ids": nccl.unique_ids,
+            "communicators": len(nccl.made), "comm_id": np.array(nccl.made[0]["comm_id"]),
+            "backend": comm.backend}
+
+
 def main(argv: "list[str]") -> None:
     import xpcnn.distributed
 
@@ -119,6 +138,9 @@ def main(argv: "list[str]") -> None:
         return
     if mode == "buffers":
         np.save(f"{argv[1]}.{comm.rank}.npy", running_mean(comm))  # every rank's
+        return
+    if mode == "nccl":
+        np.savez(f"{argv[1]}.{comm.rank}.npz", **nccl_stand_in(comm))
         return
     x, y = data(40)
     model = network()

@@ -22,17 +22,40 @@ import scipy.fft
 import scipy.signal
 
 
-class FakeCupyArray:
-    """A device array in disguise: NumPy data that must be fetched with ``.get()``."""
+class FakeDevice:
+    """``cupy.cuda.Device`` stand-in: an id, ``synchronize()``, and ``with device:`` (counted in ``entered``)."""
 
-    def __init__(self, data: np.ndarray) -> None:
+    def __init__(self, device_id: int = 0) -> None:
+        self.id, self.entered = device_id, 0
+
+    def synchronize(self) -> None:
+        pass
+
+    def __enter__(self) -> "FakeDevice":
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class FakeCupyArray:
+    """A device array in disguise: NumPy data that must be fetched with ``.get()``.
+
+    ``data.ptr`` is the address of the NumPy data, as a CuPy array's is its device pointer, so a
+    stand-in library (``tests/fake_nccl.py``) can read and write the array through it.
+    """
+
+    def __init__(self, data: np.ndarray, device: "FakeDevice | None" = None) -> None:
         self._data = data
-        self.device = types.SimpleNamespace(id=0, synchronize=lambda: None)
+        self.device = device or FakeDevice()
 
     shape = property(lambda self: self._data.shape)
     dtype = property(lambda self: self._data.dtype)
     ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
     flags = property(lambda self: self._data.flags)
+    data = property(lambda self: types.SimpleNamespace(ptr=self._data.ctypes.data))
 
     def __array__(self, *args, **kwargs):
         raise TypeError("Implicit conversion to a NumPy array is not allowed. "

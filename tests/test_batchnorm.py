@@ -133,3 +133,60 @@ def test_a_model_with_batchnorm_keeps_its_running_statistics_through_fit_and_pre
     model.predict(x)
     model.evaluate(x, y)
     np.testing.assert_array_equal(model.layers[1].buffers["running_mean"], mean)
+
+
+def _bn_model():
+    return xc.Sequential([xc.Dense(4, 3), xc.BatchNorm1D(3), xc.ReLU(), xc.Dense(3, 2), xc.Softmax()], seed=0)
+
+
+def _data(n):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 4), dtype=np.float32), np.eye(2, dtype=np.float32)[rng.integers(0, 2, n)]
+
+
+@pytest.mark.parametrize("n, batch_size, left", [(33, 32, 1), (5, 1, 1), (1, 8, 1)])
+def test_fit_refuses_a_batch_of_one_for_batchnorm1d_before_the_first_step_not_mid_epoch(n, batch_size, left):
+    """PyTorch fails at that batch ("Expected more than 1 value per channel when training"), after the
+    steps before it; xpcnn says so before any step, so the model is left as it was."""
+    model, (x, y) = _bn_model(), _data(n)
+    before = [np.array(layer.params[k]) for layer in model.layers for k in layer.params]
+    with pytest.raises(ConfigError, match=rf"^fit: BatchNorm1D\(.*\) \(layer 1\) needs at least 2 samples per batch "
+                                          rf"in training, but {n} samples? in batches of {batch_size} give a batch "
+                                          rf"of {left}; choose another batch_size$"):
+        model.fit(x, y, loss="categorical_cross_entropy", batch_size=batch_size, epochs=2)
+    after = [np.array(layer.params[k]) for layer in model.layers for k in layer.params]
+    assert model.epoch == 0 and model.history == {} and model.optimizer is None
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    model.fit(*_data(32), loss="categorical_cross_entropy", batch_size=16, epochs=1)  # batches of 16: fine
+    assert model.epoch == 1
+
+
+def test_a_batchnorm2d_on_one_by_one_images_needs_two_samples_and_on_larger_ones_one():
+    x = np.random.default_rng(0).random((3, 2, 1, 1), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)[[0, 1, 0]]
+    tiny = xc.Sequential([xc.BatchNorm2D(2), xc.Flatten(), xc.Softmax()], seed=0)
+    with pytest.raises(ConfigError, match=r"BatchNorm2D\(.*\) \(layer 0\) needs at least 2 samples"):
+        tiny.fit(x, y, loss="categorical_cross_entropy", batch_size=2)
+    wide = xc.Sequential([xc.BatchNorm2D(2), xc.GlobalAveragePool2D(), xc.Softmax()], seed=0)
+    wide.fit(np.repeat(np.repeat(x, 2, axis=2), 2, axis=3), y, loss="categorical_cross_entropy", batch_size=2)
+    assert wide.epoch == 1
+
+
+def test_smallest_batch_counts_the_short_last_batch_and_each_ranks_share():
+    from xpcnn.distributed import shard
+    from xpcnn.training import batch_bounds, smallest_batch
+    for n in range(1, 30):
+        for batch_size in range(1, 12):
+            for ranks in (1, 2, 3, 4):
+                shares = [b - a for lo, hi in batch_bounds(n, batch_size) for a, b in
+                          (shard(lo, hi, r, ranks) for r in range(ranks)) if b > a]
+                assert smallest_batch(n, batch_size, ranks) == min(shares), (n, batch_size, ranks)
+
+
+def test_in_data_parallel_training_a_ranks_share_of_one_sample_is_refused_too():
+    from xpcnn.training import check_batch_sizes
+    model, (x, _) = _bn_model(), _data(10)
+    check_batch_sizes(model, x, 8, "fit", ranks=1)  # batches of 8 and 2: fine in one process
+    with pytest.raises(ConfigError, match=r"but 10 samples in batches of 8 over 4 processes give a batch of 1; "):
+        check_batch_sizes(model, x, 8, "fit", ranks=4)  # the last batch of 2 leaves two ranks one sample each
+    check_batch_sizes(model, x[:8], 8, "fit", ranks=4)  # 2 per rank

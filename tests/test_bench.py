@@ -81,6 +81,25 @@ def test_bench_rejects_an_unknown_model_in_one_line():
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "resnet" in result.stderr
 
 
+def test_bench_refuses_a_json_path_it_cannot_write_before_timing_anything(tmp_path):
+    out = tmp_path / "missing" / "bench.json"
+    result = run_bench("--models", "seed", *TINY, "--json", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"bench.py: --json {out}: the folder {out.parent} does not exist"
+    assert "roofline" not in result.stdout  # stopped before the first measurement
+
+
+def test_bench_writes_its_json_whole_or_not_at_all(tmp_path):
+    bench = load_bench()
+    out = tmp_path / "bench.json"
+    out.write_text("{}")
+    with pytest.raises(TypeError):
+        bench.write_json(str(out), {"not json": object()})
+    assert out.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+    bench.write_json(str(out), {"rows": [1]})
+    assert json.loads(out.read_text()) == {"rows": [1]}
+
+
 def test_flop_count_of_the_seed_network_matches_the_hand_count():
     bench = load_bench()
     model, _, _ = bench.seed_model("float32")

@@ -165,7 +165,8 @@ def test_first_layer_can_skip_the_input_gradient():
 
 def test_wrong_input_shape_names_layer_expected_and_received():
     conv = make_conv((1, 28, 28), 3, 5, "gemm")
-    with pytest.raises(xc.ShapeError, match=r"Convolutional\(input_shape=\[1, 28, 28\].*\(N, 1, 28, 28\).*\(4, 28, 28\)"):
+    expected = r"Convolutional\(input_shape=\[1, 28, 28\].*\(N, 1, 28, 28\).*\(4, 28, 28\)"
+    with pytest.raises(xc.ShapeError, match=expected):
         conv.forward(np.zeros((4, 28, 28)))
 
 

@@ -15,7 +15,8 @@ import xpcnn as xc
 from xpcnn.datasets import load_sample
 
 EPOCHS, BATCH = 3, 32
-OPTIMIZERS = {"sgd": lambda: xc.SGD(0.05), "momentum": lambda: xc.SGD(0.02, momentum=0.9), "adam": lambda: xc.Adam(2e-3)}
+OPTIMIZERS = {"sgd": lambda: xc.SGD(0.05), "momentum": lambda: xc.SGD(0.02, momentum=0.9),
+              "adam": lambda: xc.Adam(2e-3)}
 
 
 def zero_one_digits():
@@ -67,7 +68,8 @@ def test_device1_refuses_implicit_conversion_to_numpy(device1):
     np.testing.assert_array_equal(xc.to_numpy(a), np.ones(3))  # the explicit way works
 
 
-@pytest.mark.parametrize("engine,optimizer", [("gemm", "sgd"), ("signal", "sgd"), ("gemm", "momentum"), ("gemm", "adam")])
+@pytest.mark.parametrize("engine,optimizer",
+                         [("gemm", "sgd"), ("signal", "sgd"), ("gemm", "momentum"), ("gemm", "adam")])
 def test_whole_training_run_on_device1_from_numpy_inputs_matches_numpy(device1, data, engine, optimizer):
     x, y, xv, yv = data
     reference = network(engine)

@@ -101,6 +101,18 @@ def test_running_statistics_are_the_weighted_mean_of_the_ranks_and_the_same_on_a
     np.testing.assert_allclose(ranks[0], worker.running_mean(None), rtol=1e-12)
 
 
+def test_nccl_branch_on_two_ranks_sums_and_broadcasts_with_one_unique_id_from_rank_zero(tmp_path, env):
+    run = mpirun(2, WORKER, "nccl", tmp_path / "nccl", env=env)  # tests/fake_nccl.py stands in for NCCL
+    assert run.returncode == 0, run.stderr
+    ranks = [dict(np.load(tmp_path / f"nccl.{r}.npz")) for r in range(2)]
+    for rank in ranks:
+        np.testing.assert_array_equal(rank["summed"], np.full(5, 1.0 + 2.0, np.float32))
+        np.testing.assert_array_equal(rank["sent"], np.arange(3.0) + 10)  # rank 1's
+        assert rank["communicators"] == 1 and str(rank["backend"]) == "mpi+nccl"
+    assert [int(r["unique_ids"]) for r in ranks] == [1, 0]  # made on rank 0 only, then sent over MPI
+    np.testing.assert_array_equal(ranks[0]["comm_id"], ranks[1]["comm_id"])
+
+
 def test_every_rank_takes_the_same_scheduled_rates_and_stops_at_the_same_epoch_as_one_process(tmp_path, env):
     run = mpirun(2, WORKER, "schedule", tmp_path / "lr", env=env)
     assert run.returncode == 0, run.stderr

@@ -28,7 +28,8 @@ def _entrypoint():
 
 @pytest.mark.parametrize("args,expected", [
     ([], ["--device", "cuda"]),
-    (["--epochs", "5", "--save", "/runs/model.npz"], ["--device", "cuda", "--epochs", "5", "--save", "/runs/model.npz"]),
+    (["--epochs", "5", "--save", "/runs/model.npz"],
+     ["--device", "cuda", "--epochs", "5", "--save", "/runs/model.npz"]),
     (["--device", "cpu", "--epochs", "1"], ["--device", "cpu", "--epochs", "1"]),
     (["--epochs", "1", "--device=cuda:1"], ["--epochs", "1", "--device=cuda:1"]),
 ])

@@ -141,3 +141,12 @@ def test_a_ranks_rows_of_the_batch_get_the_rows_of_the_whole_batchs_mask(where):
         parts.append(xc.to_numpy(layer.forward(x[start:stop, ...])))
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     assert 0 < np.count_nonzero(whole) < whole.size
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.bool_])
+def test_a_non_float_input_is_a_dtype_error_naming_the_layer_not_a_backend_type_error(dtype):
+    layer = xc.Dropout(0.5, seed=0)
+    for training in (True, False):
+        with pytest.raises(xc.XpcnnDtypeError, match=r"^Dropout\(rate=0\.5\): expected float32 or float64 input, "
+                                                     rf"got {np.dtype(dtype).name}; cast it \(x\.astype\)$"):
+            layer.forward(np.ones((2, 3), dtype), training=training)

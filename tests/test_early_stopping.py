@@ -174,3 +174,9 @@ def test_on_cuda_a_scheduled_run_stops_restores_and_matches_the_cpu_run(cuda):
     for key, value in weights(cpu).items():
         np.testing.assert_allclose(weights(gpu)[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
     assert f"Total params: {cpu.parameter_count():,}" in gpu.summary_text()
+
+
+def test_a_numpy_integer_patience_is_taken_like_an_int_and_a_numpy_bool_is_not():
+    assert EarlyStopping.of(np.int64(3)).patience == 3
+    with pytest.raises(ConfigTypeError, match="early_stopping must be an EarlyStopping, an integer patience or None"):
+        EarlyStopping.of(np.bool_(True))

@@ -28,7 +28,11 @@ def layers_and_inputs():
     ]
 
 
-@pytest.mark.parametrize("layer, x", layers_and_inputs(), ids=lambda v: type(v).__name__ if isinstance(v, xc.Layer) else "")
+def _layer_name(value):
+    return type(value).__name__ if isinstance(value, xc.Layer) else ""
+
+
+@pytest.mark.parametrize("layer, x", layers_and_inputs(), ids=_layer_name)
 def test_inference_forward_keeps_nothing_and_backward_then_raises(layer, x):
     y = layer.forward(x, training=True)
     assert layer._saved  # a training forward keeps what backward needs
@@ -55,7 +59,8 @@ def test_layers_that_differ_in_inference_keep_nothing_there_either(layer, x):
 
 
 def test_predict_and_evaluate_leave_no_activation_behind():
-    model = xc.Sequential([xc.Convolutional((1, 8, 8), 3, 2), xc.Sigmoid(), xc.Flatten(), xc.Dense(72, 2), xc.Sigmoid()], seed=0)
+    layers = [xc.Convolutional((1, 8, 8), 3, 2), xc.Sigmoid(), xc.Flatten(), xc.Dense(72, 2), xc.Sigmoid()]
+    model = xc.Sequential(layers, seed=0)
     x = np.random.default_rng(1).random((5, 1, 8, 8), dtype=np.float32)
     y = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 1]]
     model.fit(x, y, epochs=1, batch_size=5)
@@ -71,3 +76,19 @@ def test_to_forgets_what_a_training_forward_kept():
     layer.forward(np.ones((2, 8), np.float32))
     layer.to("cpu", "float64")
     assert layer._saved is None
+
+
+def every_layer():
+    return [layer for layer, _ in layers_and_inputs()] + [xc.BatchNorm2D(2), xc.BatchNorm1D(8), xc.Dropout(0.5, seed=0)]
+
+
+@pytest.mark.parametrize("layer", every_layer(), ids=_layer_name)
+def test_a_nested_list_instead_of_an_array_is_a_shape_error_naming_the_layer(layer):
+    with pytest.raises(xc.ShapeError, match=r"expected a batch, an array of shape \(N, \.\.\.\), got list"):
+        layer.forward([[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_min_training_batch_is_one_but_two_values_per_channel_for_batchnorm():
+    assert all(layer.min_training_batch((2, 6, 6)) == 1 for layer, _ in layers_and_inputs())
+    assert xc.BatchNorm1D(8).min_training_batch((8,)) == 2
+    assert xc.BatchNorm2D(2).min_training_batch((2, 1, 1)) == 2 and xc.BatchNorm2D(2).min_training_batch((2, 1, 2)) == 1

@@ -102,7 +102,8 @@ def test_input_on_another_device_than_the_layer_is_a_clear_error():
     xs = pytest.importorskip("array_api_strict")
     dev = xc.Device.of(xs.asarray([0.0], device=xs.Device("device1")))
     dense = xc.Dense(3, 2, device=dev)
-    with pytest.raises(ValueError, match=r"Dense\(input_size=3, output_size=2\): input lives on cpu .* on array_api_strict"):
+    expected = r"Dense\(input_size=3, output_size=2\): input lives on cpu .* on array_api_strict"
+    with pytest.raises(ValueError, match=expected):
         dense.forward(np.zeros((1, 3), np.float32))
 
 

@@ -80,7 +80,7 @@ def test_specs_parse_and_every_schedule_writes_the_spec_that_reads_it_back(spec,
     ("step:2:x", "GAMMA must be a number"), ("cosine:0", "epochs must be an integer >= 1"),
     ("cosine:3:-1", "min_lr must be >= 0"), ("cosine:1:2:3", "expected cosine[:EPOCHS[:MIN_LR]]"),
     ("warmup", "expected warmup:STEPS"), ("warmup:", "expected warmup:STEPS"), ("warmup:nan", "STEPS must be"),
-    ("warmup:5,warmup:6", "each kind of schedule at most once"), ("warmup:5,", "unknown kind ''"),
+    ("warmup:5,warmup:6", "each kind of schedule at most once"), ("warmup:5,", "an empty item"),
     ("cosine:3:inf", "min_lr must be >= 0 and finite"),
 ])
 def test_bad_specs_are_config_errors_naming_the_part_and_the_expected_form(spec, message):
@@ -311,7 +311,7 @@ def test_parse_reads_none_as_no_schedule_and_anything_else_as_parse_schedule():
     assert parse("cosine") == Cosine() and parse("warmup:3,step:2") == Chain(Warmup(3), StepDecay(2))
     with pytest.raises(ConfigError, match="schedule 'none:3': unknown kind 'none'"):
         parse("none:3")
-    with pytest.raises(ConfigError, match="schedule 'none': unknown kind"):
+    with pytest.raises(ConfigError, match=r"schedule 'warmup:3,none': 'none' \(no schedule\) stands alone"):
         parse("warmup:3,none")
 
 
@@ -324,3 +324,92 @@ def test_every_concrete_spec_the_readme_shows_parses():
     assert {"step:10:0.1", "cosine", "warmup:500,cosine"} <= set(specs)
     for spec in specs:
         parse_schedule(spec)
+
+
+# -- bad combinations (a new user's mistakes) ------------------------------------------------------
+
+def test_a_cosine_minimum_above_the_base_rate_is_refused_before_any_step_as_keras_alpha_users_would_misread_it():
+    model, (x, y) = dense_model(), data()
+    with pytest.raises(ConfigError, match=r"^Cosine: min_lr 0\.1 is above the base learning rate 0\.001, so the rate "
+                                          r"would rise; min_lr is a learning rate, not a fraction of it$"):
+        model.fit(x, y, optimizer=xc.Adam(1e-3), schedule=Chain(Warmup(2), Cosine(3, 0.1)), epochs=3)
+    assert model.epoch == 0 and model.schedule is None and model.optimizer is None and model.loss is None
+    model.fit(x, y, learning_rate=0.1, schedule=Cosine(3, 0.1), epochs=1)  # equal: a constant rate, accepted
+    assert model.history["learning_rate"] == [pytest.approx(0.1)]
+    with pytest.raises(ConfigError, match="above the base learning rate 0.05"):  # the model's schedule, a new rate
+        model.fit(x, y, optimizer=xc.SGD(0.05), epochs=1)
+    assert model.epoch == 1
+
+
+def test_fit_with_zero_epochs_leaves_an_open_cosine_open_for_the_fit_that_trains():
+    model, (x, y) = dense_model(), data()
+    model.fit(x, y, schedule=Cosine(), epochs=0)
+    assert model.schedule == Cosine() and model.schedule.epochs is None
+    model.fit(x, y, epochs=2)
+    assert model.schedule == Cosine(2) and model.history["learning_rate"] == pytest.approx([0.1, 0.05])
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("step:2.5", "^schedule 'step:2.5': EVERY must be an integer, got '2.5'$"),
+    ("cosine,", r"^schedule 'cosine,': an empty item; expected items such as"),
+    (",", "^schedule ',': an empty item"),
+    ("none,cosine", r"^schedule 'none,cosine': 'none' \(no schedule\) stands alone, not in a list$"),
+])
+def test_spec_errors_name_the_spec_once_and_say_what_is_wrong_with_a_list(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(spec)
+
+
+class _Half(xc.Schedule):
+    """A user's own schedule: fit follows it, but no spec reads it back."""
+
+    kind = "half"
+
+    def factor(self, base, step, epoch):
+        return 0.5
+
+
+class _HalfWithSpec(_Half):
+    def spec(self):
+        return "half"
+
+
+@pytest.mark.parametrize("schedule", [_Half(), _HalfWithSpec()])
+def test_a_schedule_a_checkpoint_cannot_rebuild_is_refused_by_save_and_nothing_is_written(tmp_path, schedule):
+    model, (x, y) = dense_model(), data()
+    model.fit(x, y, schedule=schedule, epochs=1)
+    assert model.history["learning_rate"] == [0.05]
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: the schedule .* cannot be saved"):
+        save_checkpoint(tmp_path / "m.npz", model)
+    assert list(tmp_path.iterdir()) == []
+    model.schedule = None
+    save_checkpoint(tmp_path / "m.npz", model)
+    assert load_checkpoint(tmp_path / "m.npz").schedule is None
+
+
+@pytest.mark.parametrize("make", [lambda n: StepDecay(n), lambda n: Cosine(n), lambda n: Warmup(n)])
+def test_counts_past_ten_to_the_fifteen_are_refused_not_an_overflow_inside_a_step(make):
+    from xpcnn.schedules import MAX_COUNT
+    assert make(MAX_COUNT).learning_rate(0.1, 10, 3) > 0
+    with pytest.raises(ConfigError, match=r"must be an integer <= 1000000000000000, got 10000000000000000000\.\.\. "
+                                          r"\(401 digits\)$"):
+        make(10 ** 400)
+    with pytest.raises(ConfigError, match="must be an integer <= 1000000000000000"):
+        parse("cosine:1" + "0" * 400)
+
+
+@pytest.mark.parametrize("value", ["cosine", Cosine])
+def test_a_schedule_or_optimizer_set_by_hand_to_a_non_object_is_named_by_fit_and_save(tmp_path, value):
+    model, (x, y) = dense_model(), data()
+    model.schedule = value
+    with pytest.raises(ConfigTypeError, match=r"^fit \(model\.schedule\): schedule must be an xpcnn schedule"):
+        model.fit(x, y)
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: model\.schedule: schedule must be an xpcnn"):
+        save_checkpoint(tmp_path / "m.npz", model)
+    model.schedule, model.optimizer = None, "adam"
+    with pytest.raises(ConfigTypeError, match=r"^model\.optimizer must be an xpcnn Optimizer \(SGD, Adam\) or None, "
+                                              r"got 'adam'$"):
+        model.fit(x, y)
+    with pytest.raises(CheckpointError, match=r"^save_checkpoint: model\.optimizer must be an xpcnn Optimizer"):
+        save_checkpoint(tmp_path / "m.npz", model)
+    assert list(tmp_path.iterdir()) == [] and model.epoch == 0

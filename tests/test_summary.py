@@ -136,3 +136,11 @@ def test_summary_of_a_model_on_device1_counts_its_arrays(device1):
     model = strided().to(device1)
     assert f"Total params: {model.parameter_count():,}" in model.summary_text()
     assert model.summary_text().splitlines()[0] == f"Model: Sequential (float64, {device1.name})"
+
+
+def test_summary_print_fn_none_prints_as_keras_does_and_a_non_function_is_a_config_error(capsys):
+    model = xc.Sequential([xc.Dense(4, 3), xc.BatchNorm1D(3), xc.Dropout(0.5), xc.Dense(3, 2)], seed=0)
+    model.summary(print_fn=None)
+    assert capsys.readouterr().out == model.summary_text() + "\n"
+    with pytest.raises(ConfigError, match=r"^summary: print_fn must be a function taking the table, or None, got 1$"):
+        model.summary(print_fn=1)

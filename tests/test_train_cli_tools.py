@@ -110,3 +110,50 @@ def test_bad_flags_are_one_line_usage_errors(capsys, args, fragment):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--schedule", "cosine:3:0.1", "--model", "convnet"],  # Adam 1e-3: a Keras user's alpha=0.1 as MIN_LR
+     "--schedule cosine:3:0.1 with learning rate 0.001: Cosine: min_lr 0.1 is above the base learning rate 0.001"),
+    (["--schedule", "cosine:3:0.1", "--lr", "0.05"], "min_lr 0.1 is above the base learning rate 0.05"),
+    (["--schedule", "warmup:5,"], "schedule 'warmup:5,': an empty item"),
+    (["--schedule", "none,step:2"], "'none' (no schedule) stands alone"),
+    (["--schedule", "step:1.5"], "argument --schedule: schedule 'step:1.5': EVERY must be an integer, got '1.5' ("),
+])
+def test_schedule_mistakes_are_one_line_usage_errors_before_any_data_is_read(capsys, monkeypatch, args, fragment):
+    monkeypatch.setattr("xpcnn.run.load_dataset", lambda *a, **k: pytest.fail("read data"))
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(cli.main(["--dataset", "sample", "--epochs", "1", *args]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+
+
+def test_resuming_a_cosine_that_has_ended_says_in_one_line_that_the_rate_is_zero(tmp_path, capsys):
+    base = ["--dataset", "sample", "--limit", "10", "--quiet"]
+    assert cli.main([*base, "--epochs", "2", "--schedule", "cosine", "--save", str(tmp_path / "c.npz")]) == 0
+    capsys.readouterr()
+    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["note: the schedule cosine:2:0.0 gives learning rate 0 from epoch 3 on, so epochs 3..4 change "
+                   "nothing; --schedule none trains at the base rate, --schedule cosine anneals over all 4 epochs"]
+    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "1", "--quiet", "--schedule", "cosine"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_an_open_cosine_saved_after_zero_epochs_anneals_over_the_resumed_run(tmp_path, capsys):
+    base = ["--dataset", "sample", "--limit", "10", "--quiet"]
+    assert cli.main([*base, "--epochs", "0", "--schedule", "cosine", "--save", str(tmp_path / "c.npz")]) == 0
+    assert load_checkpoint(tmp_path / "c.npz").schedule.spec() == "cosine"
+    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "2", "--quiet",
+                     "--metrics-json", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["schedule"] == "cosine:2:0.0" and [h["learning_rate"] for h in m["history"]] == [0.1, 0.05]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_schedule_length_too_large_for_a_float_is_a_usage_error_not_an_internal_overflow(capsys):
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(cli.main(["--dataset", "sample", "--epochs", "1", "--schedule", "cosine:1" + "0" * 400]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "Cosine: epochs must be an integer <= 1000000000000000" in err[0]

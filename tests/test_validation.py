@@ -18,7 +18,8 @@ from xpcnn.validation import integer, number, one_of, shape
     (lambda: xc.Convolutional((1, 8, 8), 3.0, 2), xc.ConfigTypeError, "kernel_size must be an integer >= 1, got 3.0"),
     (lambda: xc.Convolutional((8, 8), 3, 2), xc.ConfigError, r"input_shape \(C, H, W\) must be 3 integers"),
     (lambda: xc.Convolutional((1, 0, 8), 3, 2), xc.ConfigError, r"input_shape \(C, H, W\)\[1\] must be an integer"),
-    (lambda: xc.Convolutional((1, 8, 8), 3, 2, bias="shared"), xc.ConfigError, "bias must be one of 'untied', 'tied', 'none'"),
+    (lambda: xc.Convolutional((1, 8, 8), 3, 2, bias="shared"), xc.ConfigError,
+     "bias must be one of 'untied', 'tied', 'none'"),
     (lambda: xc.Convolutional((1, 8, 8), 3, 2, engine="fast"), xc.ConfigError, "unknown convolution engine 'fast'"),
     (lambda: xc.Convolutional((1, 8, 8), 3, 2, dtype="float16"), xc.ConfigError, "dtype must be one of"),
     (lambda: xc.Convolutional((1, 2, 2), 3, 2), xc.ShapeError, "kernel_size 3 is larger than the padded input"),
@@ -73,3 +74,13 @@ def test_numbers_come_back_as_python_floats_within_their_bounds():
 def test_one_of_refuses_unhashable_values_with_the_same_message():
     with pytest.raises(xc.ConfigError, match=r"L: mode must be one of 'a', 'b', got \['a'\]"):
         one_of("L", "mode", ["a"], ("a", "b"))
+
+
+def test_integer_maximum_names_the_bound_and_shortens_a_huge_value():
+    assert integer("T", "n", 5, minimum=1, maximum=5) == 5
+    with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer <= 5, got 6$"):
+        integer("T", "n", 6, minimum=1, maximum=5)
+    with pytest.raises(xc.ConfigError, match=r"^T: n must be an integer >= 1, got 0$"):  # the lower bound alone
+        integer("T", "n", 0, minimum=1, maximum=5)
+    with pytest.raises(xc.ConfigError, match=r"got 12345678901234567890\.\.\. \(60 digits\)$"):
+        integer("T", "n", int("1234567890" * 6), maximum=5)

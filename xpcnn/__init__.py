@@ -29,7 +29,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CPU", "Device", "DeviceError", "get_device", "to_device", "to_numpy",
     "XpcnnError", "ConfigError", "ConfigTypeError", "ShapeError", "XpcnnDtypeError", "DeviceMismatchError",
-    "DataError", "OutputError", "MissingDependencyError", "ExportError", "CheckpointError", "TrainingError", "StateError",
+    "DataError", "OutputError", "MissingDependencyError", "ExportError", "CheckpointError", "TrainingError",
+    "StateError",
     "Layer", "ParameterLayer", "Convolutional", "Dense", "MaxPool2D", "Reshape", "Flatten",
     "BatchNorm1D", "BatchNorm2D", "Dropout", "AvgPool2D", "GlobalAveragePool2D", "gradcheck", "GradientCheckError",
     "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",

@@ -43,7 +43,7 @@ from .layers.base import Layer, ParameterLayer, parameter_budget
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import SGD, Adam, Optimizer
-from .schedules import parse_schedule
+from .schedules import check_schedule, parse_schedule, saved_spec
 from .outputs import atomic_write
 
 FORMAT = "xpcnn-checkpoint"
@@ -69,6 +69,9 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
             entry["buffers"] = list(layer.buffers)
         layers.append(entry)
     optimizer = None
+    if model.optimizer is not None and not isinstance(model.optimizer, Optimizer):  # set by hand
+        raise CheckpointError(f"save_checkpoint: model.optimizer must be an xpcnn Optimizer (SGD, Adam) or None, "
+                              f"got {model.optimizer!r}")
     if model.optimizer is not None:
         state = model.optimizer.state_dict()
         optimizer = {"type": state["type"], "config": state["config"], "iterations": state["iterations"],
@@ -78,8 +81,18 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
         "layers": layers, "epoch": model.epoch, "history": model.history,
         "rng_state": backend.rng_state(model.rng), "optimizer": optimizer, "extra": extra or {},
         "loss": model.loss if isinstance(model.loss, str) else None,
-        "schedule": model.schedule.spec() if model.schedule is not None else None,
+        "schedule": _saved_schedule(model.schedule),
     }
+
+
+def _saved_schedule(schedule) -> "str | None":
+    """The schedule's spec, refused before anything is written when it would not load back."""
+    if schedule is None:
+        return None
+    try:
+        return saved_spec(check_schedule(schedule, "model.schedule"))
+    except ConfigError as exc:
+        raise CheckpointError(f"save_checkpoint: {exc}") from None
 
 
 def save_checkpoint(path: "str | os.PathLike", model: Sequential, extra: "dict | None" = None) -> None:

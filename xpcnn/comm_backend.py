@@ -177,7 +177,6 @@ class World:
 
     # -- NCCL -----------------------------------------------------------------------------------
     def _nccl_call(self, what: str, buf, root: int = 0):
-        cp = importlib.import_module("cupy")
         nccl = _load_nccl()
         types = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}
         if str(buf.dtype) not in types or buf.ndim != 1 or not buf.flags.c_contiguous:
@@ -185,7 +184,7 @@ class World:
                                    f"got {buf.dtype} of shape {buf.shape}")
         with buf.device:
             comm = self._nccl_comm(buf.device.id)
-            stream = cp.cuda.get_current_stream().ptr
+            stream = _current_stream()
             ptr, count, dtype = buf.data.ptr, buf.size, types[str(buf.dtype)]
             if what == "allReduce":
                 comm.allReduce(ptr, ptr, count, dtype, nccl.NCCL_SUM, stream)
@@ -205,6 +204,11 @@ class World:
                 raise DistributedError(f"rank {self.rank}: NCCL could not start on cuda:{device_id} ({exc}); "
                                        f"every rank needs a GPU of its own") from exc
         return self._nccl[device_id]
+
+
+def _current_stream() -> int:
+    """The handle of CuPy's current stream on the current device: the kernels before and after queue there."""
+    return importlib.import_module("cupy").cuda.get_current_stream().ptr
 
 
 def _load_nccl():

@@ -52,7 +52,7 @@ class EarlyStopping:
         """``fit``'s argument: ``None``, an :class:`EarlyStopping`, or an integer patience."""
         if value is None or isinstance(value, EarlyStopping):
             return value
-        if isinstance(value, int) and not isinstance(value, bool):
+        if hasattr(value, "__index__") and not isinstance(value, bool):  # an int, or NumPy's int64
             return cls(patience=value)
         raise ConfigTypeError(f"fit: early_stopping must be an EarlyStopping, an integer patience or None, "
                               f"got {value!r}")

@@ -134,12 +134,18 @@ class Sequential:
     def parameter_count(self) -> int:
         return sum(math.prod(p.shape) for layer in self.layers for p in layer.params.values())
 
-    def summary(self, input_shape: "tuple | None" = None, *, print_fn: Callable[[str], Any] = print) -> None:
+    def summary(self, input_shape: "tuple | None" = None, *,
+                print_fn: "Callable[[str], Any] | None" = print) -> None:
         """Print the layer table (output shapes, parameters, engines, bytes), as Keras's ``summary()`` does.
 
         ``input_shape`` (one sample's, ``(C, H, W)``) is needed only when the first layer takes
-        any shape; ``print_fn`` receives the whole table. :meth:`summary_text` returns it instead.
+        any shape; ``print_fn`` receives the whole table (``None``: ``print``, as in Keras).
+        :meth:`summary_text` returns it instead.
         """
+        if print_fn is None:
+            print_fn = print
+        if not callable(print_fn):
+            raise ConfigTypeError(f"summary: print_fn must be a function taking the table, or None, got {print_fn!r}")
         print_fn(self.summary_text(input_shape))
 
     def summary_text(self, input_shape: "tuple | None" = None) -> str:
@@ -152,7 +158,7 @@ class Sequential:
         get_loss(loss)  # a bad loss fails here
         self.loss = loss
         if optimizer is not None:
-            self._set_optimizer(optimizer, None)
+            self._set_optimizer(self._optimizer_for(optimizer, None))
         return self
 
     # -- data in -----------------------------------------------------------------------------
@@ -299,11 +305,17 @@ class Sequential:
             raise ConfigError(f"fit: early_stopping watches {stopper.monitor}, which needs validation data; "
                               f"pass validation_data=(x, y)")
         check_schedule(schedule)
+        check_schedule(self.schedule, "fit (model.schedule)")  # set by hand, perhaps
+        _training.check_batch_sizes(self, x, batch_size, "fit", communicator.size if communicator is not None else 1)
+        chosen = self._optimizer_for(optimizer, learning_rate)
+        planned = schedule if schedule is not None else self.schedule
+        if planned is not None:
+            planned.check_base(chosen.learning_rate)
         self.loss = loss
-        self._set_optimizer(optimizer, learning_rate)
+        self._set_optimizer(chosen)
         if schedule is not None:
             self.schedule = schedule
-        if self.schedule is not None:
+        if self.schedule is not None and epochs:  # epochs=0 trains nothing: an open Cosine() stays open
             self.schedule = self.schedule.resolve(self.epoch + epochs)
         self.optimizer.scheduled_rate = None
         if seed is not None:
@@ -320,13 +332,20 @@ class Sequential:
                             parallel=parallel, stopper=stopper)
         return self.history
 
-    def _set_optimizer(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> None:
+    def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> Optimizer:
+        """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else
+        ``SGD(learning_rate)``."""
         if optimizer is not None:
             if not isinstance(optimizer, Optimizer):
                 raise ConfigTypeError(f"optimizer must be an xpcnn Optimizer (SGD, Adam), got {optimizer!r}")
-            self.optimizer = optimizer.to(self.device)
-        elif self.optimizer is None:
-            self.optimizer = SGD(learning_rate)
+            return optimizer
+        if self.optimizer is not None and not isinstance(self.optimizer, Optimizer):  # set by hand
+            raise ConfigTypeError(f"model.optimizer must be an xpcnn Optimizer (SGD, Adam) or None, got "
+                                  f"{self.optimizer!r}")
+        return self.optimizer if self.optimizer is not None else SGD(learning_rate)
+
+    def _set_optimizer(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer if optimizer is self.optimizer else optimizer.to(self.device)
 
     def evaluate(self, x, y, *, loss: "str | tuple | None" = None, batch_size: int = 256) -> dict:
         """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""

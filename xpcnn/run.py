@@ -21,7 +21,7 @@ from . import cli_ranks as ranks
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
 from .early_stopping import EarlyStopping
-from .errors import DataError, ShapeError
+from .errors import ConfigError, DataError, ShapeError
 from .losses import get_loss
 from .optimizers import get_optimizer
 from .outputs import check_output_path
@@ -144,6 +144,7 @@ class Run:
         comm = self.comm
         device = comm.device(self.args.device) if comm is not None else backend.get_device(self.args.device)
         self.settings = settings = ranks.agree(self._resolve(), self.args.batch_size, comm)
+        _check_schedule(settings)
         if self.root:
             check_outputs(settings)
         data, settings, fallback = ranks.load_in_turn(self._load_data, settings, comm)
@@ -202,6 +203,8 @@ class Run:
         schedule = None if settings.schedule is None else schedules.parse(settings.schedule)
         if settings.schedule is not None and schedule is None:  # --schedule none drops the resumed checkpoint's
             model.schedule = None
+        if self.root:
+            _note_schedule_ended(settings, model, schedule or model.schedule, optimizer or model.optimizer)
         try:
             model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,
                       optimizer=optimizer, validation_data=validation, on_batch=progress.on_batch,
@@ -224,6 +227,32 @@ class Run:
               + (", its weights restored" if restored is not None else ""), flush=True)
         if restored is not None and settings.checkpoint_path:
             self._save(model, settings, {"restored_epoch": restored, "stopped_epoch": stopper.stopped_epoch})
+
+
+def _check_schedule(settings: Settings) -> None:
+    """``--schedule`` against the run's base rate (``cosine:10:0.1`` with ``--lr 0.001`` would rise): a usage error."""
+    schedule = None if settings.schedule is None else schedules.parse(settings.schedule)
+    if schedule is not None:
+        try:
+            schedule.check_base(settings.lr)
+        except ConfigError as exc:
+            flags = f"--schedule {settings.schedule} with learning rate {settings.lr:g}"
+            raise ranks.UsageError(f"{flags}: {exc}") from None
+
+
+def _note_schedule_ended(settings: Settings, model, schedule, optimizer) -> None:
+    """One line when the schedule gives rate 0 from the run's first epoch (a resumed cosine that has ended)."""
+    if schedule is None or settings.epochs == 0 or optimizer is None:
+        return
+    first = model.epoch
+    if schedule.resolve(first + settings.epochs).learning_rate(optimizer.learning_rate, optimizer.iterations,
+                                                              first) == 0:
+        hint = (f", --schedule cosine anneals over all {first + settings.epochs} epochs"
+                if any(isinstance(part, schedules.Cosine) for part in schedule.parts()) else "")
+        last = first + settings.epochs
+        span = f"epoch {last} changes" if settings.epochs == 1 else f"epochs {first + 1}..{last} change"
+        _note(f"the schedule {schedule.spec()} gives learning rate 0 from epoch {first + 1} on, so {span} nothing; "
+              f"--schedule none trains at the base rate{hint}")
 
 
 def _note_short_limit(settings: Settings, data) -> None:

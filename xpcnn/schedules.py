@@ -33,6 +33,10 @@ from .errors import ConfigError, ConfigTypeError
 from .validation import integer, number
 
 
+#: The largest epoch or step count a schedule takes (``10**15``): the rates are floats of ``k / W`` and ``e / T``.
+MAX_COUNT = 10**15
+
+
 class Schedule:
     """Base: ``learning_rate(base, step, epoch)``; see the module for the formulas."""
 
@@ -49,8 +53,13 @@ class Schedule:
         """This schedule with every length left open (``Cosine()``) fixed to end at ``last_epoch``."""
         return self
 
-    def spec(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def check_base(self, base: float) -> None:
+        """A :class:`ConfigError` if this schedule makes no sense for the base rate ``base`` (``fit`` asks)."""
+
+    def spec(self) -> str:
+        """The ``--schedule`` text that :func:`parse` reads back (checkpoints and data-parallel ranks use it)."""
+        raise ConfigError(f"{type(self).__name__}: a schedule needs a spec() that xpcnn.schedules.parse reads back "
+                          f"to be saved in a checkpoint or shared between ranks")
 
     def parts(self) -> "tuple[Schedule, ...]":
         return (self,)
@@ -71,7 +80,7 @@ class StepDecay(Schedule):
     kind = "step"
 
     def __init__(self, every: int, gamma: float = 0.1) -> None:
-        self.every = integer("StepDecay", "every", every, minimum=1)
+        self.every = integer("StepDecay", "every", every, minimum=1, maximum=MAX_COUNT)
         self.gamma = number("StepDecay", "gamma", gamma, low=0.0, high=1.0, low_open=True)
 
     def factor(self, base, step, epoch):
@@ -90,7 +99,7 @@ class Cosine(Schedule):
     kind = "cosine"
 
     def __init__(self, epochs: "int | None" = None, min_lr: float = 0.0) -> None:
-        self.epochs = None if epochs is None else integer("Cosine", "epochs", epochs, minimum=1)
+        self.epochs = None if epochs is None else integer("Cosine", "epochs", epochs, minimum=1, maximum=MAX_COUNT)
         self.min_lr = number("Cosine", "min_lr", min_lr, low=0.0)
 
     def factor(self, base, step, epoch):
@@ -101,6 +110,12 @@ class Cosine(Schedule):
 
     def resolve(self, last_epoch):
         return self if self.epochs is not None else Cosine(max(1, last_epoch), self.min_lr)
+
+    def check_base(self, base):
+        """``min_lr`` above the base rate would anneal upwards: refused (a rate, not Keras's fraction ``alpha``)."""
+        if self.min_lr > base:
+            raise ConfigError(f"Cosine: min_lr {self.min_lr:g} is above the base learning rate {base:g}, so the rate "
+                              f"would rise; min_lr is a learning rate, not a fraction of it")
 
     def spec(self) -> str:
         if self.epochs is None:
@@ -114,7 +129,7 @@ class Warmup(Schedule):
     kind = "warmup"
 
     def __init__(self, steps: int) -> None:
-        self.steps = integer("Warmup", "steps", steps, minimum=1)
+        self.steps = integer("Warmup", "steps", steps, minimum=1, maximum=MAX_COUNT)
 
     def factor(self, base, step, epoch):
         return min(1.0, (step + 1) / self.steps)
@@ -151,6 +166,10 @@ class Chain(Schedule):
     def resolve(self, last_epoch):
         return Chain(*(s.resolve(last_epoch) for s in self.schedules))
 
+    def check_base(self, base):
+        for s in self.schedules:
+            s.check_base(base)
+
     def parts(self):
         return self.schedules
 
@@ -168,6 +187,20 @@ def check_schedule(schedule: object, who: str = "fit") -> "Schedule | None":
     return schedule
 
 
+def saved_spec(schedule: Schedule) -> str:
+    """``schedule``'s spec, checked to read back as the same schedule (what a checkpoint stores), or a ConfigError."""
+    spec = None
+    try:
+        spec = schedule.spec()
+        same = isinstance(spec, str) and parse_schedule(spec) == schedule
+    except ConfigError:  # no spec (Schedule.spec), or one parse does not read
+        same = False
+    if not same:
+        raise ConfigError(f"the schedule {schedule!r} cannot be saved: its spec {spec!r} does not read back as it "
+                          f"(only StepDecay, Cosine, Warmup and Chain can; set model.schedule = None to save without)")
+    return spec
+
+
 def _item(text: str) -> Schedule:
     kind, *args = text.split(":")
 
@@ -178,7 +211,7 @@ def _item(text: str) -> Schedule:
             return convert(args[i])
         except ValueError:
             noun = "an integer" if convert is int else "a number"
-            raise ConfigError(f"schedule {text!r}: {what} must be {noun}, got {args[i]!r}") from None
+            raise ConfigError(f"{what} must be {noun}, got {args[i]!r}") from None
 
     arity = {"step": (1, 2), "cosine": (0, 2), "warmup": (1, 1)}
     if kind not in arity:
@@ -205,9 +238,15 @@ def parse_schedule(spec: str) -> Schedule:
     naming the bad part."""
     if not isinstance(spec, str):
         raise ConfigTypeError(f"schedule spec must be a string, got {spec!r}")
-    items = [_item(part.strip()) for part in spec.split(",")] if spec.strip() else []
-    if not items:
+    parts = [part.strip() for part in spec.split(",")] if spec.strip() else []
+    if not parts:
         raise ConfigError("schedule: empty spec; expected e.g. step:10:0.1, cosine or warmup:500,cosine")
+    if len(parts) > 1 and "" in parts:
+        raise ConfigError(f"schedule {spec!r}: an empty item; expected items such as step:10:0.1, cosine or "
+                          f"warmup:500 joined by commas")
+    if len(parts) > 1 and "none" in parts:
+        raise ConfigError(f"schedule {spec!r}: 'none' (no schedule) stands alone, not in a list")
+    items = [_item(part) for part in parts]
     return items[0] if len(items) == 1 else Chain(*items)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, is_numpy_array
 
-from .errors import DataError, ShapeError, TrainingError, format_shape
+from .errors import ConfigError, DataError, ShapeError, TrainingError, format_shape
 from .losses import target_problem
 
 #: Seconds between two host reads of the running loss, accuracy and finiteness flag.
@@ -104,6 +104,28 @@ def check_data(model: Any, x: Any, y: Any, who: str, loss: "str | tuple | None")
 def batch_bounds(n: int, batch_size: int) -> "list[tuple[int, int]]":
     """``(lo, hi)`` bounds of consecutive batches; ``hi`` never passes ``n`` (strict slicing)."""
     return [(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
+
+
+def smallest_batch(n: int, batch_size: int, ranks: int = 1) -> int:
+    """The fewest samples a forward pass of ``fit`` gets: the short last batch, or a rank's share of a batch
+    (:func:`xpcnn.distributed.shard`; a rank left without samples makes no forward pass)."""
+    sizes = {min(n, batch_size)} | ({n % batch_size} if n % batch_size else set())
+    return min(m // ranks if m >= ranks else 1 for m in sizes)
+
+
+def check_batch_sizes(model: Any, x: Any, batch_size: int, who: str, ranks: int = 1) -> None:
+    """Every batch ``fit`` will make of ``x`` is large enough for every layer in training (BatchNorm needs two
+    values per channel): a :class:`~xpcnn.errors.ConfigError` before the first step, not a failure mid-epoch."""
+    n, shape = x.shape[0], tuple(x.shape[1:])
+    smallest = smallest_batch(n, batch_size, ranks)
+    for i, layer in enumerate(model.layers):
+        need = layer.min_training_batch(shape)
+        if smallest < need:
+            where = f"{n} sample{'s' * (n != 1)} in batches of {batch_size}" + (
+                f" over {ranks} processes" if ranks > 1 else "")
+            raise ConfigError(f"{who}: {layer!r} (layer {i}) needs at least {need} samples per batch in training, "
+                              f"but {where} give a batch of {smallest}; choose another batch_size")
+        shape = tuple(layer.output_shape(shape))
 
 
 def output_classes(outputs: Any) -> Any:

@@ -24,8 +24,9 @@ def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def integer(owner: str, name: str, value: Any, *, minimum: "int | None" = None) -> int:
-    """``value`` as an ``int`` (``>= minimum`` when given), or an error naming ``owner.name``."""
+def integer(owner: str, name: str, value: Any, *, minimum: "int | None" = None,
+            maximum: "int | None" = None) -> int:
+    """``value`` as an ``int`` (``>= minimum`` and ``<= maximum`` when given), or an error naming ``owner.name``."""
     want = "an integer" if minimum is None else f"an integer >= {minimum}"
     if isinstance(value, bool):
         raise ConfigTypeError(f"{owner}: {name} must be {want}, got {_describe(value)}")
@@ -35,6 +36,10 @@ def integer(owner: str, name: str, value: Any, *, minimum: "int | None" = None) 
         raise ConfigTypeError(f"{owner}: {name} must be {want}, got {_describe(value)}") from None
     if minimum is not None and number < minimum:
         raise ConfigError(f"{owner}: {name} must be {want}, got {number}")
+    if maximum is not None and number > maximum:
+        digits = str(number)
+        shown = digits if len(digits) <= 40 else f"{digits[:20]}... ({len(digits)} digits)"
+        raise ConfigError(f"{owner}: {name} must be an integer <= {maximum}, got {shown}")
     return int(number)
 
 

@@ -75,6 +75,11 @@ class Layer:
         """Constructor arguments that rebuild this layer (checkpoints store them)."""
         return {}
 
+    def min_training_batch(self, input_shape: tuple) -> int:
+        """The fewest samples of per-sample shape ``input_shape`` a training batch may hold (BatchNorm: 2 values
+        per channel); ``fit`` checks every batch it will make against it before the first step."""
+        return 1
+
     # -- helpers shared by every layer ----------------------------------------------------------
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

@@ -68,6 +68,11 @@ class _BatchNorm(ParameterLayer):
                              f"got {tuple(input_shape)}")
         return tuple(input_shape)
 
+    def min_training_batch(self, input_shape):
+        """Enough samples for two values per channel: ``⌈2 / (H·W)⌉`` (2 for BatchNorm1D)."""
+        per_sample = math.prod(tuple(input_shape)[1:])
+        return max(1, math.ceil(2 / per_sample))
+
     def reset_parameters(self, rng=None) -> None:
         """``γ = 1``, ``β = 0``, running mean 0 and running variance 1 (PyTorch's start)."""
         c = self.num_channels
@@ -85,10 +90,10 @@ class _BatchNorm(ParameterLayer):
         return array_namespace(a).mean(a, axis=self.axes, keepdims=True)
 
     def forward(self, x, training=True):
+        x = self._check_input(x)
         if x.ndim != self.ndim:
             raise ShapeError(f"{self!r}: expected input of shape {self.layout}, got {tuple(x.shape)}")
         self.output_shape(tuple(x.shape[1:]))
-        x = self._check_input(x)
         xp = array_namespace(x)
         gamma, beta = self._per_channel(self.params["gamma"]), self._per_channel(self.params["beta"])
         if not training:

@@ -107,7 +107,8 @@ class Convolutional(ParameterLayer):
         k2 = self.kernel_size * self.kernel_size
         bias_shape = (self.depth, *self.out_hw) if self.bias == "untied" else (self.depth,)
         self.params = {
-            "kernels": self._glorot_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size), c * k2, self.depth * k2),
+            "kernels": self._glorot_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size),
+                                            c * k2, self.depth * k2),
         }
         if self.bias != "none":
             self.params["biases"] = self._zeros(bias_shape)

@@ -42,7 +42,8 @@ class Dense(ParameterLayer):
     def reset_parameters(self, rng=None) -> None:
         rng = backend.new_rng(rng)
         self.params = {
-            "weights": self._glorot_uniform(rng, (self.output_size, self.input_size), self.input_size, self.output_size),
+            "weights": self._glorot_uniform(rng, (self.output_size, self.input_size),
+                                            self.input_size, self.output_size),
             "bias": self._zeros((self.output_size,)),
         }
         self.grads = {}

@@ -27,6 +27,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from .. import backend, validation
+from ..errors import XpcnnDtypeError
 from .base import Layer
 
 
@@ -46,6 +47,9 @@ class Dropout(Layer):
 
     def forward(self, x, training=True):
         x = self._check_input(x)
+        dtype = str(x.dtype).rsplit(".", 1)[-1]  # "float32" whatever the namespace calls it
+        if dtype not in ("float32", "float64"):
+            raise XpcnnDtypeError(f"{self!r}: expected float32 or float64 input, got {dtype}; cast it (x.astype)")
         if not training:
             self._keep(False)
             return x
@@ -54,7 +58,6 @@ class Dropout(Layer):
             return x
         xp = array_namespace(x)
         where = backend.Device.of(x)
-        dtype = str(x.dtype).rsplit(".", 1)[-1]  # "float32" whatever the namespace calls it
         n, rest = x.shape[0], tuple(x.shape[1:])
         start, total = self.batch_rows if self.batch_rows is not None else (0, n)
         # the whole batch's U, then this rank's rows: 1, 2 or 4 ranks drop the same values

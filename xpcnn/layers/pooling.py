@@ -75,9 +75,9 @@ class _WindowPool(Layer):
         return [((p, q), x[:, :, p:ho * k:k, q:wo * k:k]) for p in range(k) for q in range(k)]
 
     def _check_batch(self, x):
+        x = self._check_input(x)
         if x.ndim != 4:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
-        x = self._check_input(x)
         self.output_shape(tuple(x.shape[1:]))
         return x
 
@@ -156,9 +156,9 @@ class GlobalAveragePool2D(Layer):
         return (input_shape[0],)
 
     def forward(self, x, training=True):
+        x = self._check_input(x)
         if x.ndim != 4:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
-        x = self._check_input(x)
         self._keep(training, input_shape=tuple(x.shape))
         return array_namespace(x).mean(x, axis=(2, 3))
 
