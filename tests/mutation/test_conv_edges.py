@@ -73,14 +73,15 @@ def test_chosen_engines_are_recorded_per_mode_and_forgotten_by_to():
     assert repr(conv).endswith("engine='auto')")
 
 
-def test_a_training_step_lowers_the_input_to_columns_once(monkeypatch):
+@pytest.mark.parametrize("bias", ["untied", "tied", "none"])  # tied biases go through engine.biased_forward
+def test_a_training_step_lowers_the_input_to_columns_once(monkeypatch, bias):
     """The layer hands the columns its forward pass kept to backward: im2col runs once per step."""
     import xpcnn.engines.gemm as gemm
 
     calls = []
     real = gemm.im2col
     monkeypatch.setattr(gemm, "im2col", lambda *a, **kw: calls.append(a[0].shape) or real(*a, **kw))
-    conv = make_conv((2, 6, 6), 3, 4, "gemm")
+    conv = make_conv((2, 6, 6), 3, 4, "gemm", bias=bias)
     y = conv.forward(np.ones((3, 2, 6, 6)))
     conv.backward(np.ones(y.shape))
     assert calls == [(3, 2, 6, 6)]
