@@ -122,10 +122,6 @@ class Convolutional(ParameterLayer):
     def biases(self):
         return self.params["biases"]
 
-    def _bias_view(self, xp):
-        b = self.biases
-        return b if self.bias == "untied" else xp.reshape(b, (self.depth, 1, 1))
-
     def __repr__(self) -> str:
         text = super().__repr__()
         if self.chosen_engine is not None and self.chosen_engine != self.engine_name:
@@ -134,7 +130,6 @@ class Convolutional(ParameterLayer):
 
     def forward(self, x, training=True):
         x = self._check_input(x)
-        xp = array_namespace(x)
         x_padded = pad2d(x, self.padding)
         engine = engine_for(self.engine_name, x_padded, self.kernels, self.stride, training,
                             self.compute_input_gradient)
@@ -146,7 +141,7 @@ class Convolutional(ParameterLayer):
         else:
             y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
             if self.bias == "untied":
-                y += self._bias_view(xp)
+                y += self.biases  # (D, Ho, Wo) against (N, D, Ho, Wo)
         self._keep(training, padded_input=x_padded, engine=engine, reusable=reusable)
         return y
 
