@@ -150,3 +150,11 @@ def test_a_non_float_input_is_a_dtype_error_naming_the_layer_not_a_backend_type_
         with pytest.raises(xc.XpcnnDtypeError, match=r"^Dropout\(rate=0\.5\): expected float32 or float64 input, "
                                                      rf"got {np.dtype(dtype).name}; cast it \(x\.astype\)$"):
             layer.forward(np.ones((2, 3), dtype), training=training)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5])
+def test_backward_refuses_a_gradient_of_another_shape_at_every_rate(rate):
+    layer = xc.Dropout(rate, seed=0)
+    layer.forward(np.ones((4, 3), np.float32))
+    with pytest.raises(xc.ShapeError, match=r"\(4, 3\)"):
+        layer.backward(np.ones((4, 2), np.float32))

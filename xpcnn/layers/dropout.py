@@ -54,7 +54,7 @@ class Dropout(Layer):
             self._keep(False)
             return x
         if self.rate == 0.0:
-            self._keep(True, mask=None)
+            self._keep(True, mask=None, shape=tuple(x.shape))
             return x
         xp = array_namespace(x)
         where = backend.Device.of(x)
@@ -65,12 +65,11 @@ class Dropout(Layer):
         if (start, total) != (0, n):
             u = u[start:start + n, ...]
         mask = xp.astype(u >= self.rate, x.dtype) * (1.0 / (1.0 - self.rate))
-        self._keep(True, mask=mask)
+        self._keep(True, mask=mask, shape=tuple(x.shape))
         return x * mask
 
     def backward(self, output_gradient, learning_rate=None):
-        mask = self._recall()["mask"]
-        if mask is None:
-            return output_gradient
-        self._check_gradient(output_gradient, tuple(mask.shape))
-        return output_gradient * mask
+        saved = self._recall()
+        self._check_gradient(output_gradient, saved["shape"])
+        mask = saved["mask"]
+        return output_gradient if mask is None else output_gradient * mask
