@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ConfigTypeError
 from .layers import (
     AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, MaxPool2D, ReLU,
     Reshape, Sigmoid, Softmax, Tanh,
 )
 from .layers.base import Layer, ParameterLayer, parameter_budget
 from .losses import LOSSES
-from .model import Sequential
+from .model import Sequential, check_optimizer
 from .optimizers import SGD, Adam, Optimizer
 from .schedules import check_schedule, parse_schedule, saved_spec
 from .outputs import atomic_write
@@ -69,9 +69,10 @@ def _meta(model: Sequential, extra: "dict | None") -> dict:
             entry["buffers"] = list(layer.buffers)
         layers.append(entry)
     optimizer = None
-    if model.optimizer is not None and not isinstance(model.optimizer, Optimizer):  # set by hand
-        raise CheckpointError(f"save_checkpoint: model.optimizer must be an xpcnn Optimizer (SGD, Adam) or None, "
-                              f"got {model.optimizer!r}")
+    try:
+        check_optimizer(model.optimizer, "model.optimizer")  # set by hand, perhaps
+    except ConfigTypeError as exc:
+        raise CheckpointError(f"save_checkpoint: {exc}") from None
     if model.optimizer is not None:
         state = model.optimizer.state_dict()
         optimizer = {"type": state["type"], "config": state["config"], "iterations": state["iterations"],

@@ -335,14 +335,10 @@ class Sequential:
     def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> Optimizer:
         """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else
         ``SGD(learning_rate)``."""
-        if optimizer is not None:
-            if not isinstance(optimizer, Optimizer):
-                raise ConfigTypeError(f"optimizer must be an xpcnn Optimizer (SGD, Adam), got {optimizer!r}")
+        if check_optimizer(optimizer) is not None:
             return optimizer
-        if self.optimizer is not None and not isinstance(self.optimizer, Optimizer):  # set by hand
-            raise ConfigTypeError(f"model.optimizer must be an xpcnn Optimizer (SGD, Adam) or None, got "
-                                  f"{self.optimizer!r}")
-        return self.optimizer if self.optimizer is not None else SGD(learning_rate)
+        own = check_optimizer(self.optimizer, "model.optimizer")  # set by hand, perhaps
+        return own if own is not None else SGD(learning_rate)
 
     def _set_optimizer(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer if optimizer is self.optimizer else optimizer.to(self.device)
@@ -364,6 +360,14 @@ class Sequential:
             total_loss = total_loss + loss_fn(yb, out) * yb.shape[0]
             correct = correct + _training.correct_count(self.xp, yb, out)
         return {"loss": float(total_loss) / n, "accuracy": float(correct) / n}
+
+
+def check_optimizer(value: object, what: str = "optimizer") -> "Optimizer | None":
+    """``value`` if it is an xpcnn :class:`~xpcnn.optimizers.Optimizer` or ``None``, else a
+    :class:`ConfigTypeError` naming ``what`` (as :func:`~xpcnn.schedules.check_schedule` for schedules)."""
+    if value is not None and not isinstance(value, Optimizer):
+        raise ConfigTypeError(f"{what} must be an xpcnn Optimizer (SGD, Adam) or None, got {value!r}")
+    return value
 
 
 def _layer_device(layer: Layer):
