@@ -71,3 +71,10 @@ def test_same_seed_gives_same_weights_on_every_device():
     a = xc.Dense(5, 3, seed=42)
     b = xc.Dense(5, 3, seed=42, device=dev)
     np.testing.assert_array_equal(a.weights, xc.to_numpy(b.weights))
+
+
+def test_dtype_name_is_the_plain_name_in_every_namespace():
+    xs = pytest.importorskip("array_api_strict")
+    assert backend.dtype_name(np.zeros(1, np.float32)) == "float32"
+    assert str(xs.zeros(1, dtype=xs.float64).dtype) != "float64"  # the namespace spells it its own way
+    assert backend.dtype_name(xs.zeros(1, dtype=xs.float64)) == "float64"

@@ -46,7 +46,7 @@ class Fusion:
     def __init__(self, arrays: "dict[Key, Any]", extra: int = 0) -> None:
         self.groups: "dict[str, dict]" = {}
         for key, array in arrays.items():
-            group = self.groups.setdefault(_dtype_name(array), {"entries": [], "size": 0, "like": array})
+            group = self.groups.setdefault(backend.dtype_name(array), {"entries": [], "size": 0, "like": array})
             size = math.prod(array.shape)
             group["entries"].append((key, group["size"], group["size"] + size, tuple(array.shape)))
             group["size"] += size
@@ -98,11 +98,6 @@ class Fusion:
         return [xp.reshape(tail[i:i + 1], ()) for i in range(self.extra)]
 
 
-def _dtype_name(array) -> str:
-    """``"float32"`` whatever the namespace spells it (``array_api_strict.float32``)."""
-    return str(array.dtype).rsplit(".", 1)[-1]
-
-
 def _parameters(model) -> "dict[Key, Any]":
     return {(i, name): p for i, layer in enumerate(model.layers) for name, p in layer.params.items()}
 
@@ -110,7 +105,7 @@ def _parameters(model) -> "dict[Key, Any]":
 def _buffers(model) -> "dict[Key, Any]":
     """Floating-point state that is not trained (BatchNorm's running statistics), keyed ``("buffer", i, name)``."""
     return {("buffer", i, name): b for i, layer in enumerate(model.layers)
-            for name, b in getattr(layer, "buffers", {}).items() if _dtype_name(b).startswith("float")}
+            for name, b in getattr(layer, "buffers", {}).items() if backend.dtype_name(b).startswith("float")}
 
 
 def _assign(model, values: "dict[Key, Any]", where: str = "params") -> None:

@@ -15,7 +15,8 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
 """
 
 from ..errors import DeviceError
-from .devices import CPU, Array, Device, as_dtype, device_of, get_device, namespace_of, to_device, to_numpy
+from .devices import (CPU, Array, Device, as_dtype, device_of, dtype_name, get_device, namespace_of, to_device,
+                      to_numpy)
 from .libraries import (BACKENDS, CUPY, HOST, NUMPY, PARALLEL_VALUES, ArrayBackend, CupyBackend, backend_for,
                         float_errors_ignored, in_pieces, ranges)
 from .random import new_rng, permutation, random_key, rng_state, set_rng_state, uniform, uniform_from_key, zeros
@@ -23,7 +24,8 @@ from .signal import choose_method, contiguous, convolve, correlate, irfft2, rfft
 
 __all__ = [
     "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of", "to_device", "to_numpy",
-    "as_dtype", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY", "HOST",
+    "as_dtype", "dtype_name", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY",
+    "HOST",
     "backend_for", "ranges", "in_pieces", "correlate", "convolve", "choose_method", "rfft2", "irfft2", "contiguous",
     "synchronize",
     "new_rng", "rng_state", "set_rng_state", "uniform", "zeros", "permutation", "random_key", "uniform_from_key",

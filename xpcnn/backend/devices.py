@@ -127,6 +127,11 @@ def to_device(x: Array, device: "str | Device") -> Array:
     return dev.backend.send(source.to_host(x), dev)
 
 
+def dtype_name(x: Array) -> str:
+    """``x``'s dtype as a plain name, ``"float32"``, whatever the namespace calls it (``array_api_strict.float32``)."""
+    return str(x.dtype).rsplit(".", 1)[-1]
+
+
 def as_dtype(xp, name: "str | Any"):
     """``"float32"`` / ``"float64"`` (or a dtype object) as the namespace's dtype."""
     if not isinstance(name, str):

@@ -47,7 +47,7 @@ class Dropout(Layer):
 
     def forward(self, x, training=True):
         x = self._check_input(x)
-        dtype = str(x.dtype).rsplit(".", 1)[-1]  # "float32" whatever the namespace calls it
+        dtype = backend.dtype_name(x)
         if dtype not in ("float32", "float64"):
             raise XpcnnDtypeError(f"{self!r}: expected float32 or float64 input, got {dtype}; cast it (x.astype)")
         if not training:
