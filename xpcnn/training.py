@@ -26,6 +26,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, is_numpy_array
 
+from .distributed import shard
 from .errors import ConfigError, DataError, ShapeError, TrainingError, format_shape
 from .losses import target_problem
 
@@ -110,7 +111,8 @@ def smallest_batch(n: int, batch_size: int, ranks: int = 1) -> int:
     """The fewest samples a forward pass of ``fit`` gets: the short last batch, or a rank's share of a batch
     (:func:`xpcnn.distributed.shard`; a rank left without samples makes no forward pass)."""
     sizes = {min(n, batch_size)} | ({n % batch_size} if n % batch_size else set())
-    return min(m // ranks if m >= ranks else 1 for m in sizes)
+    shares = (hi - lo for m in sizes for lo, hi in (shard(0, m, r, ranks) for r in range(ranks)))
+    return min(share for share in shares if share > 0)
 
 
 def check_batch_sizes(model: Any, x: Any, batch_size: int, who: str, ranks: int = 1) -> None:
