@@ -97,17 +97,13 @@ class _Communicator:
         self.aborted = True
 
 
-def install(monkeypatch_or_module, nccl: FakeNccl, stream: int) -> None:
-    """Point ``xpcnn.comm_backend`` at the stand-ins: fake CuPy arrays count as CuPy's, ``nccl``
-    is the NCCL module, ``stream`` the current stream's handle. Takes pytest's ``monkeypatch``, or
-    the ``comm_backend`` module itself (a worker under ``mpiexec``, which has no monkeypatch)."""
+def install(monkeypatch, nccl: FakeNccl, stream: int) -> None:
+    """Point ``xpcnn.comm_backend`` at the stand-ins: fake CuPy arrays count as CuPy's, ``nccl`` is
+    the NCCL module, ``stream`` the current stream's handle. ``monkeypatch`` is pytest's fixture, or
+    a ``pytest.MonkeyPatch()`` of its own in a worker under ``mpiexec``."""
     from fake_cupy import FakeCupyArray
     from xpcnn import comm_backend
 
-    values = {"is_cupy_array": lambda x: isinstance(x, FakeCupyArray), "_load_nccl": lambda: nccl,
-              "_current_stream": lambda: stream}
-    for name, value in values.items():
-        if monkeypatch_or_module is comm_backend:
-            setattr(comm_backend, name, value)
-        else:
-            monkeypatch_or_module.setattr(comm_backend, name, value)
+    monkeypatch.setattr(comm_backend, "is_cupy_array", lambda x: isinstance(x, FakeCupyArray))
+    monkeypatch.setattr(comm_backend, "_load_nccl", lambda: nccl)
+    monkeypatch.setattr(comm_backend, "_current_stream", lambda: stream)
