@@ -76,7 +76,8 @@ def test_a_round_is_timed_from_its_start_and_synchronised(clock):
     assert len(clock.synced) == 3
 
 
-def test_warm_up_runs_two_forwards_each_then_rounds_in_turns_until_the_budget(clock):
+def test_warm_up_runs_two_forwards_each_then_rounds_in_turns_until_the_budget(clock, monkeypatch):
+    monkeypatch.setattr(auto, "MIN_ROUNDS", 1)  # the budget alone ends the rounds here
     calls = []
     a, b = engines_(clock, calls, a=(0.004, 0.004), b=(0.005, 0.005))
     name, best, dropped = auto.measure([a, b], None, None, 1, True)
@@ -113,7 +114,8 @@ def test_rounds_stop_at_max_rounds_and_run_at_least_min_rounds(clock, monkeypatc
     assert len(calls) == 4 + 2 * auto.MAX_ROUNDS
 
 
-def test_the_budget_counts_from_the_start_of_the_warm_up(clock):
+def test_the_budget_counts_from_the_start_of_the_warm_up(clock, monkeypatch):
+    monkeypatch.setattr(auto, "MIN_ROUNDS", 1)
     calls = []
     # warm-up 4 × 0.01 = 0.04 s; one round 0.02 s: 0.06 > 0.05 after the first round
     auto.measure(engines_(clock, calls, a=(0.01,), b=(0.01,)), None, None, 1, False)
@@ -170,3 +172,25 @@ def test_signal_direct_is_a_candidate_on_cupy_only(monkeypatch):
     assert [e.name for e in auto.candidates(on_gpu, None, 1, ENGINES)] == ["gemm", "signal", "signal-direct"]
     assert [e.name for e in auto.candidates(on_gpu, None, 2, ENGINES)] == [
         n for n in ["gemm", "signal", "signal-direct"] if ENGINES[n].supports(2)]
+
+
+def test_a_cold_first_round_does_not_decide(clock):
+    calls = []
+    unit = 1 / 1024
+    # a: two warm-up forwards, then a first training round of 100 units (its first backward's
+    # allocations), then 10; b: 20 throughout. The budget is spent after the first round.
+    a, b = engines_(clock, calls, a=([20 * unit, 20 * unit, 100 * unit, 10 * unit],), b=(20 * unit,))
+    name, best, _ = auto.measure([a, b], None, None, 1, True)
+    assert auto.MIN_ROUNDS >= 2 and (name, best["a"]) == ("a", 10 * unit)
+
+
+def test_a_later_engine_is_chosen_only_when_over_margin_times_faster_than_the_first(clock):
+    unit = 1 / 1024  # exact binary fractions: 4 · 1.25 = 5 is an exact tie
+    for later, chosen in [(5, "first"), (4, "first"), (3, "later"), (6, "first")]:
+        engines = engines_(clock, [], first=(5 * unit,), later=(later * unit,))
+        assert auto.measure(engines, None, None, 1, False)[0] == chosen, later
+    # the first engine dropped as hopeless: the fastest of the others, by the same rule among them
+    engines = engines_(clock, [], first=(50 * unit,), b=(5 * unit,), c=(4 * unit,))
+    assert auto.measure(engines, None, None, 1, False)[:3:2] == ("b", ["first"])
+    engines = engines_(clock, [], first=(50 * unit,), b=(5 * unit,), c=(3 * unit,))
+    assert auto.measure(engines, None, None, 1, False)[0] == "c"

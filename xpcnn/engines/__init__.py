@@ -10,8 +10,8 @@ Every engine computes, for ``X: (N, C, H, W)``, ``K: (D, C, k, k)``, stride ``s`
 ``gemm`` lowers them to matrix products (im2col, col2im) written in the array API;
 ``signal`` computes them as per-frequency products of FFTs, ``signal-direct`` as direct
 correlations, both through the backend's dispatch (SciPy for NumPy, CuPy for CuPy); ``auto``
-(the default) times the engines on each layer's real shapes and keeps the fastest
-(:mod:`xpcnn.engines.auto`). Engines hold no state: one instance of each serves every layer.
+(the default) times the engines on each layer's real shapes and keeps the fastest (``gemm`` on
+a near tie, :mod:`xpcnn.engines.auto`). Engines hold no state: one instance of each serves every layer.
 
 Measured: forward + kernel gradient + input gradient, float32, one thread (BLAS, FFT and the
 gemm engine's copies), best CPU time of 7 interleaved repeats, 2-core AMD EPYC shared with other
