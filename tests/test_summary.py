@@ -116,6 +116,22 @@ def test_a_model_whose_first_layer_takes_any_shape_needs_input_shape():
         xc.Sequential([xc.MaxPool2D(2)]).summary_text(input_shape=(1, 1, 1))
 
 
+def test_after_its_first_batch_a_model_whose_first_layer_takes_any_shape_walks_that_batch_s_shape():
+    """As Keras builds a model on its first call: fit, predict or forward set the shape summary walks."""
+    x = np.zeros((5, 3, 2, 2), dtype=np.float32)
+    for run in (lambda m: m.predict(x), lambda m: m.forward(x, training=False),
+                lambda m: m.fit(x, np.zeros((5, 2), dtype=np.float32), epochs=1, batch_size=5)):
+        model = xc.Sequential([xc.Flatten(), xc.Dense(12, 2)], seed=0).compile("mse")
+        run(model)
+        assert model.first_input_shape == (3, 2, 2)
+        assert model.summary_text() == model.summary_text(input_shape=(3, 2, 2))
+        model.forward(np.zeros((1, 12), dtype=np.float32))  # a later batch of another shape: the first counts
+        assert model.first_input_shape == (3, 2, 2)
+    fixed = strided()
+    fixed.forward(np.zeros((1, *fixed.input_shape), dtype=fixed.dtype))
+    assert fixed.first_input_shape is None  # its first layer names its shape
+
+
 def test_summary_prints_like_keras_and_print_fn_receives_the_table(capsys):
     model = strided()
     assert model.summary() is None

@@ -88,6 +88,10 @@ class Sequential:
         self.early_stopping: "EarlyStopping | None" = None
         self.epoch = 0
         self.history: dict[str, list] = {}
+        #: One sample's shape in the first batch the model ran on, when the first layer takes any
+        #: shape: what :meth:`summary` walks without ``input_shape``, as Keras builds a model on
+        #: its first call.
+        self.first_input_shape: "tuple | None" = None
 
     # -- structure ---------------------------------------------------------------------------
     def _check_shapes(self) -> None:
@@ -139,7 +143,7 @@ class Sequential:
         """Print the layer table (output shapes, parameters, engines, bytes), as Keras's ``summary()`` does.
 
         ``input_shape`` (one sample's, ``(C, H, W)``) is needed only when the first layer takes
-        any shape; ``print_fn`` receives the whole table (``None``: ``print``, as in Keras).
+        any shape and the model has not run on a batch yet; ``print_fn`` receives the whole table (``None``: ``print``, as in Keras).
         :meth:`summary_text` returns it instead.
         """
         if print_fn is None:
@@ -199,6 +203,8 @@ class Sequential:
         ``training=False`` (inference) keeps nothing for backward in any layer. A layer that draws
         random numbers (Dropout) draws them from the model's seeded generator ``self.rng``.
         """
+        if self.first_input_shape is None and self.input_shape is None:
+            self.first_input_shape = tuple(x.shape[1:])
         for layer in self.layers:
             if layer.uses_rng:
                 layer.rng = self.rng

@@ -56,7 +56,8 @@ def _engine(layer: Any) -> str:
 
 
 def input_shape_of(model: Any, input_shape: "tuple | None") -> tuple:
-    """The per-sample input shape to walk: the model's, or ``input_shape`` (which must agree with it)."""
+    """The per-sample input shape to walk: ``input_shape`` (which must agree with the model's), the
+    model's, or that of the first batch it ran on (its first layer takes any shape)."""
     known = model.input_shape
     if input_shape is not None:
         given = check_shape("summary", "input_shape", input_shape)
@@ -65,8 +66,11 @@ def input_shape_of(model: Any, input_shape: "tuple | None") -> tuple:
                              f"{format_shape(known, batch=False)}")
         return given
     if known is None:
+        known = getattr(model, "first_input_shape", None)
+    if known is None:
         raise ShapeError(f"summary: the first layer {model.layers[0]!r} takes any input shape; pass "
-                         f"summary(input_shape=(C, H, W)) with the shape of one sample")
+                         f"summary(input_shape=(C, H, W)) with the shape of one sample, or run the model "
+                         f"on a batch first")
     return tuple(known)
 
 
