@@ -32,10 +32,10 @@ def test_convnet_has_two_conv_pool_blocks_and_a_softmax():
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_convnet_bn_has_conv_batchnorm_relu_pool_blocks_dropout_and_a_softmax():
+def test_convnet_bn_has_conv_batchnorm_pool_relu_blocks_dropout_and_a_softmax():
     model, loss = zoo.build_model("convnet-bn", (1, 28, 28), 10)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["Convolutional", "BatchNorm2D", "ReLU", "MaxPool2D"] * 2 + [
+    assert kinds == ["Convolutional", "BatchNorm2D", "MaxPool2D", "ReLU"] * 2 + [
         "Flatten", "Dropout", "Dense", "ReLU", "Dropout", "Dense", "Softmax"]
     assert [model.layers[i].bias for i in (0, 4)] == ["none", "none"]  # BatchNorm's beta is the bias
     assert loss == "categorical_cross_entropy" and model.output_shape == (10,)
@@ -104,3 +104,39 @@ def test_one_sgd_step_of_each_zoo_model_matches_pytorch_parameter_by_parameter(n
         assert np.abs(theirs).max() > 0, f"{layer!r}.{key}: PyTorch did not move it; the check could not fail"
         np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9 * np.abs(theirs).max(),
                                    err_msg=f"{name}: {layer!r}.{key}")
+
+
+def _relu_before_pool(layers):
+    """The usual order, ``ReLU -> MaxPool``, for each ``MaxPool -> ReLU`` pair of ``layers``."""
+    layers = list(layers)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], xc.MaxPool2D) and isinstance(layers[i + 1], xc.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return layers
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("build", [zoo.convnet_layers, zoo.convnet_bn_layers])
+def test_pooling_before_the_relu_trains_the_same_network_bit_for_bit(build, dtype):
+    """The zoo pools before each ReLU (a quarter of the ReLU's work): outputs, losses and the
+    parameters after training steps equal the usual order's exactly, ties and all-negative windows included."""
+    kwargs = {"widths": (3, 4), "hidden": 8}
+    ours = build((2, 8, 8), 3, **kwargs)
+    usual = _relu_before_pool(build((2, 8, 8), 3, **kwargs))
+    assert [type(a) for a in ours] != [type(b) for b in usual]
+    models = [xc.Sequential(layers, seed=7, dtype=dtype).compile("categorical_cross_entropy") for layers in (ours, usual)]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 2, 8, 8)).astype(dtype)
+    # zero corners: windows of equal conv outputs (the bias alone), ties in every pool, and at
+    # the first step (zero biases; shuffle=False makes them the first batch) windows where an exact 0
+    # follows negative outputs: there a ReLU derivative of 1 at 0 would tell the orders apart
+    x[:2, :, :4, :4] = 0.0
+    x[2:4, :, 4:, 4:] = 0.0
+    x[4:6] = -np.abs(x[4:6])
+    y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 12)]
+    histories = [m.fit(x, y, epochs=3, batch_size=4, optimizer=xc.Adam(0.05), shuffle=False) for m in models]
+    assert histories[0]["loss"] == histories[1]["loss"]
+    for a, b in zip(models[0].layers, models[1].layers):
+        for name in a.params:
+            assert np.array_equal(xc.to_numpy(a.params[name]), xc.to_numpy(b.params[name])), (a, name)
+    assert np.array_equal(xc.to_numpy(models[0].predict(x)), xc.to_numpy(models[1].predict(x)))
