@@ -124,7 +124,8 @@ def test_pooling_before_the_relu_trains_the_same_network_bit_for_bit(build, dtyp
     ours = build((2, 8, 8), 3, **kwargs)
     usual = _relu_before_pool(build((2, 8, 8), 3, **kwargs))
     assert [type(a) for a in ours] != [type(b) for b in usual]
-    models = [xc.Sequential(layers, seed=7, dtype=dtype).compile("categorical_cross_entropy") for layers in (ours, usual)]
+    models = [xc.Sequential(layers, seed=7, dtype=dtype).compile("categorical_cross_entropy")
+              for layers in (ours, usual)]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((12, 2, 8, 8)).astype(dtype)
     # zero corners: windows of equal conv outputs (the bias alone), ties in every pool, and at

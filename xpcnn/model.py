@@ -143,7 +143,8 @@ class Sequential:
         """Print the layer table (output shapes, parameters, engines, bytes), as Keras's ``summary()`` does.
 
         ``input_shape`` (one sample's, ``(C, H, W)``) is needed only when the first layer takes
-        any shape and the model has not run on a batch yet; ``print_fn`` receives the whole table (``None``: ``print``, as in Keras).
+        any shape and the model has not run on a batch yet; ``print_fn`` receives the whole table
+        (``None``: ``print``, as in Keras).
         :meth:`summary_text` returns it instead.
         """
         if print_fn is None:
