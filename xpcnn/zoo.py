@@ -11,7 +11,7 @@
                    -> [Conv 64×3×3 same, tied -> MaxPool 2 -> ReLU] -> (N, 64, 7, 7)
                    -> Flatten -> Dense 128 -> ReLU -> Dense K -> Softmax             (N, K)
 
-``convnet-bn``  Conv-BatchNorm-ReLU blocks and dropout, for Fashion-MNIST (≥ 93% in the README)::
+``convnet-bn``  Conv-BatchNorm-MaxPool-ReLU blocks and dropout, for Fashion-MNIST (≥ 93% in the README)::
 
     (N, 1, 28, 28) -> [Conv 32×3×3 same, no bias -> BatchNorm -> MaxPool 2 -> ReLU] -> (N, 32, 14, 14)
                    -> [Conv 64×3×3 same, no bias -> BatchNorm -> MaxPool 2 -> ReLU] -> (N, 64, 7, 7)
