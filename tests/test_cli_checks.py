@@ -193,7 +193,7 @@ def test_a_limit_above_what_the_data_has_is_said_in_one_line(capsys, tmp_path):
                        "--metrics-json", tmp_path / "m.json")
     assert code == 0 and len(err) == 1
     assert err[0] == ("note: --limit 150 asks for more samples per class than sample has, so all of them are used: "
-                      "class 0 train 100, class 1 train 100, class 0 test 100, class 1 test 100")
+                      "train 100 per class; test 100 per class")
     assert json.loads((tmp_path / "m.json").read_text())["dataset"]["train_samples"] == 200
 
 
@@ -214,6 +214,15 @@ def test_your_own_idx_files_train_with_dataset_idx(capsys, tmp_path):
                        "--batch-size", "10", "--save", tmp_path / "m.npz")
     assert code == 0, err
     assert read_metadata(tmp_path / "m.npz")["extra"]["config"]["dataset"] == "idx"
+
+
+def test_a_limit_above_some_classes_names_those_classes_and_their_counts(capsys, tmp_path):
+    labels = np.array([0] * 20 + [1] * 10, dtype=np.uint8)  # train: 20 of class 0, 10 of class 1; test: 5 each
+    folder = _idx_folder(tmp_path / "mine", labels)
+    code, _, err = run(capsys, "--dataset", "idx", "--data-dir", folder, "--limit", "12", "--epochs", "0",
+                       "--quiet")
+    assert code == 0 and err == ["note: --limit 12 asks for more samples per class than idx has, so all of them "
+                                 "are used: train class 1 10; test 5 per class"]
 
 
 def test_an_idx_label_outside_the_classes_names_the_file_and_the_item(capsys, tmp_path):

@@ -262,10 +262,14 @@ def _note_short_limit(settings: Settings, data) -> None:
     short = []
     for name, split in (("train", data.train), ("test", data.test)):
         counts = class_counts(split.labels, settings.classes)
-        short += [f"class {c} {name} {n}" for c, n in zip(settings.classes, counts) if n < settings.limit]
+        few = [(c, n) for c, n in zip(settings.classes, counts) if n < settings.limit]
+        if len(few) == len(settings.classes) and len({n for _, n in few}) == 1:
+            short.append(f"{name} {few[0][1]} per class")  # ten classes of 100: one number, not ten
+        elif few:
+            short.append(f"{name} " + ", ".join(f"class {c} {n}" for c, n in few))
     if short:
         _note(f"--limit {settings.limit} asks for more samples per class than {data.name} has, so all of them are "
-              f"used: {', '.join(short)}")
+              f"used: {'; '.join(short)}")
 
 
 def _banner(settings: Settings, data, model, sizes: tuple, device) -> str:
