@@ -127,6 +127,12 @@ def test_after_its_first_batch_a_model_whose_first_layer_takes_any_shape_walks_t
         assert model.summary_text() == model.summary_text(input_shape=(3, 2, 2))
         model.forward(np.zeros((1, 12), dtype=np.float32))  # a later batch of another shape: the first counts
         assert model.first_input_shape == (3, 2, 2)
+    model = xc.Sequential([xc.Flatten(), xc.Dense(12, 2)], seed=0)
+    with pytest.raises(ShapeError):
+        model.forward(np.zeros((2, 5), dtype=np.float32))  # a batch the Dense layer refuses is not recorded
+    with pytest.raises(ShapeError, match="expected a batch"):
+        model.forward([[0.0] * 12])  # not an array: the first layer's own one-line error
+    assert model.first_input_shape is None
     fixed = strided()
     fixed.forward(np.zeros((1, *fixed.input_shape), dtype=fixed.dtype))
     assert fixed.first_input_shape is None  # its first layer names its shape

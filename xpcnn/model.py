@@ -204,12 +204,13 @@ class Sequential:
         ``training=False`` (inference) keeps nothing for backward in any layer. A layer that draws
         random numbers (Dropout) draws them from the model's seeded generator ``self.rng``.
         """
-        if self.first_input_shape is None and self.input_shape is None:
-            self.first_input_shape = tuple(x.shape[1:])
+        batch = x
         for layer in self.layers:
             if layer.uses_rng:
                 layer.rng = self.rng
             x = layer.forward(x, training)
+        if self.first_input_shape is None and self.input_shape is None:
+            self.first_input_shape = tuple(batch.shape[1:])  # a batch every layer took, not one that failed
         return x
 
     def backward(self, output_gradient):
