@@ -131,10 +131,10 @@ def test_per_sample_baseline_takes_the_same_step_as_xpcnn(dtype):
 
 # -- ratios and verdicts on made-up rows ---------------------------------------------------------
 
-def made_up_row(contender, runs, batch=128, mode="train", agree=True, roofline=None):
+def made_up_row(contender, runs, batch=128, mode="train", agree=True, roofline=None, model="seed"):
     """A result row as run_config writes it, with per-round samples/s ``runs``."""
     bench = load_bench()
-    row = {"model": "seed", "dtype": "float32", "batch": batch, "mode": mode, "contender": contender,
+    row = {"model": model, "dtype": "float32", "batch": batch, "mode": mode, "contender": contender,
            "samples_per_s": bench.summary(list(runs)), "outputs_agree": agree}
     if roofline is not None:
         row["roofline"] = bench.spread(list(roofline))
@@ -205,11 +205,14 @@ def target_rows(factor_128, factor_1, per_sample_factor, roofline, agree=True):
     ]
 
 
-def test_targets_are_the_issues_goals_for_the_seed_network():
+def test_targets_are_the_issues_goals():
     bench = load_bench()
-    assert [(batch, key, goal) for _, batch, key, goal in bench.TARGETS] == [
-        (128, "xpcnn_over_torch", 1.2), (1, "xpcnn_over_torch", 1.0),
-        (128, "xpcnn_over_per_sample", 50.0), (128, "roofline", 0.30)]
+    assert [target[1:] for target in bench.TARGETS] == [
+        ("seed", 128, "train", "xpcnn_over_torch", 1.2), ("seed", 1, "train", "xpcnn_over_torch", 1.0),
+        ("seed", 128, "train", "xpcnn_over_per_sample", 50.0), ("seed", 128, "train", "roofline", 0.30),
+        ("convnet", 128, "train", "xpcnn_over_torch", 1.0), ("convnet", 128, "infer", "xpcnn_over_torch", 1.0),
+        ("conv11", 32, "train", "xpcnn_over_gemm", 3.0)]
+    assert bench.CASES["conv11"][1] == 32  # the case runs at the target's batch
 
 
 @pytest.mark.parametrize("factors, expected", [
@@ -222,8 +225,9 @@ def test_each_target_is_judged_on_its_own_goal(factors, expected):
     bench = load_bench()
     rows = target_rows(factors, factors, factors, factors)
     verdicts = bench.target_verdicts(rows, bench.ratios(rows, "gemm"), "gemm", threads=3)
-    assert [v["target"] for v in verdicts] == [t[0] for t in bench.TARGETS]
-    for v, (_, _, _, goal) in zip(verdicts, bench.TARGETS):
+    seed = [t for t in bench.TARGETS if t[1] == "seed"]  # the rows are the seed's: only its targets are measured
+    assert [v["target"] for v in verdicts] == [t[0] for t in seed]
+    for v, (*_, goal) in zip(verdicts, seed):
         assert v["goal"] == goal and v["threads"] == 3 and v["rounds"] == 3
         assert v["min"] == pytest.approx(goal * min(factors)) and v["max"] == pytest.approx(goal * max(factors))
         assert v["verdict"] == expected, v
@@ -233,9 +237,9 @@ def test_targets_give_no_verdict_on_ratios_to_torch_when_its_outputs_differ():
     bench = load_bench()
     rows = target_rows((2, 2), (2, 2), (2, 2), (2, 2), agree=False)
     verdicts = {v["target"]: v["verdict"] for v in bench.target_verdicts(rows, bench.ratios(rows, "gemm"), "gemm", 2)}
-    assert verdicts["train batch 128 >= 1.2x torch"].startswith("no verdict")
-    assert verdicts["train batch 1 >= 1.0x torch"].startswith("no verdict")
-    assert verdicts["train batch 128 >= 50x per-sample"] == "met"
+    assert verdicts["seed train batch 128 >= 1.2x torch"].startswith("no verdict")
+    assert verdicts["seed train batch 1 >= 1.0x torch"].startswith("no verdict")
+    assert verdicts["seed train batch 128 >= 50x per-sample"] == "met"
 
 
 def test_targets_print_two_decimals_the_spread_and_the_thread_count(capsys):
@@ -246,11 +250,33 @@ def test_targets_print_two_decimals_the_spread_and_the_thread_count(capsys):
     bench.print_targets(bench.target_verdicts(rows, entries, "gemm", threads=4))
     out = capsys.readouterr().out
     assert "/torch 1.20x (1.08–1.32)" in out and "/per-sample 125.00x (100.00–150.00)" in out
-    lines = {line.split("  ")[1]: line for line in out.splitlines() if line.startswith("  train")}
-    assert lines["train batch 128 >= 1.2x torch"].endswith("1.20x (1.08–1.32)  within noise at 4 threads")
-    assert lines["train batch 1 >= 1.0x torch"].endswith("1.00x (1.00–1.00)  met at 4 threads")
-    assert lines["train batch 128 >= 50x per-sample"].endswith("125.00x (100.00–150.00)  met at 4 threads")
-    assert lines["train batch 128 >= 0.30 of the GEMM roofline"].endswith("0.18 (0.15–0.21)  missed at 4 threads")
+    lines = {line.split("  ")[1]: line for line in out.splitlines() if line.startswith("  seed train")}
+    assert lines["seed train batch 128 >= 1.2x torch"].endswith("1.20x (1.08–1.32)  within noise at 4 threads")
+    assert lines["seed train batch 1 >= 1.0x torch"].endswith("1.00x (1.00–1.00)  met at 4 threads")
+    assert lines["seed train batch 128 >= 50x per-sample"].endswith("125.00x (100.00–150.00)  met at 4 threads")
+    assert lines["seed train batch 128 >= 0.30 of the GEMM roofline"].endswith(
+        "0.18 (0.15–0.21)  missed at 4 threads")
+
+
+def test_the_convnet_and_large_kernel_targets_judge_their_own_rows_and_auto_against_gemm():
+    bench = load_bench()
+    rows = [made_up_row("xpcnn[auto]", [900, 1000, 1100], model="convnet"),
+            made_up_row("torch", [1000, 1000, 1000], model="convnet"),
+            made_up_row("xpcnn[auto]", [3000, 3000, 3000], mode="infer", model="convnet"),
+            made_up_row("torch", [2000, 2000, 2000], mode="infer", model="convnet"),
+            made_up_row("xpcnn[auto]", [700, 800, 900], batch=32, model="conv11"),
+            made_up_row("xpcnn[gemm]", [100, 100, 100], batch=32, model="conv11"),
+            made_up_row("torch", [400, 400, 400], batch=32, model="conv11")]
+    entries = bench.ratios(rows, "auto")
+    assert all("xpcnn_over_gemm" not in e for e in entries if e["model"] == "convnet")  # no gemm row there
+    verdicts = {v["target"]: v for v in bench.target_verdicts(rows, entries, "auto", 2)}
+    assert list(verdicts) == ["convnet train batch 128 >= 1.0x torch", "convnet infer batch 128 >= 1.0x torch",
+                              "conv11 train batch 32 >= 3x gemm"]
+    assert verdicts["convnet train batch 128 >= 1.0x torch"]["verdict"] == "within noise"  # 0.9-1.1
+    assert verdicts["convnet infer batch 128 >= 1.0x torch"]["verdict"] == "met"  # 1.5, the inference row's
+    gemm = verdicts["conv11 train batch 32 >= 3x gemm"]
+    assert (gemm["min"], gemm["median"], gemm["max"], gemm["verdict"]) == (7.0, 8.0, 9.0, "met")
+    assert bench.ratios(rows, "gemm")[-1].get("xpcnn_over_gemm") is None  # gemm against itself: no ratio
 
 
 def test_targets_are_left_out_when_the_run_did_not_measure_them(capsys):
