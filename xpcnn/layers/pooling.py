@@ -72,7 +72,7 @@ class _WindowPool(Layer):
         """The ``k·k`` strided views ``X[:, :, p::k, q::k]`` (cropped to ``Ho × Wo``), row-major in ``(p, q)``."""
         k = self.pool_size
         ho, wo = x.shape[2] // k, x.shape[3] // k
-        return [((p, q), x[:, :, p:ho * k:k, q:wo * k:k]) for p in range(k) for q in range(k)]
+        return [x[:, :, p:ho * k:k, q:wo * k:k] for p in range(k) for q in range(k)]
 
     def _check_batch(self, x):
         x = self._check_input(x)
@@ -89,9 +89,9 @@ class MaxPool2D(_WindowPool):
         x = self._check_batch(x)
         xp = array_namespace(x)
         views = self._views(x)
-        y = views[0][1]
+        y = views[0]
         if not training:
-            for _, view in views[1:]:
+            for view in views[1:]:
                 y = xp.maximum(y, view)  # element-wise max over the k·k offsets: one pass each
             self._keep(False)
             return y
@@ -99,11 +99,11 @@ class MaxPool2D(_WindowPool):
         # comparisons and maxima run several times faster than on the strided views, which pays
         # for the copies (whole convnet steps at batch 128, 2 threads: median 58.6-60.9 against
         # 61.4-62.2 ms). Inference, with one maximum per view, was slower with the copies.
-        views = [(pq, xp.asarray(view, copy=True)) for pq, view in views]
-        y = views[0][1]
+        views = [xp.asarray(view, copy=True) for view in views]
+        y = views[0]
         index = xp.uint8 if len(views) < 256 else xp.int32
         winner = xp.zeros(tuple(y.shape), dtype=index, device=device(x))
-        for j, (_, view) in enumerate(views[1:], 1):
+        for j, view in enumerate(views[1:], 1):
             # a strictly larger value takes the window over; j grows, so max() records it
             winner = xp.maximum(winner, xp.astype(view > y, index) * j)
             y = xp.maximum(y, view)
@@ -131,7 +131,7 @@ class AvgPool2D(_WindowPool):
 
     def forward(self, x, training=True):
         x = self._check_batch(x)
-        views = [view for _, view in self._views(x)]
+        views = self._views(x)
         y = views[0]
         for view in views[1:]:
             y = y + view
