@@ -78,3 +78,15 @@ def test_dtype_name_is_the_plain_name_in_every_namespace():
     assert backend.dtype_name(np.zeros(1, np.float32)) == "float32"
     assert str(xs.zeros(1, dtype=xs.float64).dtype) != "float64"  # the namespace spells it its own way
     assert backend.dtype_name(xs.zeros(1, dtype=xs.float64)) == "float64"
+
+
+def test_host_buffer_is_a_fresh_writable_row_major_numpy_copy_from_any_namespace():
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    view = base[:, ::2]
+    out = backend.host_buffer(view)
+    assert type(out) is np.ndarray and out.flags["C_CONTIGUOUS"] and out.flags["WRITEABLE"]
+    out[0, 0] = -1
+    assert base[0, 0] == 0 and np.array_equal(out[1:], view[1:])  # a copy: the source is untouched
+    strict = backend.host_buffer(xs.asarray([[1.5, 2.5]], dtype=xs.float64))
+    assert type(strict) is np.ndarray and strict.dtype == np.float64 and strict.tolist() == [[1.5, 2.5]]
+    assert backend.host_buffer((0, 3, 4), "int64").dtype == np.int64

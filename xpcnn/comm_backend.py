@@ -28,8 +28,7 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-from array_api_compat import array_namespace, is_cupy_array, is_numpy_array
+from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
 
 from . import backend
 from .errors import DistributedError, MissingDependencyError
@@ -138,7 +137,7 @@ class World:
             return buf
         if is_cupy_array(buf):
             return self._nccl_call("allReduce", buf)
-        host = np.array(backend.to_numpy(buf), copy=True)  # explicit host round trip
+        host = backend.host_buffer(buf)  # explicit host round trip
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         return backend.to_device(host, backend.Device.of(buf))
 
@@ -149,7 +148,7 @@ class World:
             return buf
         if is_cupy_array(buf):
             return self._nccl_call("broadcast", buf, root)
-        host = np.array(backend.to_numpy(buf), copy=True)
+        host = backend.host_buffer(buf)
         self.comm.Bcast(host, root=root)
         return backend.to_device(host, backend.Device.of(buf))
 
@@ -229,11 +228,8 @@ def fingerprint(x, rows: int = 64) -> dict:
     Enough to tell two ranks that loaded different data apart without hashing all of it.
     """
     n = x.shape[0]
-    index = np.unique(np.linspace(0, max(n - 1, 0), num=min(rows, n), dtype=np.int64))
-    if is_numpy_array(x):
-        sample = x[index]
-    else:
-        xp = array_namespace(x)
-        sample = backend.to_numpy(xp.take(x, backend.to_device(index, backend.Device.of(x)), axis=0))
-    sample = np.ascontiguousarray(sample)
+    count = min(rows, n)
+    index = sorted({i * (n - 1) // (count - 1) for i in range(count)} if count > 1 else set(range(count)))
+    xp = array_namespace(x)
+    sample = backend.host_buffer(xp.take(x, xp.asarray(index, dtype=xp.int64, device=device(x)), axis=0))
     return {"shape": list(x.shape), "dtype": str(x.dtype), "sha256": hashlib.sha256(sample.tobytes()).hexdigest()}

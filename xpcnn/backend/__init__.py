@@ -6,7 +6,8 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
   for any other array-API namespace), holding its namespace, signal module, FFT functions and
   the explicit moves to and from the host; :func:`backend_for` picks one from a table;
 * :mod:`.devices`: ``"cpu"`` is NumPy, ``"cuda"`` / ``"cuda:N"`` is CuPy (imported lazily);
-  explicit moves between devices (:func:`to_device`, :func:`to_numpy`), never implicit ones;
+  explicit moves between devices (:func:`to_device`, :func:`to_numpy`, and :func:`host_buffer`, a
+  fresh host copy for code that handles raw memory: MPI, file formats), never implicit ones;
 * :mod:`.signal`: the correlation dispatch (:func:`correlate`, :func:`convolve`, :func:`rfft2`,
   :func:`irfft2`): ``scipy.signal`` / ``scipy.fft`` for NumPy arrays, ``cupyx.scipy.signal`` /
   ``cupy.fft`` for CuPy arrays;
@@ -15,8 +16,8 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
 """
 
 from ..errors import DeviceError
-from .devices import (CPU, Array, Device, as_dtype, device_of, dtype_name, get_device, namespace_of, to_device,
-                      to_numpy)
+from .devices import (CPU, Array, Device, as_dtype, device_of, dtype_name, get_device, host_buffer, namespace_of,
+                      to_device, to_numpy)
 from .libraries import (BACKENDS, CUPY, HOST, NUMPY, PARALLEL_VALUES, ArrayBackend, CupyBackend, backend_for,
                         float_errors_ignored, in_pieces, ranges)
 from .random import new_rng, permutation, random_key, rng_state, set_rng_state, uniform, uniform_from_key, zeros
@@ -24,6 +25,7 @@ from .signal import choose_method, contiguous, convolve, correlate, irfft2, rfft
 
 __all__ = [
     "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of", "to_device", "to_numpy",
+    "host_buffer",
     "as_dtype", "dtype_name", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY",
     "HOST",
     "backend_for", "ranges", "in_pieces", "correlate", "convolve", "choose_method", "rfft2", "irfft2", "contiguous",

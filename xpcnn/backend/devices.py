@@ -114,6 +114,13 @@ def to_numpy(x: Array) -> np.ndarray:
     return backend_for(x).to_host(x)
 
 
+def host_buffer(x: Any, dtype: "str | None" = None) -> np.ndarray:
+    """A fresh, writable, row-major NumPy copy of ``x`` (an array of any namespace and device, or a
+    Python sequence), cast to ``dtype`` if given: what code that reads or writes raw host memory
+    needs (MPI buffers, ONNX and safetensors files, hashes), without knowing NumPy itself."""
+    return np.array(to_numpy(x), dtype=dtype, copy=True, order="C")
+
+
 def to_device(x: Array, device: "str | Device") -> Array:
     """Move ``x`` (any namespace, or a NumPy array) to ``device``; a no-op when it is already there."""
     dev = get_device(device)

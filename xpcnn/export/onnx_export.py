@@ -32,8 +32,6 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-import numpy as np
-
 from .. import backend
 from ..errors import ExportError
 from ..layers import (
@@ -56,21 +54,20 @@ class GraphBuilder:
 
     def __init__(self, onnx, dtype: str) -> None:
         self.onnx = onnx
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype  # the model's: "float32" or "float64"
         self.nodes: list = []
         self.initializers: list = []
 
     def constant(self, name: str, array) -> str:
         """A named constant (initializer) from a host array; returns its name."""
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(self.onnx.numpy_helper.from_array(backend.host_buffer(array), name))
         return name
 
     def parameter(self, name: str, array) -> str:
         """A layer's parameter, moved to the host explicitly, as a constant in the model's dtype."""
-        host = backend.to_numpy(array)
-        if host.dtype != self.dtype:
-            raise ExportError(f"to_onnx: {name} has dtype {host.dtype}, the model {self.dtype}")
-        return self.constant(name, host)
+        if backend.dtype_name(array) != self.dtype:
+            raise ExportError(f"to_onnx: {name} has dtype {backend.dtype_name(array)}, the model {self.dtype}")
+        return self.constant(name, array)
 
     def node(self, op: str, inputs: "list[str]", name: str, **attributes) -> str:
         """Append ``op`` named ``name``; its one output is also called ``name``."""
@@ -127,7 +124,7 @@ def _batchnorm(g: GraphBuilder, layer: "BatchNorm2D | BatchNorm1D", x: str, at: 
 
 
 def _reshape(g: GraphBuilder, layer: Reshape, x: str, at: str) -> str:
-    shape = g.constant(f"{at}.shape", np.array((0, *layer.output_shape(layer.input_shape)), dtype=np.int64))
+    shape = g.constant(f"{at}.shape", backend.host_buffer((0, *layer.output_shape(layer.input_shape)), "int64"))
     return g.node("Reshape", [x, shape], f"{at}.Reshape")
 
 
@@ -180,7 +177,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, input_shape=None):
     for i, layer in enumerate(model.layers):
         x = CONVERTERS[type(layer)](g, layer, x, str(i))
     g.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
-    elem = helper.np_dtype_to_tensor_dtype(g.dtype)
+    elem = onnx.TensorProto.FLOAT if g.dtype == "float32" else onnx.TensorProto.DOUBLE
     start, end = _shapes(model, input_shape)
     graph = helper.make_graph(
         g.nodes, "xpcnn", [helper.make_tensor_value_info("input", elem, ["N", *start])],

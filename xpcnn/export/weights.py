@@ -19,7 +19,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
 from .. import backend
 from ..errors import ExportError
@@ -44,7 +43,7 @@ def to_safetensors(model, path: "str | os.PathLike") -> None:
     numpy_api = require("safetensors.numpy", "to_safetensors")
     names = tensor_names(model)  # an unknown layer fails here, before the path is touched
     target = check_output_path(path, "to_safetensors", error=ExportError)
-    tensors = {e.name: np.ascontiguousarray(backend.to_numpy(e.array(model.layers[e.index]))) for e in names}
+    tensors = {e.name: backend.host_buffer(e.array(model.layers[e.index])) for e in names}
     data = numpy_api.save(tensors, metadata=_metadata(model))
     atomic_write(target, lambda f: f.write(data), "to_safetensors", error=ExportError)
 
