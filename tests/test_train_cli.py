@@ -217,3 +217,6 @@ def test_float64_run_saves_a_float64_checkpoint(tmp_path, monkeypatch, capsys):
 def test_confusion_matrix_counts_true_rows_against_predicted_columns():
     m = cli.confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2]), 3)
     assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    xs = pytest.importorskip("array_api_strict")  # written in the array API: any namespace, labels of any int dtype
+    strict = cli.confusion_matrix(xs.asarray([3, 0, 3], dtype=xs.uint8), xs.asarray([3, 3, 1], dtype=xs.int64), 4)
+    assert np.asarray(strict).tolist() == [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1]]

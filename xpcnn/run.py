@@ -14,10 +14,11 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
+from array_api_compat import array_namespace, device
 
 from . import backend, export, schedules, zoo
 from . import cli_ranks as ranks
+from .backend import Array
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
 from .early_stopping import EarlyStopping
@@ -44,11 +45,14 @@ def _note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr, flush=True)
 
 
-def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """``m[i, j]`` = samples of class ``i`` predicted as ``j``: ``(k, k)`` int64 counts."""
-    m = np.zeros((k, k), dtype=np.int64)
-    np.add.at(m, (true, pred), 1)
-    return m
+def confusion_matrix(true: Array, pred: Array, k: int) -> Array:
+    """``m[i, j]`` = samples of class ``i`` predicted as ``j``: ``(k, k)`` int64 counts, in the
+    labels' namespace: ``onehot(true)ᵀ onehot(pred)``, a product of two ``(N, k)`` indicator matrices."""
+    xp = array_namespace(true, pred)
+    classes = xp.arange(k, dtype=xp.int64, device=device(true))
+    rows = xp.astype(xp.reshape(true, (-1, 1)) == classes, xp.int64)
+    columns = xp.astype(xp.reshape(pred, (-1, 1)) == classes, xp.int64)
+    return xp.matmul(xp.matrix_transpose(rows), columns)
 
 
 def check_outputs(settings: Settings) -> None:
@@ -179,7 +183,7 @@ class Run:
         metrics["schedule"] = model.schedule.spec() if model.schedule is not None else None
         metrics["early_stopping"] = stopper.report() if stopper is not None else None
         metrics["world_size"], metrics["comm_backend"] = (comm.size, comm.backend) if comm is not None else (1, None)
-        _report(settings, data, metrics, matrix)
+        _report(settings, data, metrics)
         _export(settings, model)
         return metrics
 
@@ -286,7 +290,7 @@ def _banner(settings: Settings, data, model, sizes: tuple, device) -> str:
             f"epochs {model.epoch + 1}..{model.epoch + settings.epochs}{extras}")
 
 
-def _test(model, x_test: np.ndarray, y_test: np.ndarray, test_index: np.ndarray, loss: str):
+def _test(model, x_test: Array, y_test: Array, test_index: Array, loss: str):
     """``(confusion matrix, test loss, seconds)`` from one pass over the test set."""
     t0 = time.perf_counter()
     out = model.predict(x_test)
@@ -297,10 +301,11 @@ def _test(model, x_test: np.ndarray, y_test: np.ndarray, test_index: np.ndarray,
     return confusion_matrix(test_index, predicted, y_test.shape[1]), test_loss, seconds
 
 
-def _metrics(settings: Settings, data, model, history: list, first_epoch: int, matrix: np.ndarray,
+def _metrics(settings: Settings, data, model, history: list, first_epoch: int, matrix: Array,
              test_loss: float, sizes: tuple, seconds: float) -> dict:
     n_train, n_test, inference_s = sizes
-    correct = int(np.trace(matrix))
+    counts = matrix.tolist()
+    correct = sum(row[i] for i, row in enumerate(counts))
     this_run = [h for h in history if h["epoch"] > first_epoch]
     train_seconds = sum(h["seconds"] for h in this_run)
     return {
@@ -317,7 +322,7 @@ def _metrics(settings: Settings, data, model, history: list, first_epoch: int, m
         "history": history,
         "final": {"test_accuracy": correct / n_test, "test_correct": correct, "test_samples": n_test,
                   "test_loss": test_loss},
-        "confusion_matrix": matrix.tolist(),
+        "confusion_matrix": counts,
         "throughput": {
             "train_samples_per_s": (n_train * len(this_run) / train_seconds) if train_seconds else None,
             "inference_samples_per_s": n_test / inference_s if inference_s else None,
@@ -327,13 +332,13 @@ def _metrics(settings: Settings, data, model, history: list, first_epoch: int, m
     }
 
 
-def _report(settings: Settings, data, metrics: dict, matrix: np.ndarray) -> None:
+def _report(settings: Settings, data, metrics: dict) -> None:
     final, tp = metrics["final"], metrics["throughput"]
     print(f"test accuracy {final['test_accuracy']:.4f} ({final['test_correct']}/{final['test_samples']}) after "
           f"{metrics['epochs_total']} epochs; test loss {final['test_loss']:.4f}; train "
           f"{tp['train_samples_per_s'] or 0:.0f} samples/s, inference {tp['inference_samples_per_s'] or 0:.0f} "
           f"samples/s; {metrics['seconds']:.1f}s in all", flush=True)
-    _say(settings.quiet, format_confusion(matrix.tolist(), list(settings.classes),
+    _say(settings.quiet, format_confusion(metrics["confusion_matrix"], list(settings.classes),
                                           [data.class_names[c] for c in settings.classes]))
     if settings.metrics_json:
         write_json(settings.metrics_json, metrics, "--metrics-json")
