@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-import numpy as np
+from array_api_compat import array_namespace
 
 from ..datasets import load_sample
 from ..layers import Convolutional, Dense, Reshape, Sigmoid
@@ -26,12 +26,14 @@ EPOCHS = 20
 def derivation_data() -> "tuple[tuple, tuple]":
     """``((x_train, y_train), (x_test, y_test))``: 100 + 100 digits 0 and 1 each, float32, one-hot."""
     images, labels = load_sample()
-    zeros, ones = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
-    train = np.concatenate([zeros[:100], ones[:100]])
-    test = np.concatenate([zeros[100:200], ones[100:200]])
-    x = images[:, None].astype(np.float32) / np.float32(255)
-    y = np.eye(2, dtype=np.float32)[(labels == 1).astype(int)]
-    return (x[train], y[train]), (x[test], y[test])
+    xp = array_namespace(images, labels)
+    zeros, ones = xp.nonzero(labels == 0)[0], xp.nonzero(labels == 1)[0]
+    train = xp.concat([zeros[:100], ones[:100]])
+    test = xp.concat([zeros[100:200], ones[100:200]])
+    x = xp.astype(images[:, None, ...], xp.float32) / 255.0
+    y = xp.take(xp.eye(2, dtype=xp.float32), xp.astype(labels == 1, xp.int64), axis=0)
+    return ((xp.take(x, train, axis=0), xp.take(y, train, axis=0)),
+            (xp.take(x, test, axis=0), xp.take(y, test, axis=0)))
 
 
 def seed_network(device, dtype: str = "float32") -> Sequential:

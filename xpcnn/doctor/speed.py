@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from array_api_compat import array_namespace
 
 from .. import backend
 from ..backend import info as backend_info
@@ -58,9 +58,11 @@ def load_torch(device) -> "tuple[Any, str | None, str]":
 
 
 def _batch(classes: int, batch: int):
-    rng = np.random.default_rng(1)
-    x = rng.random((batch, 1, 28, 28)).astype(np.float32)
-    return x, np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+    rng = backend.new_rng(1)
+    x = backend.host_buffer(rng.random((batch, 1, 28, 28)), "float32")
+    xp = array_namespace(x)
+    labels = xp.asarray(rng.integers(0, classes, batch))
+    return x, xp.take(xp.eye(classes, dtype=xp.float32), labels, axis=0)
 
 
 def contenders(name: str, batch: int, device, torch, tdev) -> "list[Contender]":
