@@ -58,4 +58,7 @@ def test_two_rank_run_reports_the_speed_up_and_the_allreduce(tmp_path):
     one, two = json.loads(out.read_text())["rows"]
     assert (one["ranks"], two["ranks"]) == (1, 2) and two["speedup"] > 0
     assert two["alone_allreduce_ms"] > 0 and two["in_step_allreduce_ms"] > 0
+    assert two["median_step_ms"] > 0 and two["steady_speedup"] > 0
+    assert one["steady_samples_per_s"] == pytest.approx(8 / (one["median_step_ms"] / 1e3))
+    assert "target seed, 2 ranks >= 1.7x 1 rank:" in result.stdout
     assert one["gradient_bytes"] == two["gradient_bytes"] == 4 * 341_727  # the seed network's parameters
