@@ -50,6 +50,7 @@ def test_forward_and_backward_match_reference_loops(k, shape):
     layer = MaxPool2D(k)
     y = layer.forward(x)
     np.testing.assert_array_equal(y, reference_forward(x, k))
+    np.testing.assert_array_equal(MaxPool2D(k).forward(x, training=False), y)  # rows, then columns
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = layer.backward(dy)
     assert dx.shape == x.shape and dx.dtype == np.float32
@@ -107,6 +108,9 @@ def test_array_api_namespaces_give_numpy_results_on_their_own_device(name, dtype
     assert y.dtype == x.dtype and dx.dtype == x.dtype
     np.testing.assert_array_equal(backend.to_numpy(y), reference_forward(x_host, 2))
     np.testing.assert_array_equal(backend.to_numpy(dx), reference_backward(x_host, dy_host, 2))
+    inferred = MaxPool2D(2).forward(x, training=False)
+    assert backend.Device.of(inferred) == dev
+    np.testing.assert_array_equal(backend.to_numpy(inferred), reference_forward(x_host, 2))
 
 
 def test_output_shape_floors_and_sequential_walks_the_shapes():

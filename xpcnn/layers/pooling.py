@@ -12,10 +12,12 @@ row-major order on ties, as in PyTorch); rows and columns cut off by the floor g
     ∂E/∂X[n, c, u·k + p, v·k + q] = ∂E/∂Y[n, c, u, v]   if (p, q) = argmax of window (u, v)
                                   = 0                    otherwise
 
-Forward is ``k·k - 1`` element-wise maxima of strided views. A training forward pass also
-records each window's winner, the offset ``j = p·k + q`` (a ``uint8`` per output), updated
-when a view beats the running maximum strictly, so the first maximum wins. Backward then
-writes ``∂E/∂Y ⊙ [winner = j]`` into the ``j``-th strided view: ``k·k`` passes over the small
+Inference takes the maximum over each window's rows, then over its columns
+(:meth:`MaxPool2D._separable_max`). A training forward pass takes ``k·k - 1`` element-wise
+maxima of the windows' strided views, row-major in ``(p, q)``, and also records each
+window's winner, the offset ``j = p·k + q`` (a ``uint8`` per output), updated when a view
+beats the running maximum strictly, so the first maximum wins. Backward then writes
+``∂E/∂Y ⊙ [winner = j]`` into the ``j``-th strided view: ``k·k`` passes over the small
 output, where comparing the saved input with ``Y`` took ``7·k·k``. Measured on the convnet's
 first pool (128×32×28×28, float32, one thread, CPU time): 12.0 ms forward + backward against
 14.0 ms; only the ``uint8`` winners are kept, not ``X`` and ``Y``.
@@ -88,13 +90,10 @@ class MaxPool2D(_WindowPool):
     def forward(self, x, training=True):
         x = self._check_batch(x)
         xp = array_namespace(x)
-        views = self._views(x)
-        y = views[0]
         if not training:
-            for view in views[1:]:
-                y = xp.maximum(y, view)  # element-wise max over the k·k offsets: one pass each
             self._keep(False)
-            return y
+            return self._separable_max(x)
+        views = self._views(x)
         # Training compares every view with the running maximum too: on contiguous copies, NumPy's
         # comparisons and maxima run several times faster than on the strided views, which pays
         # for the copies (whole convnet steps at batch 128, 2 threads: median 58.6-60.9 against
@@ -108,6 +107,25 @@ class MaxPool2D(_WindowPool):
             winner = xp.maximum(winner, xp.astype(view > y, index) * j)
             y = xp.maximum(y, view)
         self._keep(training, winner=winner, input_shape=tuple(x.shape))
+        return y
+
+    def _separable_max(self, x):
+        """``max_{p,q}`` as ``max_q max_p``: the maximum over the window's rows (whole rows of
+        ``k·Wo`` values at once), then over its columns. ``2(k - 1)`` passes, the first over ``k``
+        times the output and the second over the output, against ``k² - 1`` over the output, and
+        the same values (a maximum is exact). Measured, float32, 2-core AMD EPYC, medians of 15:
+        the convnet's pools at batch 128 took 3.16 against 3.69 ms (128×32×28×28) and 0.96
+        against 1.26 ms (128×64×14×14). Training keeps the row-major order of the offsets: it
+        must record which element won each window, the first one on ties."""
+        xp = array_namespace(x)
+        k = self.pool_size
+        ho, wo = x.shape[2] // k, x.shape[3] // k
+        rows = x[:, :, 0:ho * k:k, :wo * k]
+        for p in range(1, k):
+            rows = xp.maximum(rows, x[:, :, p:ho * k:k, :wo * k])  # (N, C, Ho, k·Wo)
+        y = rows[..., 0::k]
+        for q in range(1, k):
+            y = xp.maximum(y, rows[..., q::k])
         return y
 
     def backward(self, output_gradient, learning_rate=None):
