@@ -202,21 +202,26 @@ class Sequential:
         """``(N, *input_shape) -> (N, *output_shape)`` on the model's device (no batching).
 
         ``training=False`` (inference) keeps nothing for backward in any layer. A layer that draws
-        random numbers (Dropout) draws them from the model's seeded generator ``self.rng``.
+        random numbers (Dropout) draws them from the model's seeded generator ``self.rng``. On
+        NumPy, with host threads on (``XPCNN_HOST_THREADS``), the pass runs on xpcnn's own
+        threads (:func:`xpcnn.backend.host_threads`).
         """
         batch = x
-        for layer in self.layers:
-            if layer.uses_rng:
-                layer.rng = self.rng
-            x = layer.forward(x, training)
+        with backend.host_threads():
+            for layer in self.layers:
+                if layer.uses_rng:
+                    layer.rng = self.rng
+                x = layer.forward(x, training)
         if self.first_input_shape is None and self.input_shape is None:
             self.first_input_shape = tuple(batch.shape[1:])  # a batch every layer took, not one that failed
         return x
 
     def backward(self, output_gradient):
-        """Back-propagate ``∂E/∂Y`` through every layer, filling their ``grads``."""
-        for layer in reversed(self.layers):
-            output_gradient = layer.backward(output_gradient)
+        """Back-propagate ``∂E/∂Y`` through every layer, filling their ``grads`` (on the host
+        threads when they are on, as :meth:`forward`)."""
+        with backend.host_threads():
+            for layer in reversed(self.layers):
+                output_gradient = layer.backward(output_gradient)
         return output_gradient
 
     def predict(self, x, batch_size: int = 256):

@@ -28,6 +28,7 @@ import scipy.signal
 from array_api_compat import array_namespace
 
 from ..errors import ConfigTypeError, DeviceError, DeviceMismatchError
+from .threads import active_threads, single_blas
 
 Array = Any
 
@@ -69,6 +70,14 @@ class ArrayBackend:
     #: Host threads :meth:`parallel` may use (one: the pieces run in turn).
     threads = 1
 
+    def thread_count(self) -> int:
+        """The host threads an operation on this library's arrays is split over now."""
+        return self.threads
+
+    def matmul(self, a: Array, b: Array) -> Array:
+        """``a @ b`` for 2-D ``a`` and ``b``: the engines' and the dense layers' products."""
+        return array_namespace(a).matmul(a, b)
+
     def parallel(self, work, pieces: int) -> None:
         """``work(i)`` for ``i`` in ``range(pieces)``: independent pieces of one operation (each
         writes its own part of the result), run in turn here."""
@@ -103,13 +112,23 @@ class ArrayBackend:
 PARALLEL_VALUES = 1 << 18
 
 
+#: A product of ``m·k·n`` multiply-adds counts as ``m·k·n / 16`` values for :func:`ranges`: it
+#: is split from 4 M multiply-adds on (the convnet's products have 460 M; its dense layer's 51 M).
+MATMUL_VALUES_PER_VALUE = 16
+
+
 def ranges(like: Array, count: int, values: int) -> "list[tuple[int, int]]":
     """``[(lo, hi), ...]`` covering ``range(count)`` (an axis of ``like``, channels say): one range
     per thread of ``like``'s backend when the operation covers ``values >= PARALLEL_VALUES``
     values, else the whole axis as one range."""
-    pieces = min(backend_for(like).threads, count) if values >= PARALLEL_VALUES else 1
+    pieces = min(backend_for(like).thread_count(), count) if values >= PARALLEL_VALUES else 1
     bounds = [count * i // pieces for i in range(pieces + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def matmul(a: Array, b: Array) -> Array:
+    """``a @ b`` (2-D) by ``a``'s library: on NumPy, split over the host threads."""
+    return backend_for(a).matmul(a, b)
 
 
 def in_pieces(like: Array, pieces: "list[tuple[int, int]]", work) -> None:
@@ -126,30 +145,58 @@ class NumpyBackend(ArrayBackend):
         self.signal = scipy.signal
         #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
         self.fft_workers = -1
-        #: Threads for :meth:`parallel`: one by default. Split over two threads, the gemm engine's
-        #: copies ran faster alone (im2col, col2im) but not inside a training step, where
-        #: OpenBLAS's worker keeps spinning on the other core after each product: convnet step at
-        #: batch 128, 2 BLAS threads, 40 interleaved steps, median 94.4 ms on one thread against
-        #: 94.6 ms on two (inference 31.2 against 32.0 ms). Set it to try on another machine.
-        self.threads = 1
+        #: Threads for :meth:`parallel` and :meth:`matmul`. ``None``: one, unless host threads
+        #: are on (``XPCNN_HOST_THREADS``, :mod:`xpcnn.backend.threads`), inside the passes of a
+        #: ``Sequential``. Set it to override.
+        self.threads: "int | None" = None
         self._pool = None
+
+    def thread_count(self):
+        return self.threads if self.threads is not None else active_threads()
 
     def parallel(self, work, pieces):
         """NumPy releases the GIL inside its copy and arithmetic loops, so the pieces of a large
-        copy or sum run on :attr:`threads` threads at once: the calling thread and a pool of
-        ``threads - 1`` made on first use."""
-        if pieces <= 1 or self.threads <= 1:
+        copy or sum run on :meth:`thread_count` threads at once: the calling thread and a pool
+        of ``threads - 1`` made on first use."""
+        threads = self.thread_count()
+        if pieces <= 1 or threads <= 1:
             return super().parallel(work, pieces)
-        if self._pool is None or self._pool._max_workers != self.threads - 1:
+        if self._pool is None or self._pool._max_workers != threads - 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="xpcnn")
+            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="xpcnn")
         futures = [self._pool.submit(work, i) for i in range(1, pieces)]
         try:
             work(0)  # the calling thread computes a piece too
         finally:
             for future in futures:
                 future.result()  # re-raises a piece's error here
+
+    def matmul(self, a, b):
+        """``a @ b``, the larger side of the result split over the threads, each piece a product
+        of its own on one BLAS thread (:func:`~xpcnn.backend.threads.single_blas`).
+
+        Only ``a``'s rows or ``b``'s columns are split, never the sum over the inner axis: each
+        value is still one dot product, which may differ from the unsplit product's in the last
+        bits (OpenBLAS picks its kernels by the shape of each piece), as PyTorch's results
+        depend on its thread count.
+        """
+        m, n = a.shape[0], b.shape[1]
+        split_rows = m >= n
+        pieces = ranges(a, m if split_rows else n, m * n * a.shape[1] // MATMUL_VALUES_PER_VALUE)
+        if len(pieces) == 1:
+            return np.matmul(a, b)
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+
+        def rows(lo, hi):
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+        def columns(lo, hi):
+            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+
+        with single_blas():
+            in_pieces(a, pieces, rows if split_rows else columns)
+        return out
 
     def owns(self, x):
         return isinstance(x, (np.ndarray, np.generic))

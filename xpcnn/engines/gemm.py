@@ -24,9 +24,11 @@ Layers with few rows ``k·k·C`` (< :data:`BATCH_PRODUCT_ROWS`: a first layer on
 memory-bound; there the per-sample layout, ``cols[n, (p, q, j), (u, v)]``, which needs no
 transposition, is kept.
 
-NumPy copies and adds on one thread: im2col, col2im and the two transpositions can split their
-work by channel over the backend's threads (:func:`xpcnn.backend.ranges`; one thread by
-default, see :attr:`xpcnn.backend.NumpyBackend.threads`); a tied bias rides in the
+NumPy copies and adds on one thread: im2col, col2im and the two transpositions split their
+work by channel, and the three products their result by rows or columns
+(:func:`xpcnn.backend.matmul`), over the host threads (:func:`xpcnn.backend.ranges`; one by
+default, more with ``XPCNN_HOST_THREADS``, each product piece then on one BLAS thread: see
+:mod:`xpcnn.backend.threads`); a tied bias rides in the
 forward product as a last column of ``K`` against a row of ones in ``cols``
 (:meth:`GemmEngine.biased_forward`), which saves the layer a pass over ``Y``.
 
@@ -149,6 +151,15 @@ def col2im(cols, shape: tuple, k_h: int, k_w: int, stride: int = 1, per_sample: 
     return batch_major(x)
 
 
+def _by_samples(like, work) -> None:
+    """``work(lo, hi)`` over ranges of ``like``'s first axis (the samples), split over the host
+    threads when ``like`` is large."""
+    values = 1
+    for extent in like.shape:
+        values *= extent
+    backend.in_pieces(like, backend.ranges(like, like.shape[0], values), work)
+
+
 def _rows_offset_first(kernels):
     """``K: (D, C, k_h, k_w) -> (D, k_h·k_w·C)``, ordered like the rows of :func:`im2col`."""
     xp = array_namespace(kernels)
@@ -186,13 +197,17 @@ class GemmEngine(ConvEngine):
         d, c, k_h, k_w = kernels.shape
         ho, wo = output_size(h, k_h, stride), output_size(w, k_w, stride)
         single = not per_sample(kernels.shape)
-        cols = im2col(x, k_h, k_w, stride, not single, ones=bias is not None)
         rows = _rows_offset_first(kernels)
         if bias is not None:
             rows = xp.concat([rows, xp.reshape(bias, (d, 1))], axis=1)
-        y = xp.matmul(rows, cols)  # (D, N·Ho·Wo), or (N, D, Ho·Wo) per sample
-        y = batch_major(xp.reshape(y, (d, n, ho, wo))) if single else xp.reshape(y, (n, d, ho, wo))
-        return y, (cols if keep else None)
+        cols = im2col(x, k_h, k_w, stride, not single, ones=bias is not None)
+        if not single:
+            # One product over the stack of samples, on one thread: split by samples (copies of
+            # Y and cols from each piece) it made the seed's step slower, and the sigmoid after it
+            # too (half of Y then sat in the other core's cache).
+            return xp.reshape(xp.matmul(rows, cols), (n, d, ho, wo)), (cols if keep else None)
+        y = backend.matmul(rows, cols)  # (D, N·Ho·Wo)
+        return batch_major(xp.reshape(y, (d, n, ho, wo))), (cols if keep else None)
 
     def kernel_gradient(self, x, output_gradient, kernel_hw, stride=1, kept=None):
         layout = per_sample((None, x.shape[1], *kernel_hw))
@@ -205,13 +220,21 @@ class GemmEngine(ConvEngine):
         layout = per_sample((None, c, k_h, k_w))
         cols = kept if kept is not None else im2col(x, k_h, k_w, stride, layout)
         if layout:
-            # One small product per sample, then the batch sum: faster than tensordot, which would
-            # first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
-            grad = xp.sum(xp.matmul(dy, xp.matrix_transpose(cols)), axis=0)  # (D, k_h·k_w·C)
+            # One small product per sample (split by samples over the host threads), then the
+            # batch sum on this thread, in the order of one piece: faster than tensordot, which
+            # would first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
+            n = cols.shape[0]
+            products = xp.empty((n, dy.shape[1], cols.shape[1]), dtype=cols.dtype, device=device(cols))
+
+            def samples(lo, hi):
+                products[lo:hi, ...] = xp.matmul(dy[lo:hi, ...], xp.matrix_transpose(cols[lo:hi, ...]))
+
+            _by_samples(cols, samples)
+            grad = xp.sum(products, axis=0)  # (D, k_h·k_w·C)
         else:
             # (cols ∂E/∂Yᵀ)ᵀ, not ∂E/∂Y colsᵀ: OpenBLAS runs this orientation faster, 6.8-7.0 against
             # 8.3-9.6 ms on 2 threads (12.0 against 13.3 on one) for the convnet's second layer, b128.
-            grad = xp.matrix_transpose(xp.matmul(cols, xp.matrix_transpose(dy)))
+            grad = xp.matrix_transpose(backend.matmul(cols, xp.matrix_transpose(dy)))
         if grad.shape[-1] > k_h * k_w * c:  # columns kept by biased_forward: drop the biases' row
             grad = grad[:, :k_h * k_w * c]
         return xp.permute_dims(xp.reshape(grad, (grad.shape[0], k_h, k_w, c)), (0, 3, 1, 2))
@@ -227,7 +250,8 @@ class GemmEngine(ConvEngine):
         h, w = input_hw
         if stride > 1 or c * ho * wo <= d * h * w:
             # col2im: ∂E/∂cols = Kᵀ ∂E/∂Y has C·k·k rows, the padded route's cols D·k·k.
-            grad_cols = xp.matmul(xp.matrix_transpose(_rows_offset_first(kernels)), dy)
+            product = xp.matmul if per_sample(kernels.shape) else backend.matmul  # (N, ...) stacks or 2-D
+            grad_cols = product(xp.matrix_transpose(_rows_offset_first(kernels)), dy)
             return col2im(grad_cols, (n, c, h, w), k_h, k_w, stride, per_sample(kernels.shape))
         return super().input_gradient(output_gradient, kernels, input_hw, stride)
 

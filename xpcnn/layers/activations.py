@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
+from .. import backend
 from ..errors import ShapeError
 from .base import Layer
+
+
+def _by_samples(x) -> "list[tuple[int, int]]":
+    """Ranges of ``x``'s samples, one per host thread when ``x`` is large (:func:`xpcnn.backend.ranges`)."""
+    values = 1
+    for extent in x.shape:
+        values *= extent
+    return backend.ranges(x, x.shape[0], values)
 
 
 class Activation(Layer):
@@ -68,16 +77,35 @@ class Tanh(Activation):
 
 
 class ReLU(Activation):
-    """``max(x, 0)``, derivative ``1[x > 0]``."""
+    """``max(x, 0)``, derivative ``1[x > 0]``. Both passes are split by samples over the host
+    threads (:func:`xpcnn.backend.ranges`), as the convolutions and pools around it are."""
 
     def forward(self, x, training=True):
         xp = array_namespace(self._check_input(x))
         self._keep(training, input=x)
-        return xp.clip(x, min=0.0)  # not where(): NumPy's where branches on every element
+        y = xp.empty_like(x)
+
+        def samples(lo, hi):
+            y[lo:hi, ...] = xp.clip(x[lo:hi, ...], min=0.0)  # not where(): NumPy's where branches
+
+        backend.in_pieces(x, _by_samples(x), samples)
+        return y
 
     def derivative(self, xp, saved):
         x = saved["input"]
         return xp.astype(x > 0, x.dtype)
+
+    def backward(self, output_gradient, learning_rate=None):
+        x = self._recall()["input"]
+        self._check_gradient(output_gradient, tuple(x.shape))
+        xp = array_namespace(output_gradient)
+        gradient = xp.empty_like(output_gradient)
+
+        def samples(lo, hi):  # ∂E/∂Y ⊙ 1[x > 0]
+            gradient[lo:hi, ...] = output_gradient[lo:hi, ...] * xp.astype(x[lo:hi, ...] > 0, x.dtype)
+
+        backend.in_pieces(x, _by_samples(x), samples)
+        return gradient
 
 
 class Softmax(Activation):
