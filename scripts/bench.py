@@ -621,9 +621,9 @@ def parse_args(argv=None):
                    help="seconds of rest between a NumPy and a PyTorch run, so the idle threads of one stop spinning")
     p.add_argument("--per-sample-batch", type=int, default=16,
                    help="samples per timed per-sample step (its speed per sample does not depend on the batch)")
-    p.add_argument("--host-threads", default=None, metavar="N|blas",
-                   help="xpcnn's own threads for copies, passes and products, BLAS held to one "
-                        "(XPCNN_HOST_THREADS; default: off)")
+    p.add_argument("--host-threads", default=None, metavar="auto|N|blas",
+                   help="xpcnn's own threads for copies, passes and products, BLAS held to one: "
+                        "auto (measured per pass, the default), a count (1: off), or blas (XPCNN_HOST_THREADS)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for NumPy's BLAS and PyTorch (default: as many as NumPy's BLAS uses)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (CuPy and PyTorch CUDA)")

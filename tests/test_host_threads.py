@@ -74,10 +74,45 @@ needs_blas = pytest.mark.skipif(not host._blas(), reason="threadpoolctl finds no
 
 
 @needs_blas
-def test_host_threads_are_off_by_default_and_leave_blas_alone(setting):
+def test_auto_is_the_default_and_is_off_for_a_pass_without_a_key(setting):
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         with backend.host_threads():
             assert host.active_threads() == 1 and set(blas_counts()) == {2}
+    assert host._state["setting"] == "auto"
+
+
+@pytest.mark.parametrize("on_s, off_s, chosen", [(1.0, 1.2, True), (1.0, 1.04, False), (1.3, 1.0, False)])
+def test_chooser_times_a_block_on_then_a_block_off_and_keeps_threads_only_when_clearly_faster(on_s, off_s,
+                                                                                               chosen):
+    chooser = host.Chooser()
+    modes = []
+    for _ in range(2 * chooser.ROUNDS):
+        on, timed = chooser.mode("k")
+        assert timed
+        modes.append(on)
+        # the first pass of each block pays for warm-up: the best of the block counts
+        slow = 5.0 if len(modes) in (1, chooser.ROUNDS + 1) else 0.0
+        chooser.record("k", on, slow + (on_s if on else off_s))
+    assert modes == [True] * chooser.ROUNDS + [False] * chooser.ROUNDS
+    assert chooser.mode("k") == (chosen, False) and chooser.chosen == {"k": chosen}
+
+
+@needs_blas
+def test_auto_measures_a_model_s_passes_and_keeps_its_choice(setting):
+    setting("auto")
+    model, loss = zoo.build_model("seed", (1, 8, 8), 2, seed=0, dtype="float64")
+    x = np.random.default_rng(0).random((4, 1, 8, 8))
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        for _ in range(2 * host.Chooser.ROUNDS):
+            model.forward(x, training=False)
+        key = ("forward", id(model), False, (4, 1, 8, 8), "float64")
+        assert key in host.CHOOSER.chosen
+        before = dict(host.CHOOSER.chosen)
+        model.forward(x, training=False)
+        assert host.CHOOSER.chosen == before  # kept, not measured again
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):  # one BLAS thread: nothing to choose
+        model.forward(x[:2], training=False)
+        assert ("forward", id(model), False, (2, 1, 8, 8), "float64") not in host.CHOOSER.seconds
 
 
 @needs_blas
@@ -109,8 +144,8 @@ def test_a_count_from_the_environment_is_capped_and_a_bad_one_is_named(setting, 
             assert host.active_threads() == 2 and set(blas_counts()) == {1}
     monkeypatch.setitem(host._state, "setting", None)
     monkeypatch.setenv(host.ENV, "many")
-    with pytest.raises(xc.ConfigError, match=r"XPCNN_HOST_THREADS: expected a positive number of threads or "
-                                             r"'blas', got 'many'"):
+    with pytest.raises(xc.ConfigError, match=r"XPCNN_HOST_THREADS: expected a positive number of threads, "
+                                             r"'blas' or 'auto', got 'many'"):
         with backend.host_threads():
             pass
     with pytest.raises(xc.ConfigError, match="got 0"):

@@ -203,11 +203,12 @@ class Sequential:
 
         ``training=False`` (inference) keeps nothing for backward in any layer. A layer that draws
         random numbers (Dropout) draws them from the model's seeded generator ``self.rng``. On
-        NumPy, with host threads on (``XPCNN_HOST_THREADS``), the pass runs on xpcnn's own
-        threads (:func:`xpcnn.backend.host_threads`).
+        NumPy the pass may run on xpcnn's own threads (:mod:`xpcnn.backend.threads`; ``auto``
+        measures whether they pay for this model and shape).
         """
         batch = x
-        with backend.host_threads():
+        key = ("forward", id(self), bool(training), tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", "")))
+        with backend.host_threads(key):  # (the first layer names what is wrong with a non-array)
             for layer in self.layers:
                 if layer.uses_rng:
                     layer.rng = self.rng
@@ -219,7 +220,9 @@ class Sequential:
     def backward(self, output_gradient):
         """Back-propagate ``∂E/∂Y`` through every layer, filling their ``grads`` (on the host
         threads when they are on, as :meth:`forward`)."""
-        with backend.host_threads():
+        key = ("backward", id(self), tuple(getattr(output_gradient, "shape", ())),
+               str(getattr(output_gradient, "dtype", "")))
+        with backend.host_threads(key):
             for layer in reversed(self.layers):
                 output_gradient = layer.backward(output_gradient)
         return output_gradient

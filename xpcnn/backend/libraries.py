@@ -145,9 +145,9 @@ class NumpyBackend(ArrayBackend):
         self.signal = scipy.signal
         #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
         self.fft_workers = -1
-        #: Threads for :meth:`parallel` and :meth:`matmul`. ``None``: one, unless host threads
-        #: are on (``XPCNN_HOST_THREADS``, :mod:`xpcnn.backend.threads`), inside the passes of a
-        #: ``Sequential``. Set it to override.
+        #: Threads for :meth:`parallel` and :meth:`matmul`. ``None``: those of the pass under
+        #: way when :mod:`xpcnn.backend.threads` turns host threads on for it, else one. Set it
+        #: to override.
         self.threads: "int | None" = None
         self._pool = None
 

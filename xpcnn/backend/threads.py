@@ -1,27 +1,31 @@
-"""Host threads for NumPy (opt-in): xpcnn's own threads, with NumPy's BLAS held to one meanwhile.
+"""Host threads for NumPy: xpcnn's own threads, with NumPy's BLAS held to one meanwhile.
 
 NumPy runs its copies and element-wise passes on one thread; only its BLAS (OpenBLAS) runs
-matrix products on several. With host threads on (``XPCNN_HOST_THREADS=N``, or ``blas`` for as
-many as NumPy's BLAS is set to use; :func:`configure` from Python), each forward and backward
-pass of a ``Sequential`` runs inside :func:`host_threads`: xpcnn splits its large copies,
-passes and products into pieces, one per thread (:func:`xpcnn.backend.ranges`), and BLAS runs
-each product piece on one thread. Holding BLAS to one thread for the whole pass matters: after
-a multi-threaded product of its own, OpenBLAS's workers spin on the other cores for a while, and
-a copy on a second thread then gained nothing; setting BLAS back and forth around each product
+matrix products on several. With host threads on, each forward and backward pass of a
+``Sequential`` runs inside :func:`host_threads`: xpcnn splits its large copies, passes and
+products into pieces, one per thread (:func:`xpcnn.backend.ranges`), and BLAS runs each product
+piece on one thread. Holding BLAS to one thread for the whole pass matters: after a
+multi-threaded product of its own, OpenBLAS's workers spin on the other cores for a while, and a
+copy on a second thread then gained nothing; setting BLAS back and forth around each product
 lost the gain too.
 
-Off by default, because it depends on the network (2-core AMD EPYC, float32, batch 128, one
-process with both settings stepping in turns): the convnet trained 15% faster (48.6 against
-57.4 ms, 46.0 against 53.7) and inferred 5% faster, but the seed network trained 10-25% slower
-(5.24 against 4.05 ms, 4.45 against 3.90). Its mid-sized products (128×3380 by 3380×100) ran
-10-20% slower as two one-thread pieces than on OpenBLAS's own two threads, and its element-wise
-passes were too small to gain.
+Whether it pays depends on the network (2-core AMD EPYC, float32, batch 128, one process with
+both settings stepping in turns): the convnet trained 15% faster (48.6 against 57.4 ms, 46.0
+against 53.7) and inferred 5% faster, but the seed network trained 10-25% slower (5.24 against
+4.05 ms, 4.45 against 3.90): its mid-sized products (128×3380 by 3380×100) ran 10-20% slower as
+two one-thread pieces than on OpenBLAS's own two threads, and its element-wise passes were too
+small to gain. So the default, ``auto``, measures (:class:`Chooser`), as ``engine="auto"``
+does. ``XPCNN_HOST_THREADS`` (or :func:`configure`) sets it: ``auto``, a thread count (``1``:
+off, the deterministic choice), or ``blas`` (as many as NumPy's BLAS is set to use, which
+``OPENBLAS_NUM_THREADS``, ``threadpoolctl`` and ``bench.py --threads`` control; one per rank
+under ``mpiexec``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Any
 
 #: At most this many host threads, whatever BLAS is set to: a piece must stay large enough to
@@ -36,35 +40,84 @@ _lock = threading.Lock()
 _state: "dict[str, Any]" = {"depth": 0, "threads": 1, "saved": [], "setting": None}
 
 
+#: The setting when neither :func:`configure` nor :data:`ENV` gives one.
+DEFAULT = "auto"
+
+
 def configure(setting: "int | str | None") -> None:
     """Host threads for the passes that start from now on: a count (1: off), ``"blas"`` (as many
-    as NumPy's BLAS is set to use when a pass starts), or ``None`` (off, the default)."""
-    _state["setting"] = _parse(setting, "host threads")
+    as NumPy's BLAS is set to use when a pass starts), ``"auto"`` (``"blas"`` or off, measured per
+    kind of pass: :class:`Chooser`), or ``None`` (:data:`ENV`, else :data:`DEFAULT`)."""
+    _state["setting"] = None if setting is None else _parse(setting, "host threads")
 
 
 def _parse(setting, what: str) -> "int | str | None":
     from ..errors import ConfigError
 
-    if setting is None or setting == "blas":
+    if setting in ("blas", "auto"):
         return setting
     text = str(setting).strip()
-    if text == "blas":
+    if text in ("blas", "auto"):
         return text
     if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{what}: expected a positive number of threads or 'blas', got {setting!r}")
+        raise ConfigError(f"{what}: expected a positive number of threads, 'blas' or 'auto', got {setting!r}")
     return int(text)
 
 
-def _configured() -> int:
-    """Threads the next pass would use: from :func:`configure`, else :data:`ENV`, else 1."""
+def _configured(key) -> "tuple[int, bool]":
+    """``(threads, timed)`` for the next pass: from :func:`configure`, else :data:`ENV`, else 1;
+    ``auto`` gives :func:`blas_threads` or 1 as :class:`Chooser` says for ``key`` (``timed``: the
+    pass is one of its measurements)."""
     import os
 
     setting = _state["setting"]
-    if setting is None and os.environ.get(ENV):
-        setting = _state["setting"] = _parse(os.environ[ENV], ENV)
     if setting is None:
-        return 1
-    return blas_threads() if setting == "blas" else min(setting, MAX_THREADS)
+        setting = _state["setting"] = _parse(os.environ.get(ENV) or DEFAULT, ENV)
+    if setting == "auto":
+        threads = blas_threads()
+        if key is None or threads == 1:
+            return 1, False
+        on, timed = CHOOSER.mode(key)
+        return (threads if on else 1), timed
+    return (blas_threads() if setting == "blas" else min(setting, MAX_THREADS)), False
+
+
+class Chooser:
+    """``auto``: host threads on or off per kind of pass, by measuring, as ``engine="auto"`` does.
+
+    The first :attr:`ROUNDS` passes of a key (a model's forward or backward pass on one shape)
+    run with threads on, the next :attr:`ROUNDS` with them off, all timed; the best of each
+    counts, and threads stay on only when they were over :attr:`MARGIN` times faster. The
+    measured passes are the real ones, so nothing is computed twice. In blocks, not in turns:
+    after an "off" pass OpenBLAS's workers spin for a while, which would slow the "on" pass
+    after it, and never happens once threads stay on (taking turns, the convnet's forward pass
+    measured "off" faster in 2 runs of 2).
+    """
+
+    ROUNDS = 3
+    MARGIN = 1.05
+
+    def __init__(self) -> None:
+        self.seconds: "dict[Any, dict[bool, list[float]]]" = {}
+        self.chosen: "dict[Any, bool]" = {}
+
+    def mode(self, key) -> "tuple[bool, bool]":
+        """``(on, timed)`` for the next pass of ``key``."""
+        if key in self.chosen:
+            return self.chosen[key], False
+        seen = self.seconds.setdefault(key, {True: [], False: []})
+        return len(seen[True]) < self.ROUNDS, True
+
+    def record(self, key, on: bool, seconds: float) -> None:
+        seen = self.seconds[key]
+        seen[on].append(seconds)
+        if min(len(seen[True]), len(seen[False])) >= self.ROUNDS:
+            self.chosen[key] = min(seen[True]) * self.MARGIN < min(seen[False])
+            del self.seconds[key]
+
+
+#: The choices of ``auto`` in this process.
+CHOOSER = Chooser()
 
 
 def _blas() -> "list[Any]":
@@ -94,20 +147,25 @@ def active_threads() -> int:
 
 
 @contextlib.contextmanager
-def host_threads():
+def host_threads(key=None):
     """With host threads on (:func:`configure`), xpcnn's NumPy work inside is split over that
     many threads and BLAS is held to one thread; both are restored when the outermost one ends
-    (nested ones change nothing). Off, it changes nothing."""
+    (nested ones change nothing). Off, it changes nothing. ``key`` names the kind of pass for
+    ``auto`` (without one, ``auto`` is off)."""
+    timed = None
     with _lock:
         if _state["depth"] == 0:
-            threads = _configured()
+            threads, measure = _configured(key)
             saved = [c.get_num_threads() for c in _blas()] if threads > 1 else []
             for c in _blas() if saved else ():
                 c.set_num_threads(1)
             _state.update(threads=threads, saved=saved)
+            timed = (threads > 1, time.perf_counter()) if measure else None
         _state["depth"] += 1
     try:
         yield
+        if timed is not None:
+            CHOOSER.record(key, timed[0], time.perf_counter() - timed[1])
     finally:
         with _lock:
             _state["depth"] -= 1

@@ -26,9 +26,9 @@ transposition, is kept.
 
 NumPy copies and adds on one thread: im2col, col2im and the two transpositions split their
 work by channel, and the three products their result by rows or columns
-(:func:`xpcnn.backend.matmul`), over the host threads (:func:`xpcnn.backend.ranges`; one by
-default, more with ``XPCNN_HOST_THREADS``, each product piece then on one BLAS thread: see
-:mod:`xpcnn.backend.threads`); a tied bias rides in the
+(:func:`xpcnn.backend.matmul`), over the host threads (:func:`xpcnn.backend.ranges`; inside a
+``Sequential``'s passes when :mod:`xpcnn.backend.threads` turns them on, each product piece
+then on one BLAS thread; one outside); a tied bias rides in the
 forward product as a last column of ``K`` against a row of ones in ``cols``
 (:meth:`GemmEngine.biased_forward`), which saves the layer a pass over ``Y``.
 
