@@ -623,7 +623,7 @@ def parse_args(argv=None):
                    help="samples per timed per-sample step (its speed per sample does not depend on the batch)")
     p.add_argument("--host-threads", default=None, metavar="auto|N|blas",
                    help="xpcnn's own threads for copies, passes and products, BLAS held to one: "
-                        "auto (measured per pass, the default), a count (1: off), or blas (XPCNN_HOST_THREADS)")
+                        "a count (1: off, the default), blas, or auto (measured per model; XPCNN_HOST_THREADS)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for NumPy's BLAS and PyTorch (default: as many as NumPy's BLAS uses)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (CuPy and PyTorch CUDA)")

@@ -40,8 +40,8 @@ BACKENDS = ["numpy", "strict-cpu", "strict-device1", "cupy"]
 # engine="auto" times the engines on each new layer shape; the suite runs with the deterministic
 # default instead (tests/test_engine_choice.py unsets it to test the measurement itself).
 os.environ.setdefault("XPCNN_ENGINE", "gemm")
-# Host threads' auto measures too, and a split product may differ from an unsplit one in its last
-# bits: the suite runs with them off (tests/test_host_threads.py sets them itself).
+# Host threads (off by default) split products, which may then differ in their last bits: the
+# suite runs with them off unless told otherwise (tests/test_host_threads.py sets them itself).
 os.environ.setdefault("XPCNN_HOST_THREADS", "1")
 
 

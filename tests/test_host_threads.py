@@ -74,11 +74,13 @@ needs_blas = pytest.mark.skipif(not host._blas(), reason="threadpoolctl finds no
 
 
 @needs_blas
-def test_auto_is_the_default_and_is_off_for_a_pass_without_a_key(setting):
-    with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        with backend.host_threads():
-            assert host.active_threads() == 1 and set(blas_counts()) == {2}
-    assert host._state["setting"] == "auto"
+def test_host_threads_are_off_by_default_and_auto_is_off_for_a_pass_without_a_key(setting):
+    for chosen in (None, "auto"):
+        setting(chosen)
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            with backend.host_threads():
+                assert host.active_threads() == 1 and set(blas_counts()) == {2}
+        assert host._state["setting"] == (1 if chosen is None else "auto")
 
 
 @pytest.mark.parametrize("on_s, off_s, chosen", [(1.0, 1.2, True), (1.0, 1.04, False), (1.3, 1.0, False)])
@@ -86,15 +88,22 @@ def test_chooser_times_a_block_on_then_a_block_off_and_keeps_threads_only_when_c
                                                                                                chosen):
     chooser = host.Chooser()
     modes = []
+    step, infer = ("step", "model"), ("forward", "model")
     for _ in range(2 * chooser.ROUNDS):
-        on, timed = chooser.mode("k")
+        on, timed = chooser.mode(step)
         assert timed
         modes.append(on)
         # the first pass of each block pays for warm-up: the best of the block counts
         slow = 5.0 if len(modes) in (1, chooser.ROUNDS + 1) else 0.0
-        chooser.record("k", on, slow + (on_s if on else off_s))
+        chooser.record(step, on, slow + (on_s if on else off_s))
+        if len(modes) == 1:
+            assert chooser.mode(infer) == (True, True)  # the model's other passes measure too, meanwhile
+            chooser.record(infer, True, 1.0)
     assert modes == [True] * chooser.ROUNDS + [False] * chooser.ROUNDS
-    assert chooser.mode("k") == (chosen, False) and chooser.chosen == {"k": chosen}
+    assert chooser.chosen == {"model": (step, chosen)}
+    # the first key to finish decides for every pass of the model, and the others stop measuring
+    assert chooser.mode(step) == chooser.mode(infer) == chooser.mode(("backward", "model")) == (chosen, False)
+    assert chooser.seconds == {} and chooser.mode(("step", "other")) == (True, True)
 
 
 @needs_blas
@@ -106,13 +115,15 @@ def test_auto_measures_a_model_s_passes_and_keeps_its_choice(setting):
         for _ in range(2 * host.Chooser.ROUNDS):
             model.forward(x, training=False)
         key = ("forward", id(model), False, (4, 1, 8, 8), "float64")
-        assert key in host.CHOOSER.chosen
+        assert host.CHOOSER.chosen[id(model)][0] == key
         before = dict(host.CHOOSER.chosen)
         model.forward(x, training=False)
-        assert host.CHOOSER.chosen == before  # kept, not measured again
+        model.forward(x[:2], training=False)  # another shape: the model's choice holds
+        assert host.CHOOSER.chosen == before and not any(k[1] == id(model) for k in host.CHOOSER.seconds)
+    other, _ = zoo.build_model("seed", (1, 8, 8), 2, seed=0, dtype="float64")
     with threadpoolctl.threadpool_limits(1, user_api="blas"):  # one BLAS thread: nothing to choose
-        model.forward(x[:2], training=False)
-        assert ("forward", id(model), False, (2, 1, 8, 8), "float64") not in host.CHOOSER.seconds
+        other.forward(x, training=False)
+        assert not any(k[1] == id(other) for k in host.CHOOSER.seconds)
 
 
 @needs_blas

@@ -203,8 +203,8 @@ class Sequential:
 
         ``training=False`` (inference) keeps nothing for backward in any layer. A layer that draws
         random numbers (Dropout) draws them from the model's seeded generator ``self.rng``. On
-        NumPy the pass may run on xpcnn's own threads (:mod:`xpcnn.backend.threads`; ``auto``
-        measures whether they pay for this model and shape).
+        NumPy the pass may run on xpcnn's own threads (:mod:`xpcnn.backend.threads`, off by
+        default).
         """
         batch = x
         key = ("forward", id(self), bool(training), tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", "")))
@@ -244,11 +244,16 @@ class Sequential:
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
-        """One forward, backward and update on a prepared batch; returns ``(loss, output)``."""
-        out = self.forward(x)
-        loss = loss_fn(y, out)
-        self.backward(loss_prime(y, out))
-        optimizer.step(self.layers)
+        """One forward, backward and update on a prepared batch; returns ``(loss, output)``.
+
+        The whole step is one pass for the host threads (:mod:`xpcnn.backend.threads`): ``auto``
+        times and decides it as one."""
+        key = ("step", id(self), tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", "")))
+        with backend.host_threads(key):
+            out = self.forward(x)
+            loss = loss_fn(y, out)
+            self.backward(loss_prime(y, out))
+            optimizer.step(self.layers)
         return loss, out
 
     # -- training ----------------------------------------------------------------------------

@@ -14,11 +14,11 @@ both settings stepping in turns): the convnet trained 15% faster (48.6 against 5
 against 53.7) and inferred 5% faster, but the seed network trained 10-25% slower (5.24 against
 4.05 ms, 4.45 against 3.90): its mid-sized products (128×3380 by 3380×100) ran 10-20% slower as
 two one-thread pieces than on OpenBLAS's own two threads, and its element-wise passes were too
-small to gain. So the default, ``auto``, measures (:class:`Chooser`), as ``engine="auto"``
-does. ``XPCNN_HOST_THREADS`` (or :func:`configure`) sets it: ``auto``, a thread count (``1``:
-off, the deterministic choice), or ``blas`` (as many as NumPy's BLAS is set to use, which
-``OPENBLAS_NUM_THREADS``, ``threadpoolctl`` and ``bench.py --threads`` control; one per rank
-under ``mpiexec``).
+small to gain. So they are off by default (:data:`DEFAULT`). ``XPCNN_HOST_THREADS`` (or
+:func:`configure`) turns them on: a thread count (``1``: off, the deterministic choice),
+``blas`` (as many as NumPy's BLAS is set to use, which ``OPENBLAS_NUM_THREADS``,
+``threadpoolctl`` and ``bench.py --threads`` control; one per rank under ``mpiexec``), or
+``auto``, which measures per model (:class:`Chooser`), as ``engine="auto"`` does per layer.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ _lock = threading.Lock()
 _state: "dict[str, Any]" = {"depth": 0, "threads": 1, "saved": [], "setting": None}
 
 
-#: The setting when neither :func:`configure` nor :data:`ENV` gives one.
-DEFAULT = "auto"
+#: The setting when neither :func:`configure` nor :data:`ENV` gives one: off. ``auto``'s choice
+#: went either way on this project's shared 2-core machine (for the convnet's training step and
+#: for the seed's, in two fresh runs each), where each setting's epochs drifted by 20%.
+DEFAULT = "1"
 
 
 def configure(setting: "int | str | None") -> None:
@@ -85,13 +87,19 @@ def _configured(key) -> "tuple[int, bool]":
 class Chooser:
     """``auto``: host threads on or off per kind of pass, by measuring, as ``engine="auto"`` does.
 
-    The first :attr:`ROUNDS` passes of a key (a model's forward or backward pass on one shape)
-    run with threads on, the next :attr:`ROUNDS` with them off, all timed; the best of each
-    counts, and threads stay on only when they were over :attr:`MARGIN` times faster. The
-    measured passes are the real ones, so nothing is computed twice. In blocks, not in turns:
-    after an "off" pass OpenBLAS's workers spin for a while, which would slow the "on" pass
-    after it, and never happens once threads stay on (taking turns, the convnet's forward pass
-    measured "off" faster in 2 runs of 2).
+    A key is ``(kind, model, ...)``: a model's training step, or its forward or backward pass,
+    on one shape. The first :attr:`ROUNDS` passes of a key run with threads on, the next
+    :attr:`ROUNDS` with them off, all timed; the best of each counts, and threads stay on only
+    when they were over :attr:`MARGIN` times faster. The measured passes are the real ones, so
+    nothing is computed twice.
+
+    - In blocks, not in turns: after an "off" pass OpenBLAS's workers spin for a while, which
+      would slow the "on" pass after it, and never happens once threads stay on (taking turns,
+      the convnet's forward pass measured "off" faster in 2 runs of 2).
+    - One choice per model: the first key of a model to finish decides for all of its passes
+      (a training step comes first in ``fit``). Passes of one model that chose differently
+      (training on, inference off) alternated badly: the convnet's training step, taking turns
+      with inference, took 75-85 ms against 62-65 ms with threads always on or always off.
     """
 
     ROUNDS = 3
@@ -99,21 +107,25 @@ class Chooser:
 
     def __init__(self) -> None:
         self.seconds: "dict[Any, dict[bool, list[float]]]" = {}
-        self.chosen: "dict[Any, bool]" = {}
+        #: model -> (the key that decided, threads on?)
+        self.chosen: "dict[Any, tuple[Any, bool]]" = {}
 
     def mode(self, key) -> "tuple[bool, bool]":
         """``(on, timed)`` for the next pass of ``key``."""
-        if key in self.chosen:
-            return self.chosen[key], False
+        if key[1] in self.chosen:
+            return self.chosen[key[1]][1], False
         seen = self.seconds.setdefault(key, {True: [], False: []})
         return len(seen[True]) < self.ROUNDS, True
 
     def record(self, key, on: bool, seconds: float) -> None:
-        seen = self.seconds[key]
+        seen = self.seconds.get(key)
+        if seen is None or key[1] in self.chosen:  # another key of the model decided meanwhile
+            return
         seen[on].append(seconds)
         if min(len(seen[True]), len(seen[False])) >= self.ROUNDS:
-            self.chosen[key] = min(seen[True]) * self.MARGIN < min(seen[False])
-            del self.seconds[key]
+            self.chosen[key[1]] = (key, min(seen[True]) * self.MARGIN < min(seen[False]))
+            for other in [k for k in self.seconds if k[1] == key[1]]:
+                del self.seconds[other]
 
 
 #: The choices of ``auto`` in this process.
