@@ -22,7 +22,8 @@ def _by_samples(x) -> "list[tuple[int, int]]":
 
 
 class Activation(Layer):
-    """Shared plumbing: subclasses define ``forward`` and ``derivative`` (``f'`` from what was kept)."""
+    """Shared plumbing: subclasses define ``forward`` and ``derivative`` (``f'`` from what was kept),
+    or ``backward`` itself."""
 
     def derivative(self, xp, saved: dict):  # pragma: no cover - abstract
         """``f'(X)`` as a fresh array (``backward`` multiplies it by ``∂E/∂Y`` in place)."""
@@ -91,11 +92,7 @@ class ReLU(Activation):
         backend.in_pieces(x, _by_samples(x), samples)
         return y
 
-    def derivative(self, xp, saved):
-        x = saved["input"]
-        return xp.astype(x > 0, x.dtype)
-
-    def backward(self, output_gradient, learning_rate=None):
+    def backward(self, output_gradient, learning_rate=None):  # its own: f' and the product in one pass
         x = self._recall()["input"]
         self._check_gradient(output_gradient, tuple(x.shape))
         xp = array_namespace(output_gradient)
