@@ -194,3 +194,18 @@ def test_training_on_split_threads_gives_the_single_thread_parameters(split_ever
 
     for one, many in zip(train(1), train(3)):
         np.testing.assert_allclose(many, one, rtol=1e-10, atol=1e-13)  # the rank-count promise's 1e-10
+
+
+def test_passes_from_parallel_values_on_are_split_and_smaller_ones_are_not(monkeypatch):
+    monkeypatch.setattr(backend.NUMPY, "threads", 2)
+    calls = []
+    parallel = backend.NUMPY.parallel
+    monkeypatch.setattr(backend.NUMPY, "parallel", lambda work, pieces: (calls.append(pieces), parallel(work, pieces)))
+    limit = backend.PARALLEL_VALUES  # 2^18 values: a 256×256 image holds 2^16
+    for n, pieces in ((limit // 65536, 2), (limit // 65536 // 2, 1)):
+        calls.clear()
+        x = np.ones((n, 1, 256, 256), dtype=np.float32)
+        relu, pool = ReLU(), MaxPool2D(2)
+        relu.backward(relu.forward(x))
+        pool.backward(pool.forward(x))
+        assert calls == [pieces] * 4, n
