@@ -19,7 +19,8 @@ from ..errors import DeviceError
 from .devices import (CPU, Array, Device, as_dtype, device_of, dtype_name, get_device, host_buffer, namespace_of,
                       to_device, to_numpy)
 from .libraries import (BACKENDS, CUPY, HOST, NUMPY, PARALLEL_VALUES, ArrayBackend, CupyBackend, backend_for,
-                        float_errors_ignored, in_pieces, matmul, ranges)
+                        float_errors_ignored, in_pieces, matmul, ranges,
+                        sample_ranges)
 from .random import new_rng, permutation, random_key, rng_state, set_rng_state, uniform, uniform_from_key, zeros
 from .threads import host_threads
 from .signal import choose_method, contiguous, convolve, correlate, irfft2, rfft2, synchronize
@@ -29,7 +30,7 @@ __all__ = [
     "host_buffer",
     "as_dtype", "dtype_name", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY",
     "HOST",
-    "backend_for", "ranges", "in_pieces", "matmul", "correlate", "convolve", "choose_method", "rfft2", "irfft2",
-    "contiguous", "synchronize", "host_threads",
+    "backend_for", "ranges", "sample_ranges", "in_pieces", "matmul", "correlate", "convolve", "choose_method",
+    "rfft2", "irfft2", "contiguous", "synchronize", "host_threads",
     "new_rng", "rng_state", "set_rng_state", "uniform", "zeros", "permutation", "random_key", "uniform_from_key",
 ]

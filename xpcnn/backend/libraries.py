@@ -18,6 +18,7 @@ up. An array of any other namespace (``array_api_strict`` in the tests) gets
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from typing import Any
 
@@ -124,6 +125,12 @@ def ranges(like: Array, count: int, values: int) -> "list[tuple[int, int]]":
     pieces = min(backend_for(like).thread_count(), count) if values >= PARALLEL_VALUES else 1
     bounds = [count * i // pieces for i in range(pieces + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def sample_ranges(like: Array) -> "list[tuple[int, int]]":
+    """:func:`ranges` over ``like``'s first axis (the samples of a batch), by its whole size:
+    how the layers split a pass by samples over the host threads."""
+    return ranges(like, like.shape[0], math.prod(like.shape))
 
 
 def matmul(a: Array, b: Array) -> Array:

@@ -151,15 +151,6 @@ def col2im(cols, shape: tuple, k_h: int, k_w: int, stride: int = 1, per_sample: 
     return batch_major(x)
 
 
-def _by_samples(like, work) -> None:
-    """``work(lo, hi)`` over ranges of ``like``'s first axis (the samples), split over the host
-    threads when ``like`` is large."""
-    values = 1
-    for extent in like.shape:
-        values *= extent
-    backend.in_pieces(like, backend.ranges(like, like.shape[0], values), work)
-
-
 def _rows_offset_first(kernels):
     """``K: (D, C, k_h, k_w) -> (D, k_h·k_w·C)``, ordered like the rows of :func:`im2col`."""
     xp = array_namespace(kernels)
@@ -229,7 +220,7 @@ class GemmEngine(ConvEngine):
             def samples(lo, hi):
                 products[lo:hi, ...] = xp.matmul(dy[lo:hi, ...], xp.matrix_transpose(cols[lo:hi, ...]))
 
-            _by_samples(cols, samples)
+            backend.in_pieces(cols, backend.sample_ranges(cols), samples)
             grad = xp.sum(products, axis=0)  # (D, k_h·k_w·C)
         else:
             # (cols ∂E/∂Yᵀ)ᵀ, not ∂E/∂Y colsᵀ: OpenBLAS runs this orientation faster, 6.8-7.0 against

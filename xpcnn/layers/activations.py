@@ -13,14 +13,6 @@ from ..errors import ShapeError
 from .base import Layer
 
 
-def _by_samples(x) -> "list[tuple[int, int]]":
-    """Ranges of ``x``'s samples, one per host thread when ``x`` is large (:func:`xpcnn.backend.ranges`)."""
-    values = 1
-    for extent in x.shape:
-        values *= extent
-    return backend.ranges(x, x.shape[0], values)
-
-
 class Activation(Layer):
     """Shared plumbing: subclasses define ``forward`` and ``derivative`` (``f'`` from what was kept),
     or ``backward`` itself."""
@@ -89,7 +81,7 @@ class ReLU(Activation):
         def samples(lo, hi):
             y[lo:hi, ...] = xp.clip(x[lo:hi, ...], min=0.0)  # not where(): NumPy's where branches
 
-        backend.in_pieces(x, _by_samples(x), samples)
+        backend.in_pieces(x, backend.sample_ranges(x), samples)
         return y
 
     def backward(self, output_gradient, learning_rate=None):  # its own: f' and the product in one pass
@@ -101,7 +93,7 @@ class ReLU(Activation):
         def samples(lo, hi):  # ∂E/∂Y ⊙ 1[x > 0]
             gradient[lo:hi, ...] = output_gradient[lo:hi, ...] * xp.astype(x[lo:hi, ...] > 0, x.dtype)
 
-        backend.in_pieces(x, _by_samples(x), samples)
+        backend.in_pieces(x, backend.sample_ranges(x), samples)
         return gradient
 
 

@@ -44,13 +44,6 @@ from ..errors import ShapeError
 from .base import Layer
 
 
-def _size(shape) -> int:
-    n = 1
-    for extent in shape:
-        n *= extent
-    return n
-
-
 class _WindowPool(Layer):
     """``(N, C, H, W) -> (N, C, H // k, W // k)`` with ``k = pool_size`` (stride ``k``)."""
 
@@ -110,7 +103,7 @@ class MaxPool2D(_WindowPool):
         y = xp.empty((n, c, x.shape[2] // k, x.shape[3] // k), dtype=x.dtype, device=device(x))
         winner = xp.empty(tuple(y.shape), dtype=index, device=device(x))
 
-        def samples(lo, hi):  # one piece of the batch (xpcnn.backend.ranges): y[lo:hi], winner[lo:hi]
+        def samples(lo, hi):  # one piece of the batch (xpcnn.backend.sample_ranges): y[lo:hi], winner[lo:hi]
             views = [xp.asarray(view, copy=True) for view in self._views(x[lo:hi, ...])]
             top = views[0]
             won = xp.zeros(tuple(top.shape), dtype=index, device=device(x))
@@ -120,7 +113,7 @@ class MaxPool2D(_WindowPool):
                 top = xp.maximum(top, view)
             y[lo:hi, ...], winner[lo:hi, ...] = top, won
 
-        backend.in_pieces(x, backend.ranges(x, n, _size(x.shape)), samples)
+        backend.in_pieces(x, backend.sample_ranges(x), samples)
         self._keep(training, winner=winner, input_shape=tuple(x.shape))
         return y
 
@@ -160,7 +153,7 @@ class MaxPool2D(_WindowPool):
                 p, q = divmod(j, k)
                 grad[lo:hi, :, p:ho * k:k, q:wo * k:k] = dy * xp.astype(won == j, dy.dtype)
 
-        backend.in_pieces(grad, backend.ranges(grad, shape[0], _size(shape)), samples)
+        backend.in_pieces(grad, backend.sample_ranges(grad), samples)
         return grad
 
 
