@@ -24,6 +24,7 @@ small to gain. So they are off by default (:data:`DEFAULT`). ``XPCNN_HOST_THREAD
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from typing import Any
@@ -70,8 +71,6 @@ def _configured(key) -> "tuple[int, bool]":
     """``(threads, timed)`` for the next pass: from :func:`configure`, else :data:`ENV`, else 1;
     ``auto`` gives :func:`blas_threads` or 1 as :class:`Chooser` says for ``key`` (``timed``: the
     pass is one of its measurements)."""
-    import os
-
     setting = _state["setting"]
     if setting is None:
         setting = _state["setting"] = _parse(os.environ.get(ENV) or DEFAULT, ENV)
@@ -152,6 +151,20 @@ def blas_threads() -> int:
     return max(1, min([*counts, MAX_THREADS])) if counts else 1
 
 
+def _hold_to_one() -> "list[tuple[Any, int]]":
+    """Every loaded BLAS library above one thread set to one: ``[(controller, its count)]``."""
+    saved = [(c, c.get_num_threads()) for c in _blas()]
+    saved = [(c, count) for c, count in saved if count > 1]
+    for c, _ in saved:
+        c.set_num_threads(1)
+    return saved
+
+
+def _restore(saved: "list[tuple[Any, int]]") -> None:
+    for c, count in saved:
+        c.set_num_threads(count)
+
+
 def active_threads() -> int:
     """Host threads for the pass under way (set when the outermost :func:`host_threads` began);
     1 outside one, or with host threads off."""
@@ -168,10 +181,7 @@ def host_threads(key=None):
     with _lock:
         if _state["depth"] == 0:
             threads, measure = _configured(key)
-            saved = [c.get_num_threads() for c in _blas()] if threads > 1 else []
-            for c in _blas() if saved else ():
-                c.set_num_threads(1)
-            _state.update(threads=threads, saved=saved)
+            _state.update(threads=threads, saved=_hold_to_one() if threads > 1 else [])
             timed = (threads > 1, time.perf_counter()) if measure else None
         _state["depth"] += 1
     try:
@@ -182,20 +192,15 @@ def host_threads(key=None):
         with _lock:
             _state["depth"] -= 1
             if _state["depth"] == 0:
-                for c, count in zip(_blas(), _state["saved"]):
-                    c.set_num_threads(count)
+                _restore(_state["saved"])
                 _state.update(threads=1, saved=[])
 
 
 @contextlib.contextmanager
 def single_blas():
     """BLAS on one thread inside, restored after (a no-op when it is on one already)."""
-    controllers = [c for c in _blas() if c.get_num_threads() > 1]
-    before = [c.get_num_threads() for c in controllers]
-    for c in controllers:
-        c.set_num_threads(1)
+    saved = _hold_to_one()
     try:
         yield
     finally:
-        for c, count in zip(controllers, before):
-            c.set_num_threads(count)
+        _restore(saved)
