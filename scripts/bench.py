@@ -60,12 +60,12 @@ import numpy as np
 import xpcnn as xc
 from xpcnn.engines import get_engine
 from xpcnn.losses import get_loss
-from xpcnn.optimizers import SGD
+from xpcnn.optim.optimizers import SGD
 from xpcnn.backend import info as backend_info
 from xpcnn.doctor.environment import cpu_name
-from xpcnn.doctor.pytorch import torch_loss, torch_model
-from xpcnn.outputs import atomic_write, check_output_path
-from xpcnn.timing import Contender, calibrate, interleave, summary
+from xpcnn.testing.torch_twins import torch_loss, torch_model
+from xpcnn.io.files import atomic_write, check_output_path
+from xpcnn.tools.timing import Contender, calibrate, interleave, summary
 
 LEARNING_RATE = 0.1
 SEED = 0
@@ -248,14 +248,14 @@ class PerSample:
 # Contender 3: PyTorch, the same layers and weights
 # ----------------------------------------------------------------------------------------------
 
-# torch_model and torch_loss: xpcnn.doctor.pytorch, shared with xpcnn-doctor.
+# torch_model and torch_loss: xpcnn.testing.torch_twins, shared with xpcnn-doctor.
 
 
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
 
-# Contender, calibrate, timed_run, interleave and summary: xpcnn.timing, shared with xpcnn-doctor.
+# Contender, calibrate, timed_run, interleave and summary: xpcnn.tools.timing, shared with xpcnn-doctor.
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from xpcnn.errors import XpcnnError
-from xpcnn.outputs import atomic_write, check_output_path
+from xpcnn.io.files import atomic_write, check_output_path
 
 CLASSES = {"seed": 2, "convnet": 10}
 #: Issue 8's target: 2 ranks at least this many times one rank's throughput, at global batch 256.
@@ -52,7 +52,6 @@ THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 def worker(model_name: str, batch: int, steps: int, dtype: str, distributed: bool) -> "dict | None":
     import xpcnn as xc
     from xpcnn import zoo
-
     comm = None
     if distributed:
         from xpcnn.distributed import init

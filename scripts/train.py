@@ -3,7 +3,7 @@
 
 import sys
 
-from xpcnn.cli import main
+from xpcnn.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

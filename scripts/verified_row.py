@@ -5,7 +5,7 @@
     python scripts/verified_row.py --check README.md               # exit 1 if a README row differs
 
 Each row links to its report (the path as given, relative to the repository root); the test suite
-(tests/test_verified_on.py) checks that every row in the README is the one its report gives.
+(tests/repo/test_verified_on.py) checks that every row in the README is the one its report gives.
 """
 
 from __future__ import annotations

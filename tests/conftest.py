@@ -20,7 +20,7 @@ Backends (test ids)
 
 GPU tests carry the ``gpu`` marker (``pytest -m gpu`` runs only them). The default run
 deselects nothing: without CuPy or a visible GPU they are reported as skipped, with the reason.
-With ``CI=true`` any other skip is a failure (``tests/ci_policy.py``).
+With ``CI=true`` any other skip is a failure (``tests/support/ci_policy.py``).
 """
 
 from __future__ import annotations
@@ -28,21 +28,24 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
-import xpcnn
+# tests/support holds what the tests share besides fixtures: the CI policy, the CuPy and NCCL
+# stand-ins, the MPI worker script. Its modules are imported by their plain names.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+import xpcnn  # noqa: E402
 from ci_policy import pytest_runtest_makereport, require_mnist_test_dir  # noqa: F401 (a hook, re-exported)
-from xpcnn import backend
+from xpcnn import backend  # noqa: E402
 
 BACKENDS = ["numpy", "strict-cpu", "strict-device1", "cupy"]
 
 # engine="auto" times the engines on each new layer shape; the suite runs with the deterministic
-# default instead (tests/test_engine_choice.py unsets it to test the measurement itself).
+# default instead (tests/engines/test_engine_choice.py unsets it to test the measurement itself).
 os.environ.setdefault("XPCNN_ENGINE", "gemm")
-# Host threads (off by default) split products, which may then differ in their last bits: the
-# suite runs with them off unless told otherwise (tests/test_host_threads.py sets them itself).
-os.environ.setdefault("XPCNN_HOST_THREADS", "1")
 
 
 @functools.cache

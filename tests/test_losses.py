@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xpcnn as xc
-from reference import numerical_gradient
+from xpcnn.tools import gradcheck_loss
 
 LOSSES = ["mse", "binary_cross_entropy", "categorical_cross_entropy"]
 
@@ -23,12 +23,10 @@ def test_binary_cross_entropy_is_the_derivations_mean():
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_prime_matches_finite_differences(name):
-    loss, prime = xc.get_loss(name)
     rng = np.random.default_rng(0)
     y_true = np.eye(3)[rng.integers(0, 3, 4)]
     y_pred = rng.uniform(0.05, 0.95, (4, 3))
-    num = numerical_gradient(lambda: float(loss(y_true, y_pred)), y_pred)
-    np.testing.assert_allclose(prime(y_true, y_pred), num, rtol=1e-6, atol=1e-9)
+    assert gradcheck_loss(name, y_true, y_pred, tolerance=1e-6) <= 1e-6
 
 
 @pytest.mark.parametrize("name", LOSSES)

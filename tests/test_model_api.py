@@ -6,7 +6,7 @@ import pytest
 
 import xpcnn as xc
 from xpcnn import backend
-from xpcnn.checkpoint import load_checkpoint, save_checkpoint
+from xpcnn.io.checkpoint import load_checkpoint, save_checkpoint
 
 
 def convnet(seed=0, **kwargs):
@@ -94,7 +94,8 @@ def test_classes_from_outputs_is_one_rule(outputs, classes):
 
 
 def test_predict_classes_accuracy_and_the_cli_use_that_rule(monkeypatch):
-    from xpcnn import run as run_module, training as training_module
+    from xpcnn.app import run as run_module
+    from xpcnn.train import metrics as training_module
     x, y = data()
     model = convnet().compile("categorical_cross_entropy")
     expected = np.argmax(model.predict(x), axis=1)
@@ -102,7 +103,7 @@ def test_predict_classes_accuracy_and_the_cli_use_that_rule(monkeypatch):
     assert model.evaluate(x, y)["accuracy"] == np.mean(expected == np.argmax(y, axis=1))
     monkeypatch.setattr(training_module, "output_classes", lambda out: np.zeros(out.shape[0], np.int64))
     monkeypatch.setattr(run_module, "output_classes", training_module.output_classes)
-    assert xc.model.predict_classes(model, x).tolist() == [0] * 12
+    assert xc.predict_classes(model, x).tolist() == [0] * 12
     assert model.evaluate(x, y)["accuracy"] == 1.0  # labels and outputs both went through the broken rule
     matrix, _, _ = run_module._test(model, x, y, np.argmax(y, axis=1), "categorical_cross_entropy")
     assert matrix[:, 1:].sum() == 0

@@ -77,7 +77,7 @@ def test_convnet_learns_real_digits_with_its_recipe():
 @pytest.mark.parametrize("name", sorted(zoo.MODELS))
 def test_one_sgd_step_of_each_zoo_model_matches_pytorch_parameter_by_parameter(name):
     torch = pytest.importorskip("torch")
-    from torch_oracle import torch_loss, torch_twin
+    from xpcnn.testing.torch_twins import torch_loss, torch_twin
 
     classes = 10 if name != "seed" else 2
     model, loss = zoo.build_model(name, (1, 28, 28), classes, seed=0, dtype="float64")

@@ -1,16 +1,24 @@
 """xpcnn: a convolutional neural network library from first principles, on NumPy or CuPy.
 
-Layers are written once against the Python array API standard; the backend module sends
-2-D correlations to ``scipy.signal`` (NumPy) or ``cupyx.scipy.signal`` (CuPy).
+Layers are written once against the Python array API standard; the backend sends 2-D
+correlations to ``scipy.signal`` (NumPy) or ``cupyx.scipy.signal`` (CuPy). The package, by job
+(``docs/architecture.md`` walks through it):
+
+* :mod:`xpcnn.backend` (array libraries and devices), :mod:`xpcnn.engines` (the convolution's
+  three products), :mod:`xpcnn.layers` (the equations);
+* :mod:`xpcnn.losses`, :mod:`xpcnn.optim`, :mod:`xpcnn.model` (``Sequential``) with its trainer
+  :mod:`xpcnn.train`, :mod:`xpcnn.zoo` (named networks), :mod:`xpcnn.distributed` (MPI and NCCL);
+* :mod:`xpcnn.io` (checkpoints, safe files, ONNX and safetensors), :mod:`xpcnn.datasets`,
+  :mod:`xpcnn.tools` (gradcheck, summary, timing), :mod:`xpcnn.testing` (the oracles);
+* :mod:`xpcnn.app` (``xpcnn-train``) and :mod:`xpcnn.doctor` (``xpcnn-doctor``).
 """
 
+from . import _moved
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
-from .early_stopping import EarlyStopping
 from .errors import (
     CheckpointError, ConfigError, ConfigTypeError, DataError, DeviceMismatchError, ExportError, GradientCheckError,
     MissingDependencyError, OutputError, ShapeError, StateError, TrainingError, XpcnnDtypeError, XpcnnError,
 )
-from .gradcheck import gradcheck
 from .layers import (
     Activation, AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, Layer,
     MaxPool2D, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh,
@@ -19,10 +27,10 @@ from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
     categorical_cross_entropy_prime, get_loss, mse, mse_prime,
 )
-from .model import Sequential, predict_classes
-from .optimizers import SGD, Adam, Optimizer, get_optimizer
-from .schedules import Chain, Cosine, Schedule, StepDecay, Warmup, parse_schedule
-from .training import output_classes
+from .model import Sequential
+from .optim import SGD, Adam, Chain, Cosine, Optimizer, Schedule, StepDecay, Warmup, get_optimizer, parse_schedule
+from .tools.gradcheck import gradcheck
+from .train import EarlyStopping, output_classes, predict_classes
 
 __version__ = "0.1.0"
 
@@ -39,3 +47,12 @@ __all__ = [
     "Sequential", "predict_classes", "output_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
     "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "EarlyStopping",
 ]
+
+
+def __getattr__(name: str):
+    """``xpcnn.checkpoint`` and the other modules that moved (:mod:`xpcnn._moved`), on first use."""
+    if f"xpcnn.{name}" in _moved.MOVED:
+        import importlib
+
+        return importlib.import_module(f"xpcnn.{name}")
+    raise AttributeError(f"module 'xpcnn' has no attribute {name!r}")

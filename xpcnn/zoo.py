@@ -37,7 +37,7 @@ from .errors import ConfigError
 from .layers import BatchNorm2D, Convolutional, Dense, Dropout, Flatten, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax
 from .layers.base import Layer
 from .model import Sequential
-from .validation import integer, shape
+from ._checks import integer, shape
 
 
 def seed_layers(input_shape: tuple, num_classes: int) -> "list[Layer]":

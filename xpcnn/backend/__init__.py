@@ -8,7 +8,7 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
 * :mod:`.devices`: ``"cpu"`` is NumPy, ``"cuda"`` / ``"cuda:N"`` is CuPy (imported lazily);
   explicit moves between devices (:func:`to_device`, :func:`to_numpy`, and :func:`host_buffer`, a
   fresh host copy for code that handles raw memory: MPI, file formats), never implicit ones;
-* :mod:`.signal`: the correlation dispatch (:func:`correlate`, :func:`convolve`, :func:`rfft2`,
+* :mod:`.correlation`: the correlation dispatch (:func:`correlate`, :func:`convolve`, :func:`rfft2`,
   :func:`irfft2`): ``scipy.signal`` / ``scipy.fft`` for NumPy arrays, ``cupyx.scipy.signal`` /
   ``cupy.fft`` for CuPy arrays;
 * :mod:`.random`: seeded initial weights, drawn by NumPy on the host so a seed gives the same
@@ -18,19 +18,15 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
 from ..errors import DeviceError
 from .devices import (CPU, Array, Device, as_dtype, device_of, dtype_name, get_device, host_buffer, namespace_of,
                       to_device, to_numpy)
-from .libraries import (BACKENDS, CUPY, HOST, NUMPY, PARALLEL_VALUES, ArrayBackend, CupyBackend, backend_for,
-                        float_errors_ignored, in_pieces, matmul, ranges,
-                        sample_ranges)
+from .correlation import choose_method, contiguous, convolve, correlate, irfft2, rfft2, synchronize
+from .libraries import BACKENDS, CUPY, HOST, NUMPY, ArrayBackend, CupyBackend, backend_for, float_errors_ignored
 from .random import new_rng, permutation, random_key, rng_state, set_rng_state, uniform, uniform_from_key, zeros
-from .threads import host_threads
-from .signal import choose_method, contiguous, convolve, correlate, irfft2, rfft2, synchronize
 
 __all__ = [
     "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of", "to_device", "to_numpy",
     "host_buffer",
     "as_dtype", "dtype_name", "float_errors_ignored", "ArrayBackend", "CupyBackend", "BACKENDS", "NUMPY", "CUPY",
     "HOST",
-    "backend_for", "ranges", "sample_ranges", "in_pieces", "matmul", "correlate", "convolve", "choose_method",
-    "rfft2", "irfft2", "contiguous", "synchronize", "host_threads",
+    "backend_for", "correlate", "convolve", "choose_method", "rfft2", "irfft2", "contiguous", "synchronize",
     "new_rng", "rng_state", "set_rng_state", "uniform", "zeros", "permutation", "random_key", "uniform_from_key",
 ]

@@ -6,19 +6,18 @@ Each object holds what the rest of xpcnn needs from its library, and nothing els
 * ``signal``: the 2-D correlation module (``scipy.signal``, ``cupyx.scipy.signal``);
 * ``rfft2`` / ``irfft2``: real FFTs over the last two axes (``scipy.fft``, ``cupy.fft``);
 * ``to_host`` / ``send``: the explicit moves to and from host memory (never implicit ones);
-* ``contiguous`` and ``synchronize``;
-* ``parallel``: run independent pieces of one operation on the library's host threads.
+* ``contiguous`` and ``synchronize``.
 
-:func:`backend_for` picks the object for an array from the table :data:`BACKENDS`, as
-einops' ``_backends.py`` does: CuPy is imported only when a CuPy array (or ``"cuda"``) shows
-up. An array of any other namespace (``array_api_strict`` in the tests) gets
-:data:`HOST`, which computes its correlations on the host, through NumPy, with explicit moves.
+:func:`backend_for` picks the object for an array from the table :data:`BACKENDS`, and
+remembers the answer for the array's type, as einops' ``_backends.py`` does: CuPy is imported
+only when a CuPy array (or ``"cuda"``) shows up. An array of any other namespace
+(``array_api_strict`` in the tests) gets :data:`HOST`, which computes its correlations on the
+host, through NumPy, with explicit moves.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
 import sys
 from typing import Any
 
@@ -29,7 +28,6 @@ import scipy.signal
 from array_api_compat import array_namespace
 
 from ..errors import ConfigTypeError, DeviceError, DeviceMismatchError
-from .threads import active_threads, single_blas
 
 Array = Any
 
@@ -68,23 +66,6 @@ class ArrayBackend:
     def synchronize(self, x: Array) -> None:
         """Wait until the work queued on ``x``'s device is done (timings need it on a GPU)."""
 
-    #: Host threads :meth:`parallel` may use (one: the pieces run in turn).
-    threads = 1
-
-    def thread_count(self) -> int:
-        """The host threads an operation on this library's arrays is split over now."""
-        return self.threads
-
-    def matmul(self, a: Array, b: Array) -> Array:
-        """``a @ b`` for 2-D ``a`` and ``b``: the engines' and the dense layers' products."""
-        return array_namespace(a).matmul(a, b)
-
-    def parallel(self, work, pieces: int) -> None:
-        """``work(i)`` for ``i`` in ``range(pieces)``: independent pieces of one operation (each
-        writes its own part of the result), run in turn here."""
-        for i in range(pieces):
-            work(i)
-
     def random_uniform(self, key: int, shape: tuple, dtype: str, device) -> Array:
         """``U[0, 1)`` of ``shape`` from a generator seeded with ``key``, on ``device``.
 
@@ -108,41 +89,6 @@ class ArrayBackend:
         return f"<xpcnn backend {self.name}>"
 
 
-#: An operation over at least this many values is split over :meth:`ArrayBackend.parallel`'s
-#: threads by :func:`ranges`; a smaller one stays in one piece (a thread hand-off costs ~50 µs).
-PARALLEL_VALUES = 1 << 18
-
-
-#: A product of ``m·k·n`` multiply-adds counts as ``m·k·n / 16`` values for :func:`ranges`: it
-#: is split from 4 M multiply-adds on (the convnet's products have 460 M; its dense layer's 51 M).
-MATMUL_VALUES_PER_VALUE = 16
-
-
-def ranges(like: Array, count: int, values: int) -> "list[tuple[int, int]]":
-    """``[(lo, hi), ...]`` covering ``range(count)`` (an axis of ``like``, channels say): one range
-    per thread of ``like``'s backend when the operation covers ``values >= PARALLEL_VALUES``
-    values, else the whole axis as one range."""
-    pieces = min(backend_for(like).thread_count(), count) if values >= PARALLEL_VALUES else 1
-    bounds = [count * i // pieces for i in range(pieces + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def sample_ranges(like: Array) -> "list[tuple[int, int]]":
-    """:func:`ranges` over ``like``'s first axis (the samples of a batch), by its whole size:
-    how the layers split a pass by samples over the host threads."""
-    return ranges(like, like.shape[0], math.prod(like.shape))
-
-
-def matmul(a: Array, b: Array) -> Array:
-    """``a @ b`` (2-D) by ``a``'s library: on NumPy, split over the host threads."""
-    return backend_for(a).matmul(a, b)
-
-
-def in_pieces(like: Array, pieces: "list[tuple[int, int]]", work) -> None:
-    """``work(lo, hi)`` for every range of :func:`ranges`, on ``like``'s backend's threads."""
-    backend_for(like).parallel(lambda i: work(*pieces[i]), len(pieces))
-
-
 class NumpyBackend(ArrayBackend):
     """NumPy on the host: ``scipy.signal`` and ``scipy.fft`` (multi-threaded FFTs)."""
 
@@ -152,58 +98,6 @@ class NumpyBackend(ArrayBackend):
         self.signal = scipy.signal
         #: Threads for ``scipy.fft`` (``-1``: one per CPU); ``scripts/bench.py --threads`` sets it.
         self.fft_workers = -1
-        #: Threads for :meth:`parallel` and :meth:`matmul`. ``None``: those of the pass under
-        #: way when :mod:`xpcnn.backend.threads` turns host threads on for it, else one. Set it
-        #: to override.
-        self.threads: "int | None" = None
-        self._pool = None
-
-    def thread_count(self):
-        return self.threads if self.threads is not None else active_threads()
-
-    def parallel(self, work, pieces):
-        """NumPy releases the GIL inside its copy and arithmetic loops, so the pieces of a large
-        copy or sum run on :meth:`thread_count` threads at once: the calling thread and a pool
-        of ``threads - 1`` made on first use."""
-        threads = self.thread_count()
-        if pieces <= 1 or threads <= 1:
-            return super().parallel(work, pieces)
-        if self._pool is None or self._pool._max_workers != threads - 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="xpcnn")
-        futures = [self._pool.submit(work, i) for i in range(1, pieces)]
-        try:
-            work(0)  # the calling thread computes a piece too
-        finally:
-            for future in futures:
-                future.result()  # re-raises a piece's error here
-
-    def matmul(self, a, b):
-        """``a @ b``, the larger side of the result split over the threads, each piece a product
-        of its own on one BLAS thread (:func:`~xpcnn.backend.threads.single_blas`).
-
-        Only ``a``'s rows or ``b``'s columns are split, never the sum over the inner axis: each
-        value is still one dot product, which may differ from the unsplit product's in the last
-        bits (OpenBLAS picks its kernels by the shape of each piece), as PyTorch's results
-        depend on its thread count.
-        """
-        m, n = a.shape[0], b.shape[1]
-        split_rows = m >= n
-        pieces = ranges(a, m if split_rows else n, m * n * a.shape[1] // MATMUL_VALUES_PER_VALUE)
-        if len(pieces) == 1:
-            return np.matmul(a, b)
-        out = np.empty((m, n), dtype=np.result_type(a, b))
-
-        def rows(lo, hi):
-            np.matmul(a[lo:hi], b, out=out[lo:hi])
-
-        def columns(lo, hi):
-            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
-
-        with single_blas():
-            in_pieces(a, pieces, rows if split_rows else columns)
-        return out
 
     def owns(self, x):
         return isinstance(x, (np.ndarray, np.generic))
@@ -360,8 +254,29 @@ HOST = HostBackend()
 BACKENDS: "list[ArrayBackend]" = [NUMPY, CUPY]
 
 
+#: ``type(x) -> backend``: what :func:`backend_for` found for each array type so far, valid while
+#: :data:`BACKENDS` is the same table (tests put stand-ins in front by replacing it).
+_owners: "dict[type, ArrayBackend]" = {}
+_owners_table: "list[ArrayBackend] | None" = None
+
+
 def backend_for(x: Array) -> ArrayBackend:
-    """The backend of ``x``'s array library (:data:`HOST` for a namespace not in the table)."""
+    """The backend of ``x``'s array library (:data:`HOST` for a namespace not in the table).
+
+    The table is scanned once per array type; later arrays of that type get the same answer
+    from a dictionary (the layers ask on every pass).
+    """
+    global _owners_table
+    if _owners_table is not BACKENDS:
+        _owners.clear()
+        _owners_table = BACKENDS
+    found = _owners.get(type(x))
+    if found is None:
+        found = _owners[type(x)] = _owner(x)
+    return found
+
+
+def _owner(x: Array) -> ArrayBackend:
     for candidate in BACKENDS:
         if candidate.owns(x):
             return candidate

@@ -1,4 +1,4 @@
-"""The correctness checks, in the order printed: the parity cases (:mod:`.cases`), then the
+"""The correctness checks, in the order printed: the parity cases (:mod:`xpcnn.testing.parity`), then the
 derivation's experiment, which must reach its accuracy on the device.
 
 The experiment (``tests/test_learning.py``, ``docs/derivation.md``): the derivation's network
@@ -17,7 +17,7 @@ from array_api_compat import array_namespace
 from ..datasets import load_sample
 from ..layers import Convolutional, Dense, Reshape, Sigmoid
 from ..model import Sequential
-from .cases import Check, parity_checks
+from ..testing.parity import Check, parity_checks
 
 ACCURACY = 0.98
 EPOCHS = 20

@@ -18,7 +18,7 @@ import time
 from .. import backend
 from ..engines import auto
 from ..errors import XpcnnError
-from ..outputs import check_output_path
+from ..io.files import check_output_path
 from . import checks, environment, report, speed
 
 PROG = "xpcnn-doctor"

@@ -8,7 +8,8 @@ import platform
 import sys
 from typing import Any
 
-from .. import __version__, comm_backend
+from .. import __version__
+from ..distributed import world
 from ..backend import Device, info
 
 #: Settings that change what the doctor measures, reported when set.
@@ -56,7 +57,7 @@ def collect(device: Device) -> "dict[str, Any]":
         "blas": info.blas(),
         "device": device.name,
         "variables": {k: os.environ[k] for k in VARIABLES if k in os.environ},
-        "distributed": comm_backend.availability(),
+        "distributed": world.availability(),
     }
     if device.name.startswith("cuda"):
         try:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .cases import Check
+from ..testing.parity import Check
 
 SCHEMA = 1
 
@@ -47,8 +47,8 @@ def summary_line(result: dict, device: str, seconds: float, interrupted: "str | 
 
 
 def write_json(path: Path, report: dict) -> None:
-    """The report, whole or not at all (:func:`xpcnn.outputs.atomic_write`)."""
-    from ..outputs import atomic_write
+    """The report, whole or not at all (:func:`xpcnn.io.files.atomic_write`)."""
+    from ..io.files import atomic_write
 
     atomic_write(path, lambda f: json.dump(report, f, indent=1, allow_nan=False), "--json", binary=False)
 

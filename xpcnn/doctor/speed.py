@@ -1,7 +1,7 @@
 """Throughput on the device: the seed network and the convnet, training and inference, two batch
 sizes, float32, against PyTorch on the same device when it is installed.
 
-Each contender is timed with :mod:`xpcnn.timing` (the helper of ``scripts/bench.py``): its first
+Each contender is timed with :mod:`xpcnn.tools.timing` (the helper of ``scripts/bench.py``): its first
 step apart (on a fresh model: ``engine="auto"``'s measurement, FFT plans, CuPy's kernel
 compilation), then interleaved timed runs, xpcnn and PyTorch taking turns. On CUDA it also
 measures the host-to-device copy rate.
@@ -20,10 +20,10 @@ from array_api_compat import array_namespace
 from .. import backend
 from ..backend import info as backend_info
 from ..losses import get_loss
-from ..optimizers import SGD
-from ..timing import Contender, calibrate, first_step, interleave, summary
+from ..optim.optimizers import SGD
+from ..tools.timing import Contender, calibrate, first_step, interleave, summary
 from ..zoo import build_model
-from .pytorch import torch_loss, torch_model
+from ..testing.torch_twins import torch_loss, torch_model
 
 BATCHES = (32, 256)
 LEARNING_RATE = 0.01

@@ -24,12 +24,7 @@ Layers with few rows ``k·k·C`` (< :data:`BATCH_PRODUCT_ROWS`: a first layer on
 memory-bound; there the per-sample layout, ``cols[n, (p, q, j), (u, v)]``, which needs no
 transposition, is kept.
 
-NumPy copies and adds on one thread: im2col, col2im and the two transpositions split their
-work by channel, and the three products their result by rows or columns
-(:func:`xpcnn.backend.matmul`), over the host threads (:func:`xpcnn.backend.ranges`; inside a
-``Sequential``'s passes when :mod:`xpcnn.backend.threads` turns them on, each product piece
-then on one BLAS thread; one outside); a tied bias rides in the
-forward product as a last column of ``K`` against a row of ones in ``cols``
+A tied bias rides in the forward product as a last column of ``K`` against a row of ones in ``cols``
 (:meth:`GemmEngine.biased_forward`), which saves the layer a pass over ``Y``.
 
 ``cols`` of the forward pass is returned to the layer, which keeps it for the kernel gradient
@@ -44,7 +39,6 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace, device
 
-from .. import backend
 from .base import ConvEngine, output_size
 
 
@@ -64,23 +58,13 @@ def channel_major(x):
     return array_namespace(x).permute_dims(x, (1, 0, 2, 3))
 
 
-def _by_channel(like, channels: int, values: int, work) -> None:
-    """``work(lo, hi)`` over channel ranges covering ``[0, channels)``: split over the backend's
-    threads when ``values`` is large (:func:`xpcnn.backend.ranges`), else in one piece."""
-    backend.in_pieces(like, backend.ranges(like, channels, values), work)
-
-
 def batch_major(x):
     """``(C, N, H, W) -> (N, C, H, W)`` (or back), copied into a contiguous array: the layers
     after this one, and the gradients that come back, then all share one layout."""
     xp = array_namespace(x)
     c, n, h, w = x.shape
-    out = xp.empty((n, c, h, w), dtype=x.dtype, device=device(x))
-
-    def copy(lo, hi):
-        out[:, lo:hi, ...] = channel_major(x[lo:hi, ...])
-
-    _by_channel(x, c, c * n * h * w, copy)
+    out = xp.empty((n, c, h, w), dtype=x.dtype, device=device(x))  # row-major, unlike a copy of a view
+    out[...] = channel_major(x)
     return out
 
 
@@ -114,14 +98,10 @@ def im2col(x, k_h: int, k_w: int, stride: int = 1, per_sample: bool = False, one
     # here, and the reshape below would then copy everything once more.
     xt = channel_major(x)
     cols = xp.empty((rows, n, ho, wo), dtype=x.dtype, device=device(x))
-
-    def fill(lo, hi):
-        for p in range(k_h):
-            for q in range(k_w):
-                at = (p * k_w + q) * c
-                cols[at + lo:at + hi, ...] = xt[lo:hi, :, _window(p, ho, stride), _window(q, wo, stride)]
-
-    _by_channel(x, c, rows * n * ho * wo, fill)
+    for p in range(k_h):
+        for q in range(k_w):
+            at = (p * k_w + q) * c
+            cols[at:at + c, ...] = xt[:, :, _window(p, ho, stride), _window(q, wo, stride)]
     if ones:
         cols[rows - 1, ...] = 1
     return xp.reshape(cols, (rows, n * ho * wo))
@@ -141,13 +121,9 @@ def col2im(cols, shape: tuple, k_h: int, k_w: int, stride: int = 1, per_sample: 
         return x
     windows = xp.reshape(cols, (k_h * k_w, c, n, ho, wo))
     x = xp.zeros((c, n, h, w), dtype=cols.dtype, device=device(cols))
-
-    def add(lo, hi):  # channels lo..hi-1: nobody else writes there
-        for p in range(k_h):
-            for q in range(k_w):
-                x[lo:hi, :, _window(p, ho, stride), _window(q, wo, stride)] += windows[p * k_w + q, lo:hi, ...]
-
-    _by_channel(cols, c, k_h * k_w * c * n * ho * wo, add)
+    for p in range(k_h):
+        for q in range(k_w):
+            x[:, :, _window(p, ho, stride), _window(q, wo, stride)] += windows[p * k_w + q, ...]
     return batch_major(x)
 
 
@@ -192,13 +168,9 @@ class GemmEngine(ConvEngine):
         if bias is not None:
             rows = xp.concat([rows, xp.reshape(bias, (d, 1))], axis=1)
         cols = im2col(x, k_h, k_w, stride, not single, ones=bias is not None)
-        if not single:
-            # One product over the stack of samples, on one thread: split by samples (copies of
-            # Y and cols from each piece) it made the seed's step slower, and the sigmoid after it
-            # too (half of Y then sat in the other core's cache).
-            return xp.reshape(xp.matmul(rows, cols), (n, d, ho, wo)), (cols if keep else None)
-        y = backend.matmul(rows, cols)  # (D, N·Ho·Wo)
-        return batch_major(xp.reshape(y, (d, n, ho, wo))), (cols if keep else None)
+        y = xp.matmul(rows, cols)  # (D, N·Ho·Wo), or (N, D, Ho·Wo) per sample
+        y = batch_major(xp.reshape(y, (d, n, ho, wo))) if single else xp.reshape(y, (n, d, ho, wo))
+        return y, (cols if keep else None)
 
     def kernel_gradient(self, x, output_gradient, kernel_hw, stride=1, kept=None):
         layout = per_sample((None, x.shape[1], *kernel_hw))
@@ -211,21 +183,13 @@ class GemmEngine(ConvEngine):
         layout = per_sample((None, c, k_h, k_w))
         cols = kept if kept is not None else im2col(x, k_h, k_w, stride, layout)
         if layout:
-            # One small product per sample (split by samples over the host threads), then the
-            # batch sum on this thread, in the order of one piece: faster than tensordot, which
-            # would first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
-            n = cols.shape[0]
-            products = xp.empty((n, dy.shape[1], cols.shape[1]), dtype=cols.dtype, device=device(cols))
-
-            def samples(lo, hi):
-                products[lo:hi, ...] = xp.matmul(dy[lo:hi, ...], xp.matrix_transpose(cols[lo:hi, ...]))
-
-            backend.in_pieces(cols, backend.sample_ranges(cols), samples)
-            grad = xp.sum(products, axis=0)  # (D, k_h·k_w·C)
+            # One small product per sample, then the batch sum: faster than tensordot, which would
+            # first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
+            grad = xp.sum(xp.matmul(dy, xp.matrix_transpose(cols)), axis=0)  # (D, k_h·k_w·C)
         else:
             # (cols ∂E/∂Yᵀ)ᵀ, not ∂E/∂Y colsᵀ: OpenBLAS runs this orientation faster, 6.8-7.0 against
             # 8.3-9.6 ms on 2 threads (12.0 against 13.3 on one) for the convnet's second layer, b128.
-            grad = xp.matrix_transpose(backend.matmul(cols, xp.matrix_transpose(dy)))
+            grad = xp.matrix_transpose(xp.matmul(cols, xp.matrix_transpose(dy)))
         if grad.shape[-1] > k_h * k_w * c:  # columns kept by biased_forward: drop the biases' row
             grad = grad[:, :k_h * k_w * c]
         return xp.permute_dims(xp.reshape(grad, (grad.shape[0], k_h, k_w, c)), (0, 3, 1, 2))
@@ -241,8 +205,7 @@ class GemmEngine(ConvEngine):
         h, w = input_hw
         if stride > 1 or c * ho * wo <= d * h * w:
             # col2im: ∂E/∂cols = Kᵀ ∂E/∂Y has C·k·k rows, the padded route's cols D·k·k.
-            product = xp.matmul if per_sample(kernels.shape) else backend.matmul  # (N, ...) stacks or 2-D
-            grad_cols = product(xp.matrix_transpose(_rows_offset_first(kernels)), dy)
+            grad_cols = xp.matmul(xp.matrix_transpose(_rows_offset_first(kernels)), dy)
             return col2im(grad_cols, (n, c, h, w), k_h, k_w, stride, per_sample(kernels.shape))
         return super().input_gradient(output_gradient, kernels, input_hw, stride)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
-from .. import backend
 from ..errors import ShapeError
 from .base import Layer
 
@@ -70,31 +69,18 @@ class Tanh(Activation):
 
 
 class ReLU(Activation):
-    """``max(x, 0)``, derivative ``1[x > 0]``. Both passes are split by samples over the host
-    threads (:func:`xpcnn.backend.ranges`), as the convolutions and pools around it are."""
+    """``max(x, 0)``, derivative ``1[x > 0]``."""
 
     def forward(self, x, training=True):
         xp = array_namespace(self._check_input(x))
         self._keep(training, input=x)
-        y = xp.empty_like(x)
+        return xp.clip(x, min=0.0)  # not where(): NumPy's where branches on every element
 
-        def samples(lo, hi):
-            y[lo:hi, ...] = xp.clip(x[lo:hi, ...], min=0.0)  # not where(): NumPy's where branches
-
-        backend.in_pieces(x, backend.sample_ranges(x), samples)
-        return y
-
-    def backward(self, output_gradient, learning_rate=None):  # its own: f' and the product in one pass
+    def backward(self, output_gradient, learning_rate=None):  # f' and the product in one expression
         x = self._recall()["input"]
         self._check_gradient(output_gradient, tuple(x.shape))
         xp = array_namespace(output_gradient)
-        gradient = xp.empty_like(output_gradient)
-
-        def samples(lo, hi):  # ∂E/∂Y ⊙ 1[x > 0]
-            gradient[lo:hi, ...] = output_gradient[lo:hi, ...] * xp.astype(x[lo:hi, ...] > 0, x.dtype)
-
-        backend.in_pieces(x, backend.sample_ranges(x), samples)
-        return gradient
+        return output_gradient * xp.astype(x > 0, x.dtype)  # ∂E/∂Y ⊙ 1[x > 0]
 
 
 class Softmax(Activation):

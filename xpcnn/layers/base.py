@@ -10,7 +10,7 @@ Every layer works on batches: the first axis is the sample axis ``N``.
   ``params``) and returns ``∂E/∂X``. Without a training forward before it, it raises
   :class:`~xpcnn.errors.StateError`. Passing ``learning_rate`` applies the derivation's
   one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` at once (the rule of
-  :class:`~xpcnn.optimizers.SGD`, which it calls).
+  :class:`~xpcnn.optim.optimizers.SGD`, which it calls).
 * ``buffers``: state that is not trained but belongs to the layer (BatchNorm's running
   statistics). Like ``params`` they are replaced, never changed in place; checkpoints save
   them, ``to()`` moves them, ``fit``'s step guard restores them with the parameters, and a
@@ -21,7 +21,7 @@ Every layer works on batches: the first axis is the sample axis ``N``.
   rank's rows ``(start, total)`` of the global batch, and draws what one process would have drawn
   for those rows (``None``: the input is the whole batch).
 
-Constructors check every argument with :mod:`xpcnn.validation`, so a bad one is a
+Constructors check every argument with :mod:`xpcnn._checks`, so a bad one is a
 :class:`~xpcnn.errors.ConfigError` naming it. Parameters are never changed in place: a step
 replaces the arrays in ``params``, so a reference to the old ones is a free snapshot (``fit``
 relies on it to undo a step whose loss is not finite).
@@ -38,7 +38,8 @@ from array_api_compat import device
 
 from .. import backend
 from ..errors import ConfigError, DeviceMismatchError, ShapeError, StateError, XpcnnDtypeError, format_shape
-from ..validation import one_of
+from .._checks import one_of
+from ..optim.optimizers import SGD
 
 Array = Any
 
@@ -133,8 +134,6 @@ class Layer:
     def _descend(self, input_gradient: Array, learning_rate: "float | None") -> Array:
         """The derivation's step ``P ← P - η ∂E/∂P`` when a learning rate is given (SGD's one rule)."""
         if learning_rate is not None:
-            from ..optimizers import SGD  # here, not at the top: optimizers may import layers one day
-
             SGD(learning_rate).step([self])
         return input_gradient
 

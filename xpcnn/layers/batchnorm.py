@@ -37,7 +37,7 @@ import math
 
 from array_api_compat import array_namespace
 
-from .. import validation
+from .._checks import integer, number
 from ..errors import ShapeError
 from .base import ParameterLayer
 
@@ -54,9 +54,9 @@ class _BatchNorm(ParameterLayer):
                  dtype: str = "float32", device="cpu", seed=None):
         super().__init__(dtype, device, seed)
         name = type(self).__name__
-        self.num_channels = validation.integer(name, "num_channels", num_channels, minimum=1)
-        self.momentum = validation.number(name, "momentum", momentum, low=0.0, high=1.0)
-        self.eps = validation.number(name, "eps", eps, low=0.0, low_open=True)
+        self.num_channels = integer(name, "num_channels", num_channels, minimum=1)
+        self.momentum = number(name, "momentum", momentum, low=0.0, high=1.0)
+        self.eps = number(name, "eps", eps, low=0.0, low_open=True)
         self.reset_parameters(seed)
 
     def config(self) -> dict:

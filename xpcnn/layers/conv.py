@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
-from .. import backend, validation
+from .. import backend
+from .._checks import integer, one_of, shape as check_shape
 from ..engines import check_engine_name, engine_for, output_size, pad2d
 from ..errors import ConfigError, ShapeError
 from .base import ParameterLayer
@@ -60,17 +61,17 @@ class Convolutional(ParameterLayer):
         seed=None,
     ):
         super().__init__(dtype, device, seed)
-        self.input_shape = validation.shape("Convolutional", "input_shape (C, H, W)", input_shape, ndim=3)
-        self.kernel_size = validation.integer("Convolutional", "kernel_size", kernel_size, minimum=1)
-        self.depth = validation.integer("Convolutional", "depth", depth, minimum=1)
+        self.input_shape = check_shape("Convolutional", "input_shape (C, H, W)", input_shape, ndim=3)
+        self.kernel_size = integer("Convolutional", "kernel_size", kernel_size, minimum=1)
+        self.depth = integer("Convolutional", "depth", depth, minimum=1)
         if isinstance(padding, str):
-            padding = validation.one_of("Convolutional", "padding", padding, ("valid", "same"))
+            padding = one_of("Convolutional", "padding", padding, ("valid", "same"))
             if padding == "same" and self.kernel_size % 2 == 0:
                 raise ConfigError(f"Convolutional: padding='same' needs an odd kernel_size, got {self.kernel_size}")
             padding = 0 if padding == "valid" else (self.kernel_size - 1) // 2
-        self.padding = validation.integer("Convolutional", "padding", padding, minimum=0)
-        self.stride = validation.integer("Convolutional", "stride", stride, minimum=1)
-        self.bias = validation.one_of("Convolutional", "bias", bias, ("untied", "tied", "none"))
+        self.padding = integer("Convolutional", "padding", padding, minimum=0)
+        self.stride = integer("Convolutional", "stride", stride, minimum=1)
+        self.bias = one_of("Convolutional", "bias", bias, ("untied", "tied", "none"))
         #: The engine asked for (``"auto"``, ``"gemm"``, ...) and the one the last forward pass used.
         self.engine_name = check_engine_name(engine)
         self.chosen_engine: "str | None" = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from .. import backend
-from ..validation import integer
+from .._checks import integer
 from .base import ParameterLayer
 
 
@@ -60,7 +60,7 @@ class Dense(ParameterLayer):
         x = self._check_input(x)
         self._keep(training, input=x)
         xp = array_namespace(x)
-        y = backend.matmul(x, xp.matrix_transpose(self.weights))
+        y = xp.matmul(x, xp.matrix_transpose(self.weights))
         y += self.bias
         return y
 
@@ -73,7 +73,7 @@ class Dense(ParameterLayer):
             # (a matmul with an inner dimension of 1 is far slower in some BLAS builds).
             self.grads["weights"] = xp.matrix_transpose(output_gradient) * x
         else:
-            self.grads["weights"] = backend.matmul(xp.matrix_transpose(output_gradient), x)
+            self.grads["weights"] = xp.matmul(xp.matrix_transpose(output_gradient), x)
         self.grads["bias"] = xp.sum(output_gradient, axis=0)
-        input_gradient = backend.matmul(output_gradient, self.weights)
+        input_gradient = xp.matmul(output_gradient, self.weights)
         return self._descend(input_gradient, learning_rate)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
-from .. import backend, validation
+from .. import backend
+from .._checks import number
 from ..errors import XpcnnDtypeError
 from .base import Layer
 
@@ -38,7 +39,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float = 0.5, *, seed=None):
         super().__init__()
-        self.rate = validation.number("Dropout", "rate", rate, low=0.0, high=1.0, high_open=True)
+        self.rate = number("Dropout", "rate", rate, low=0.0, high=1.0, high_open=True)
         #: The generator masks come from (the model's, once in a Sequential).
         self.rng = backend.new_rng(seed)
 

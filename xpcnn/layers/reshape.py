@@ -10,7 +10,7 @@ import math
 
 from array_api_compat import array_namespace
 
-from .. import validation
+from .._checks import shape as check_shape
 from ..errors import ShapeError
 from .base import Layer
 
@@ -20,8 +20,8 @@ class Reshape(Layer):
 
     def __init__(self, input_shape, output_shape):
         super().__init__()
-        self.input_shape = validation.shape("Reshape", "input_shape", input_shape)
-        self._output_shape = validation.shape("Reshape", "output_shape", output_shape)
+        self.input_shape = check_shape("Reshape", "input_shape", input_shape)
+        self._output_shape = check_shape("Reshape", "output_shape", output_shape)
         if math.prod(self.input_shape) != math.prod(self._output_shape):
             raise ShapeError(
                 f"Reshape: cannot reshape {self.input_shape} ({math.prod(self.input_shape)} values) "

@@ -1,0 +1,209 @@
+"""``fit``, ``evaluate``, ``predict``: the training loop as a component of its own (Keras's ``Trainer``).
+
+:class:`Trainer` is mixed into :class:`xpcnn.Sequential`, as Keras's ``Model`` inherits its
+``Trainer``. It imports no model class, and it drives the model through its public API only:
+
+* ``forward(x, training)`` and ``backward(∂E/∂Y)``, the two passes;
+* ``layers`` (their ``params``, ``grads``, ``buffers``, for the optimizer and the step guard),
+  ``device``, ``dtype``, ``xp``, ``rng``, ``input_shape`` and ``output_shape``.
+
+What it adds to the model is the training state: ``loss``, ``optimizer``, ``schedule``,
+``early_stopping``, ``epoch`` and ``history``, which checkpoints keep.
+
+The path of one ``fit`` (:mod:`xpcnn.train.loop` runs the epochs)::
+
+    fit:   check arguments and data  →  choose loss, optimizer, schedule  →  run_epochs
+    step:  batch to the model's device  →  forward  →  loss  →  backward  →  optimizer.step(layers)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .. import backend
+from .._checks import integer
+from ..distributed import Communicator
+from ..distributed.data_parallel import DataParallel, fit_settings
+from ..errors import ConfigError, ConfigTypeError
+from ..losses import get_loss
+from ..optim import SGD, Optimizer, Schedule, check_optimizer, check_schedule
+from . import data_checks, loop
+from .batches import to_model
+from .loop import evaluate_batches
+from .early_stopping import EarlyStopping
+from .metrics import correct_count
+
+
+
+class Trainer:
+    """The training half of a model: ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_step``."""
+
+    def __init__(self) -> None:
+        #: The loss: a name from :data:`xpcnn.losses.LOSSES` or a ``(loss, loss_prime)`` pair; set
+        #: by :meth:`compile` or :meth:`fit`, kept in checkpoints (names only).
+        self.loss: "str | tuple | None" = None
+        self.optimizer: "Optimizer | None" = None
+        #: The learning-rate schedule ``fit`` follows (:mod:`xpcnn.optim.schedules`), kept in checkpoints.
+        self.schedule: "Schedule | None" = None
+        #: The :class:`~xpcnn.train.EarlyStopping` of the last ``fit`` (``None`` without).
+        self.early_stopping: "EarlyStopping | None" = None
+        self.epoch = 0
+        self.history: dict[str, list] = {}
+
+    def compile(self, loss: "str | tuple" = "binary_cross_entropy",
+                optimizer: "Optimizer | None" = None) -> "Trainer":
+        """Set the loss (and, optionally, the optimizer) that ``fit`` and ``evaluate`` use; returns ``self``."""
+        get_loss(loss)  # a bad loss fails here
+        self.loss = loss
+        if optimizer is not None:
+            self._set_optimizer(self._optimizer_for(optimizer, None))
+        return self
+
+    def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
+        """One forward, backward and update on a prepared batch; returns ``(loss, output)``."""
+        out = self.forward(x)
+        loss = loss_fn(y, out)
+        self.backward(loss_prime(y, out))
+        optimizer.step(self.layers)
+        return loss, out
+
+    def predict(self, x, batch_size: int = 256):
+        """Outputs ``(N, *output_shape)`` for ``x`` (any namespace), in batches, in the model's namespace.
+
+        ``N = 0`` gives an empty ``(0, *output_shape)`` array.
+        """
+        batch_size = integer("predict", "batch_size", batch_size, minimum=1)
+        data_checks.check_inputs(self, x, "predict")
+        if x.shape[0] == 0:
+            shape = tuple(x.shape[1:])
+            for layer in self.layers:
+                shape = tuple(layer.output_shape(shape))
+            return backend.to_device(backend.zeros((0, *shape), self.dtype), self.device)
+        outs = [self.forward(to_model(self, x[lo:hi, ...]), training=False)
+                for lo, hi in data_checks.batch_bounds(x.shape[0], batch_size)]
+        return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
+
+    def evaluate(self, x, y, *, loss: "str | tuple | None" = None, batch_size: int = 256) -> dict:
+        """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's."""
+        batch_size = integer("evaluate", "batch_size", batch_size, minimum=1)
+        loss = self._loss_or_default(loss, "evaluate")
+        data_checks.check_data(self, x, y, "evaluate", loss)
+        return evaluate_batches(self, x, y, get_loss(loss), batch_size)
+
+    def fit(
+        self,
+        x,
+        y,
+        *,
+        loss: "str | tuple | None" = None,
+        epochs: int = 1,
+        batch_size: int = 32,
+        learning_rate: float = 0.1,
+        optimizer: "Optimizer | None" = None,
+        shuffle: bool = True,
+        seed=None,
+        validation_data: "tuple | None" = None,
+        on_batch: "Callable[[dict], Any] | None" = None,
+        on_epoch: "Callable[[dict], Any] | None" = None,
+        communicator: "Communicator | None" = None,
+        schedule: "Schedule | None" = None,
+        early_stopping: "EarlyStopping | int | None" = None,
+    ) -> dict:
+        """Train for ``epochs`` more epochs; returns the per-epoch history (also ``self.history``).
+
+        ``loss`` defaults to the model's (from ``compile`` or an earlier ``fit``), else binary
+        cross-entropy; it becomes the model's loss. ``optimizer`` defaults to the model's, else
+        ``SGD(learning_rate)``. ``seed`` re-seeds the shuffling generator.
+
+        Before any step, ``x`` and ``y`` (and ``validation_data``) are checked: matching shapes, at
+        least one sample, no NaN or infinity, and 0/1 (one-hot for categorical cross-entropy)
+        targets for the cross-entropies; each failure names the first bad sample.
+
+        Every step's loss is checked (see :mod:`xpcnn.train.step_guard`): at the first non-finite
+        one, training stops with a :class:`~xpcnn.errors.TrainingError` naming the epoch and the
+        step; the parameters and optimizer state are left as after the last finite step, and the
+        history holds the finished epochs only (``self.epoch`` counts them).
+
+        ``on_batch`` receives ``{epoch, batch, batches, size, loss, correct}`` (``loss`` and the
+        batch's number of right answers ``correct`` are 0-d arrays: converting them synchronises
+        a GPU), plus Python floats ``running_loss`` and ``running_accuracy`` on the batches where
+        fit read them on the host (at most every 0.2 s, and the last batch). ``on_epoch``
+        receives the epoch's logs and may return ``True`` to stop.
+
+        ``communicator`` (:func:`xpcnn.distributed.init`) trains data-parallel with the other
+        processes of an ``mpiexec`` job (see :mod:`xpcnn.distributed.data_parallel`):
+        ``batch_size`` is the global batch, every rank passes the same data, and every rank gets
+        the same parameters and logs; callbacks run on every rank (``communicator.rank == 0`` is
+        the one to print).
+
+        ``schedule`` (:mod:`xpcnn.optim.schedules`: ``StepDecay``, ``Cosine``, ``Warmup``,
+        ``Chain``) sets the optimizer's rate before every step from its base ``learning_rate``,
+        the optimizer's step count and the finished epochs; it becomes the model's (checkpoints
+        keep it) and is followed by later ``fit`` calls until replaced (``model.schedule = None``
+        drops it). A ``Cosine()`` without a length ends at this fit's last epoch. Each epoch's
+        logs hold ``learning_rate``, the rate of its last step.
+
+        ``early_stopping`` (an :class:`~xpcnn.train.EarlyStopping`, or an integer patience) stops
+        when ``val_loss`` has not improved for ``patience`` epochs and restores the best epoch's
+        weights; it needs ``validation_data``. ``model.early_stopping`` reports it.
+        """
+        epochs = integer("fit", "epochs", epochs, minimum=0)
+        batch_size = integer("fit", "batch_size", batch_size, minimum=1)
+        loss = self._loss_or_default(loss, "fit", default="binary_cross_entropy")
+        data_checks.check_data(self, x, y, "fit", loss)
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ConfigTypeError("fit: validation_data must be a pair (x, y)")
+            data_checks.check_data(self, *validation_data, "fit (validation_data)", loss)
+        stopper = EarlyStopping.of(early_stopping)
+        if stopper is not None and validation_data is None:
+            raise ConfigError(f"fit: early_stopping watches {stopper.monitor}, which needs validation data; "
+                              f"pass validation_data=(x, y)")
+        check_schedule(schedule)
+        check_schedule(self.schedule, "fit (model.schedule)")  # set by hand, perhaps
+        ranks = communicator.size if communicator is not None else 1
+        data_checks.check_batch_sizes(self, x, batch_size, "fit", ranks)
+        chosen = self._optimizer_for(optimizer, learning_rate)
+        planned = schedule if schedule is not None else self.schedule
+        if planned is not None:
+            planned.check_base(chosen.learning_rate)
+        self.loss = loss
+        self._set_optimizer(chosen)
+        if schedule is not None:
+            self.schedule = schedule
+        if self.schedule is not None and epochs:  # epochs=0 trains nothing: an open Cosine() stays open
+            self.schedule = self.schedule.resolve(self.epoch + epochs)
+        self.optimizer.scheduled_rate = None
+        if seed is not None:
+            self.rng = backend.new_rng(seed)
+        loss_fns = get_loss(loss)
+        parallel = None
+        if communicator is not None:
+            parallel = DataParallel(communicator, self, *loss_fns, correct_count, evaluate_batches)
+            parallel.start(batch_size, fit_settings(self, x, y, loss, batch_size, epochs, shuffle, seed,
+                                                    validation_data, stopper))
+        self.early_stopping = stopper
+        loop.run_epochs(self, x, y, loss_fns, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                        validation_data=validation_data, on_batch=on_batch, on_epoch=on_epoch,
+                        parallel=parallel, stopper=stopper)
+        return self.history
+
+    # -- the choices fit and compile share ----------------------------------------------------
+    def _loss_or_default(self, loss, who: str, default: "str | None" = None):
+        chosen = loss if loss is not None else (self.loss if self.loss is not None else default)
+        if chosen is None:
+            raise ConfigError(f"{who}: the model has no loss yet; pass loss=..., or call compile(loss=...) or "
+                              f"fit(...) first")
+        get_loss(chosen)
+        return chosen
+
+    def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> Optimizer:
+        """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else
+        ``SGD(learning_rate)``."""
+        if check_optimizer(optimizer) is not None:
+            return optimizer
+        own = check_optimizer(self.optimizer, "model.optimizer")  # set by hand, perhaps
+        return own if own is not None else SGD(learning_rate)
+
+    def _set_optimizer(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer if optimizer is self.optimizer else optimizer.to(self.device)
