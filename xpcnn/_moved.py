@@ -39,10 +39,12 @@ class _Alias(importlib.abc.Loader):
         self.new = new
 
     def create_module(self, spec):
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        pass
+        module.__spec__ = self.spec  # the import machinery gave the module the old name's spec: undo that
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder):
