@@ -8,6 +8,8 @@ Fixtures
     ``device1``  ``array_api_strict`` on ``Device("device1")``: the GPU stand-in of CPU-only CI
                  (a second device that, like CuPy, refuses implicit conversion to NumPy).
     ``strict_cpu`` ``array_api_strict`` on its ``CPU_DEVICE`` (the host, but not NumPy).
+    ``measured`` ``engine="auto"`` really measuring (the suite otherwise pins ``XPCNN_ENGINE=gemm``),
+                 from a clean slate of choices.
 
 Backends (test ids)
     ``numpy``           NumPy on the host (:data:`xpcnn.CPU`)
@@ -44,7 +46,7 @@ from xpcnn import backend  # noqa: E402
 BACKENDS = ["numpy", "strict-cpu", "strict-device1", "cupy"]
 
 # engine="auto" times the engines on each new layer shape; the suite runs with the deterministic
-# default instead (tests/engines/test_engine_choice.py unsets it to test the measurement itself).
+# default instead (the ``measured`` fixture unsets it to test the measurement itself).
 os.environ.setdefault("XPCNN_ENGINE", "gemm")
 
 
@@ -110,3 +112,14 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 def mnist_test_dir():
     return require_mnist_test_dir()
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """``engine="auto"`` really measuring (the suite otherwise pins XPCNN_ENGINE=gemm), from a clean slate."""
+    from xpcnn.engines import auto
+
+    monkeypatch.delenv(auto.ENV, raising=False)
+    auto.forget()
+    yield
+    auto.forget()

@@ -1,4 +1,5 @@
-"""Losses: the derivation's formulas, finite differences, safety at 0 and 1, shape errors."""
+"""Losses (xpcnn/losses.py): the derivation's formulas, finite differences, PyTorch, safety at 0 and 1, shape
+errors, and targets that do not suit the loss named on every array-API namespace."""
 
 import math
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 import xpcnn as xc
+from xpcnn.losses import target_problem
 from xpcnn.tools import gradcheck_loss
 
 LOSSES = ["mse", "binary_cross_entropy", "categorical_cross_entropy"]
@@ -125,8 +127,6 @@ def test_loss_values_and_gradients_agree_with_pytorch(name):
 
 
 def test_target_problem_names_the_first_sample_whose_targets_do_not_suit_the_loss():
-    from xpcnn.losses import target_problem
-
     cce, bce = "categorical_cross_entropy", "binary_cross_entropy"
     onehot = np.eye(3)[[0, 2, 1]]
     assert target_problem(cce, onehot) is None and target_problem(bce, onehot) is None
@@ -141,6 +141,18 @@ def test_target_problem_names_the_first_sample_whose_targets_do_not_suit_the_los
     assert target_problem(cce, half) == (2, f"{cce} needs targets in {{0, 1}}")
     assert target_problem(cce, np.array([[0.0, 0.0]])) == (0, f"{cce} needs one-hot targets (one 1 per row)")
     assert target_problem(bce, np.array([[[0.0, 1.0]], [[1.0, 2.0]]])) == (1, f"{bce} needs targets in {{0, 1}}")
+
+
+@pytest.mark.parametrize("device", ["CPU_DEVICE", "device1"])
+def test_target_problem_on_array_api_strict_names_the_first_bad_sample(device):
+    """As the trainer's check before a step does, on any device."""
+    xs = pytest.importorskip("array_api_strict")
+    cce, bce = "categorical_cross_entropy", "binary_cross_entropy"
+    targets = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, 0.0]])
+    y = xs.asarray(targets, device=xs.Device(device))
+    assert target_problem(cce, y) == (2, f"{cce} needs one-hot targets (one 1 per row)")
+    assert target_problem(bce, y) == (3, f"{bce} needs targets in {{0, 1}}")
+    assert target_problem(cce, y[:2, ...]) is None
 
 
 def test_get_loss_takes_a_name_or_a_pair_of_functions_and_nothing_else():

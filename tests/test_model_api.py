@@ -1,5 +1,5 @@
-"""Sequential's contract (xpcnn/model.py): the loss it knows, one draw of the parameters, one rule
-for classes from outputs, one SGD rule."""
+"""Sequential's contract (xpcnn/model.py): the loss it knows, one draw of the parameters, one SGD rule
+(the one rule for classes from outputs: tests/train/test_metrics.py)."""
 
 import numpy as np
 import pytest
@@ -81,32 +81,6 @@ def test_an_unseeded_model_moves_and_casts_the_layers_it_was_given(device1):
     np.testing.assert_array_equal(backend.to_numpy(model.layers[0].params["weights"]), expected)
     assert model.device == device1 and model.dtype == "float64"
 
-
-@pytest.mark.parametrize("outputs, classes", [
-    ([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], [1, 0]),
-    ([[0.2], [0.5], [0.9]], [0, 1, 1]),
-    ([0.2, 0.5, 0.9], [0, 1, 1]),
-    ([[0.6, 0.4]], [0]),
-])
-def test_classes_from_outputs_is_one_rule(outputs, classes):
-    got = xc.output_classes(np.array(outputs))
-    assert got.tolist() == classes and got.dtype == np.int64
-
-
-def test_predict_classes_accuracy_and_the_cli_use_that_rule(monkeypatch):
-    from xpcnn.app import run as run_module
-    from xpcnn.train import metrics as training_module
-    x, y = data()
-    model = convnet().compile("categorical_cross_entropy")
-    expected = np.argmax(model.predict(x), axis=1)
-    np.testing.assert_array_equal(xc.predict_classes(model, x), expected)
-    assert model.evaluate(x, y)["accuracy"] == np.mean(expected == np.argmax(y, axis=1))
-    monkeypatch.setattr(training_module, "output_classes", lambda out: np.zeros(out.shape[0], np.int64))
-    monkeypatch.setattr(run_module, "output_classes", training_module.output_classes)
-    assert xc.predict_classes(model, x).tolist() == [0] * 12
-    assert model.evaluate(x, y)["accuracy"] == 1.0  # labels and outputs both went through the broken rule
-    matrix, _, _ = run_module._test(model, x, y, np.argmax(y, axis=1), "categorical_cross_entropy")
-    assert matrix[:, 1:].sum() == 0
 
 
 def test_the_layers_one_call_step_is_sgds_rule(monkeypatch):

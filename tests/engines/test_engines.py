@@ -1,21 +1,21 @@
-"""Convolution engines: every engine's three products against the derivation's loops, strided
-convolutions against loops, finite differences and PyTorch, and the routes inside each engine.
+"""Convolution engines (xpcnn/engines/__init__.py and every engine in it): the three products against
+the derivation's loops, strided convolutions against loops and PyTorch, the defaults every engine
+shares, what ``biased_forward`` keeps, and no state between calls.
 
-Each engine product is checked on its own here, on NumPy and on array_api_strict (CPU and
-device1); the layer-level comparisons live in tests/layers/test_conv.py, ``auto`` in
-tests/engines/test_engine_choice.py.
+Each engine product is checked on its own here, on NumPy and on array_api_strict (CPU and device1);
+each engine's own routes live in its own file (test_gemm.py, test_signal.py, test_base.py for
+what the base class gives a new engine), ``auto`` in test_auto.py, and the layer-level comparisons
+in tests/layers/test_conv.py.
 """
 
 import numpy as np
 import pytest
 
 import xpcnn as xc
-from xpcnn.testing.derivation import conv_backward, conv_forward, strided_conv_backward, strided_conv_forward
 from xpcnn import backend
-from xpcnn.engines import ENGINES, GemmEngine, get_engine
-from xpcnn.engines.gemm import col2im, im2col
-from xpcnn.engines.signal import fast_length
+from xpcnn.engines import ENGINES, get_engine
 from xpcnn.errors import ConfigError
+from xpcnn.testing.derivation import conv_backward, conv_forward, strided_conv_backward, strided_conv_forward
 
 # (N, C, H, W, D, k): non-square, k = 1, k = H, C = 1 and C > 1; for gemm, C·Ho·Wo <= D·H·W takes
 # col2im, the others the padded full convolution
@@ -119,16 +119,6 @@ def test_strided_padded_layer_matches_pytorch_conv2d(name, padding, n, c, h, w, 
     np.testing.assert_allclose(conv.grads["biases"], tb.grad.numpy(), atol=1e-10)
 
 
-def test_kernel_gradient_reuses_what_forward_kept():
-    x, kernels, dy = operands("float64", 2, 4, 6, 6, 1, 3)
-    engine = GemmEngine()
-    _, cols = engine.forward(x, kernels, keep=True)
-    np.testing.assert_array_equal(cols, im2col(x, 3, 3))
-    # the kept columns are what the kernel gradient computes from: stand-ins change the result
-    doubled = engine.kernel_gradient(x, dy, (3, 3), 1, 2 * cols)
-    np.testing.assert_allclose(doubled, 2 * conv_backward(x, kernels, dy)[0], atol=1e-10)
-    assert engine.forward(x, kernels, keep=False)[1] is None
-
 
 def test_engines_hold_no_state_between_calls():
     x, kernels, _ = operands("float64", 2, 3, 6, 6, 2, 3)
@@ -138,31 +128,6 @@ def test_engines_hold_no_state_between_calls():
         assert vars(engine) == before, f"{engine.name} changed its attributes in forward"
 
 
-@pytest.mark.parametrize("per_sample", [False, True])
-@pytest.mark.parametrize("stride", [1, 2, 3])
-def test_col2im_is_the_adjoint_of_im2col(stride, per_sample):
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((2, 3, 8, 7))
-    ho, wo = (8 - 3) // stride + 1, (7 - 2) // stride + 1
-    # rows (p, q, j); columns (n, u, v), or one matrix per sample
-    shape = (2, 3 * 2 * 3, ho * wo) if per_sample else (3 * 2 * 3, 2 * ho * wo)
-    cols = rng.standard_normal(shape)
-    assert im2col(x, 3, 2, stride, per_sample).shape == shape
-    # <im2col(x), cols> = <x, col2im(cols)>: col2im adds each window's values back where im2col took them
-    back = col2im(cols, x.shape, 3, 2, stride, per_sample)
-    assert back.shape == x.shape
-    assert np.isclose(np.sum(im2col(x, 3, 2, stride, per_sample) * cols), np.sum(x * back))
-
-
-def test_gemm_lays_out_small_products_per_sample_and_large_ones_over_the_batch():
-    from xpcnn.engines.gemm import BATCH_PRODUCT_ROWS, per_sample
-
-    assert per_sample((32, 1, 3, 3)) and not per_sample((64, 32, 3, 3))
-    assert per_sample((1, 1, 1, BATCH_PRODUCT_ROWS - 1)) and not per_sample((1, 1, 1, BATCH_PRODUCT_ROWS))
-    for c, expected in ((1, (2, 9, 16)), (4, (36, 2 * 16))):
-        x, kernels, _ = operands("float64", 2, c, 6, 6, 3, 3)
-        assert GemmEngine().forward(x, kernels, keep=True)[1].shape == expected
-
 
 def test_forward_returns_a_fresh_array_the_layer_may_add_biases_to():
     x, kernels = np.ones((1, 1, 4, 4)), np.ones((2, 1, 2, 2))
@@ -171,24 +136,6 @@ def test_forward_returns_a_fresh_array_the_layer_may_add_biases_to():
         y += 1.0
         np.testing.assert_allclose(engine.forward(x, kernels)[0], 4.0)
 
-
-@pytest.mark.parametrize("n", [1, 2, 7, 16, 17, 28, 30, 97, 121, 250])
-def test_fast_length_is_the_smallest_5_smooth_size_not_below_n(n):
-    size = fast_length(n)
-    assert size >= n
-    m = size
-    for p in (2, 3, 5):
-        while m % p == 0:
-            m //= p
-    assert m == 1
-    assert all(not _smooth(t) for t in range(n, size))
-
-
-def _smooth(t):
-    for p in (2, 3, 5):
-        while t % p == 0:
-            t //= p
-    return t == 1
 
 
 def test_unknown_engine_names_list_the_known_ones():
@@ -210,3 +157,75 @@ def test_biased_forward_adds_one_bias_per_channel_and_backward_ignores_it(name, 
     dk, dx = engine.backward(xa, ka, dya, 1, kept)  # gemm's kept columns carry the biases' row of ones
     assert_close(dk, dk_ref, "float64", xa)
     assert_close(dx, dx_ref, "float64", xa)
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_defaults_are_stride_1_nothing_kept_and_both_gradients(name):
+    x, kernels, dy = operands("float64", 2, 3, 6, 5, 2, 3)
+    engine = get_engine(name)
+    y, kept = engine.forward(x, kernels)
+    assert kept is None
+    assert_close(y, conv_forward(x, kernels, np.zeros(2)), "float64")
+    dk, dx = engine.backward(x, kernels, dy)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    assert_close(dk, dk_ref, "float64")
+    assert_close(dx, dx_ref, "float64")
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_strided_gradients_without_what_forward_kept(name):
+    """A backward with ``kept=None`` (or the kernel gradient alone) redoes the strided lowering."""
+    n, c, h, w, d, k, s = 2, 3, 10, 11, 2, 3, 3
+    x, kernels, dy = operands("float64", n, c, h, w, d, k, s)
+    engine = get_engine(name)
+    dk_ref, dx_ref = strided_conv_backward(x, kernels, dy, s)
+    assert_close(engine.kernel_gradient(x, dy, (k, k), s), dk_ref, "float64")
+    dk, dx = engine.backward(x, kernels, dy, s, None)
+    assert_close(dk, dk_ref, "float64")
+    assert_close(dx, dx_ref, "float64")
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 5, 7, 3, 2), (3, 4, 6, 5, 2, 3)])  # per sample, one product
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_biased_forward_keeps_nothing_by_default_and_what_the_kernel_gradient_reuses(name, shape):
+    x, kernels, dy = operands("float64", *shape)
+    d = kernels.shape[0]
+    bias = np.arange(1.0, d + 1.0)
+    engine = get_engine(name)
+    y, kept = engine.biased_forward(x, kernels, bias)
+    assert kept is None
+    assert_close(y, conv_forward(x, kernels, np.zeros(d)) + bias[:, None, None], "float64")
+    _, kept = engine.biased_forward(x, kernels, bias, keep=True)
+    dk_ref = conv_backward(x, kernels, dy)[0]
+    if name == "signal-direct":  # direct correlations keep nothing
+        assert kept is None
+        return
+    # what was kept is what the kernel gradient computes from: a stand-in changes the result
+    assert_close(engine.backward(x, kernels, dy, 1, 2 * kept)[0], 2 * dk_ref, "float64")
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_a_first_layers_backward_computes_no_input_gradient(name, monkeypatch):
+    """``dx is None`` alone would pass an engine that computed ∂E/∂X and dropped it: the work not done
+    is the rule (a first layer's input gradient is never used), so the call is watched."""
+    x, kernels, dy = operands("float64", 2, 2, 6, 5, 3, 3)
+    engine = get_engine(name)
+    asked = []
+    real = type(engine).input_gradient
+    monkeypatch.setattr(type(engine), "input_gradient", lambda self, *a: asked.append(a) or real(self, *a))
+    dk, dx = engine.backward(x, kernels, dy, 1, engine.forward(x, kernels, keep=True)[1], False)
+    assert dx is None
+    assert_close(dk, conv_backward(x, kernels, dy)[0], "float64")
+    assert asked == []
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_non_square_kernels_match_the_derivation_loops(name):
+    rng = np.random.default_rng(9)
+    x, kernels = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((2, 3, 2, 4))
+    dy = rng.standard_normal((2, 2, 6, 3))
+    engine = get_engine(name)
+    dk_ref, _, dx_ref = conv_backward(x, kernels, dy)
+    assert_close(engine.forward(x, kernels)[0], conv_forward(x, kernels, np.zeros(2)), "float64")
+    assert_close(engine.kernel_gradient(x, dy, (2, 4)), dk_ref, "float64")
+    assert_close(engine.input_gradient(dy, kernels, (7, 6)), dx_ref, "float64")

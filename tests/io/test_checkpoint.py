@@ -67,6 +67,18 @@ def test_round_trip_restores_layers_parameters_optimizer_epoch_rng_and_dtype(tmp
     assert read_metadata(path)["extra"] == {"note": "hello"}
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_checkpoints_keep_the_stride_and_the_engine(tmp_path, stride):
+    model = xc.Sequential([xc.Convolutional((1, 9, 9), 3, 2, stride=stride, engine="signal"), xc.Flatten()], seed=0)
+    x = np.random.default_rng(1).random((2, 1, 9, 9), dtype=np.float32)
+    save_checkpoint(tmp_path / "m.npz", model)
+    loaded = load_checkpoint(tmp_path / "m.npz")
+    conv_layer = loaded.layers[0]
+    assert conv_layer.stride == stride and conv_layer.engine_name == "signal"
+    assert conv_layer.config() == model.layers[0].config()
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), atol=1e-6)
+
+
 def test_npz_holds_only_plain_arrays_and_loads_without_pickle(tmp_path):
     path = tmp_path / "model.npz"
     save_checkpoint(path, train(small_model(), 1, xc.SGD(0.1, momentum=0.9)))

@@ -91,10 +91,11 @@ def test_dockerignore_keeps_what_the_image_needs_and_nothing_else():
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     needed = ["pyproject.toml", "README.md", "xpcnn/__init__.py", "xpcnn/datasets/sample/sample-images-idx3-ubyte.gz",
               "xpcnn/datasets/sample/sample-labels-idx1-ubyte.gz", "scripts/train.py", "docker/entrypoint.py",
-              "tests/conftest.py", "tests/data/reference.npz"]
+              "tests/conftest.py", "tests/support/fake_cupy.py", "tests/support/ci_policy.py",
+              "tests/backend/test_gpu.py", "tests/layers/test_conv.py", "tests/datasets/test_idx.py"]
     unwanted = [".git/HEAD", ".venv/bin/python", ".ci-venv/bin/python", "xpcnn/__pycache__/model.cpython-311.pyc",
                 "xpcnn.egg-info/PKG-INFO", ".pytest_cache/README.md", "data/mnist/train-images-idx3-ubyte.gz",
-                "runs/model.npz", "model.npz"]
+                "runs/model.npz", "model.npz", "tests/layers/__pycache__/test_conv.cpython-312-pytest-8.4.2.pyc"]
     assert [p for p in needed if _ignored(p, patterns)] == []
     assert [p for p in unwanted if not _ignored(p, patterns)] == []
 
