@@ -23,9 +23,8 @@ computes the same network exactly: ReLU is monotone, so ``max(relu(a), relu(b)) 
 relu(max(a, b))``, and both orders send each window's gradient to the same element (the
 window's first maximum, when it is positive; nowhere, when it is not). Both are exact
 operations, so even the rounding is the same (``tests/test_zoo.py`` checks parameters after
-training steps, bit for bit). The ReLU then runs on a quarter of the values: whole convnet
-training steps at batch 128 took 59-61 against 67-71 ms (median, 2 threads, the two orders
-stepping in turns in one process), inference at batch 256 61 against 77 ms.
+training steps, bit for bit). The ReLU then runs on a quarter of the values, which makes
+whole convnet steps faster (``docs/performance.md``, "The zoo's network choices").
 """
 
 from __future__ import annotations

@@ -34,3 +34,32 @@ def test_the_readme_states_the_real_exit_statuses_and_the_loss_scale():
     assert "exit status 2 for a bad flag or flag value (usage error), 1 for anything else, 130 after Ctrl-C" in FLAT
     assert "Errors are one line on stderr, exit 1." not in FLAT
     assert "the mean over all `N·K` elements: `1/K` of the per-sample mean" in FLAT
+
+
+ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
+PACKAGE = ROOT / "xpcnn"
+
+
+def test_every_path_the_architecture_page_cites_exists():
+    cited = re.findall(r"`([\w./-]*/[\w./-]*)`", ARCHITECTURE)  # `xpcnn/train/loop.py`, `tests/layers/`
+    cited += [(pathlib.Path("docs") / t).as_posix() for t in re.findall(r"\]\(([^)#:]+)\)", ARCHITECTURE)]
+    assert "xpcnn/train/trainer.py" in cited and "xpcnn/model.py" in cited
+    missing = [t for t in cited if not (ROOT / t).resolve().exists()]
+    assert not missing, missing
+
+
+def test_the_architecture_page_names_every_subpackage_and_top_level_module_in_its_tree():
+    tree = re.search(r"## The package, by job\n+```\n(.*?)```", ARCHITECTURE, re.S).group(1)
+    listed = set(re.findall(r"(?:^|\s)(_?\w+(?:\.py|/))", tree))
+    subpackages = {p.parent.name + "/" for p in PACKAGE.glob("*/__init__.py")}
+    modules = {p.name for p in PACKAGE.glob("*.py")}
+    assert subpackages and modules
+    assert not (subpackages | modules) - listed, sorted((subpackages | modules) - listed)
+
+
+def test_the_architecture_page_draws_the_import_layers_the_test_enforces():
+    from tests.repo.test_imports import LAYERS
+
+    drawn = re.search(r"## The import layers\n.*?```\n(.*?)```", ARCHITECTURE, re.S).group(1)
+    layers = [{name.strip() for name in part.split(",")} for part in " ".join(drawn.split()).split("<")]
+    assert layers == LAYERS

@@ -13,14 +13,13 @@ mode does. :func:`choices` lists what was measured and chosen.
 Two rules make the choice hold inside a network, where it matters:
 
 - An engine's first training round is its first backward pass and pays for that pass's first
-  allocations (gemm's took 162 ms on the convnet's second layer at batch 128, 2 threads, its
-  later rounds 47-68 ms): at least :data:`MIN_ROUNDS` rounds run, and the best counts.
-- Alone, that layer's FFT engine measured 11-21% faster than gemm in five fresh processes out
-  of six; inside the network it made the whole training step slower (median 62-68 against 70-82
-  ms, the two networks stepping in turns in one process), which a layer timed alone cannot
-  show. So the candidates are in order of preference (gemm first: exact, and the
-  least memory), and a later one is chosen only when it is over :data:`MARGIN` times faster
-  than the first. The FFT engine's real wins are 1.6× (5×5 kernels on 64×64) to 37× (25×25).
+  allocations: at least :data:`MIN_ROUNDS` rounds run, and the best counts.
+- A layer timed alone cannot show how an engine slows the layers around it (an FFT engine that
+  won alone has made the whole training step slower). So the candidates are in order of
+  preference (gemm first: exact, and the least memory), and a later one is chosen only when it
+  is over :data:`MARGIN` times faster than the first.
+
+The measurements behind both rules are in ``docs/performance.md`` ("Convolution engines and auto").
 
 ``XPCNN_ENGINE=gemm|signal|signal-direct|auto`` overrides the choice of every layer built
 with ``engine="auto"`` (a layer that names an engine keeps it): ``XPCNN_ENGINE=gemm`` is the
@@ -77,9 +76,8 @@ def resolve(requested: str, known: "dict[str, ConvEngine]") -> str:
 def candidates(x, kernels, stride: int, known: "dict[str, ConvEngine]") -> "list[ConvEngine]":
     """The engines worth timing for this layer: those that compute ``stride``.
 
-    ``signal-direct`` is timed on CuPy only: SciPy's N-d direct correlation runs at about 75
-    million multiply-adds per second, 100× to 1000× slower than ``gemm`` on every shape of
-    the measured table, so timing it on the CPU would only cost seconds.
+    ``signal-direct`` is timed on CuPy only: SciPy's N-d direct correlation is 100× to 1000×
+    slower than ``gemm`` on the CPU (``docs/performance.md``), so timing it there would only cost seconds.
     """
     names = ["gemm", "signal"]
     if backend.backend_for(x) is backend.CUPY:

@@ -2,7 +2,7 @@
 
 For offsets ``(p, q)`` of the ``k×k`` window and stride ``s``,
 ``cols[(p, q, j), (n, u, v)] = X[n, j, s·u + p, s·v + q]``. Then the three products of the
-convolutional layer are matmuls, each one product over the whole batch::
+convolutional layer are matmuls, one product each (the layouts are below)::
 
     forward          Y[i, (n, u, v)]      = Σ_{p,q,j} K[i, (p, q, j)] · cols[(p, q, j), (n, u, v)]
     kernel_gradient  ∂E/∂K[i, (p, q, j)]  = Σ_{n,u,v} ∂E/∂Y[i, (n, u, v)] · cols[(p, q, j), (n, u, v)]
@@ -11,15 +11,11 @@ convolutional layer are matmuls, each one product over the whole batch::
 
 The rows are ordered offset first, channel second: each window ``X[:, :, p::s, q::s]`` then
 fills one contiguous ``(C, N, Ho, Wo)`` block. ``Y`` comes out channel-major, ``(D, N, Ho, Wo)``,
-and is copied to ``(N, D, Ho, Wo)`` (contiguous rows of ``Ho·Wo``: 0.2 ms for the convnet's
-second layer at batch 128); ``∂E/∂Y`` goes the other way, once for both gradients.
+and is copied to ``(N, D, Ho, Wo)`` (contiguous rows of ``Ho·Wo``); ``∂E/∂Y`` goes the other way,
+once for both gradients.
 
-One product over the batch, against one per sample (``matmul`` broadcast over ``N``, the
-earlier layout), for the convnet's 32→64-channel 3×3 layer at batch 128 (padded 16×16 inputs,
-float32, 2-core AMD EPYC, 2 threads, load 0.9): forward product 5.9 against 8.1 ms, kernel
-gradient 6.2 against 11.1 ms (the per-sample products, then a sum over ``N``): OpenBLAS
-spreads a (64 × 288) · (288 × 25088) product over its threads far better than 128 small ones.
-With one thread the two layouts cost the same (16-18 ms forward, 35-38 ms backward, CPU time).
+Each product is one matmul over the whole batch, which a multi-threaded BLAS spreads over its
+threads far better than one small product per sample (``matmul`` broadcast over ``N``).
 Layers with few rows ``k·k·C`` (< :data:`BATCH_PRODUCT_ROWS`: a first layer on grey images) are
 memory-bound; there the per-sample layout, ``cols[n, (p, q, j), (u, v)]``, which needs no
 transposition, is kept.
@@ -31,8 +27,9 @@ A tied bias rides in the forward product as a last column of ``K`` against a row
 of a training step (and drops it in inference). The input gradient takes whichever of two
 equivalent routes moves less data: col2im above, or the derivation's full convolution (a
 forward pass over the zero-padded ``∂E/∂Y`` with ``rot180(K)``, see
-:class:`~xpcnn.engines.base.ConvEngine`): col2im took 24 ms against 46 ms for the input
-gradient of a 32→64-channel 3×3 layer on 16×16 inputs at batch 128.
+:class:`~xpcnn.engines.base.ConvEngine`); a strided layer always takes col2im.
+
+The measurements behind each choice here are in ``docs/performance.md`` ("The gemm engine's layout").
 """
 
 from __future__ import annotations
@@ -153,8 +150,8 @@ class GemmEngine(ConvEngine):
     def biased_forward(self, x, kernels, bias, stride=1, keep=False):
         """The biases ride in the product: ``[K | B]`` times the columns with a last row of ones.
 
-        That saves the layer a pass over ``Y`` (1.5 ms for the convnet's first layer at batch
-        128, 12.8 MB), and costs one more row in ``cols``, which the kernel gradient skips.
+        That saves the layer a pass over ``Y``, and costs one more row in ``cols``, which the
+        kernel gradient skips.
         """
         return self._forward(x, kernels, bias, stride, keep)
 
@@ -187,8 +184,7 @@ class GemmEngine(ConvEngine):
             # first copy both operands into (D, N·Ho·Wo) and (N·Ho·Wo, C·k_h·k_w) matrices.
             grad = xp.sum(xp.matmul(dy, xp.matrix_transpose(cols)), axis=0)  # (D, k_h·k_w·C)
         else:
-            # (cols ∂E/∂Yᵀ)ᵀ, not ∂E/∂Y colsᵀ: OpenBLAS runs this orientation faster, 6.8-7.0 against
-            # 8.3-9.6 ms on 2 threads (12.0 against 13.3 on one) for the convnet's second layer, b128.
+            # (cols ∂E/∂Yᵀ)ᵀ, not ∂E/∂Y colsᵀ: OpenBLAS runs this orientation faster (docs/performance.md).
             grad = xp.matrix_transpose(xp.matmul(cols, xp.matrix_transpose(dy)))
         if grad.shape[-1] > k_h * k_w * c:  # columns kept by biased_forward: drop the biases' row
             grad = grad[:, :k_h * k_w * c]

@@ -1,7 +1,7 @@
 """The design card's engine: the derivation's correlations computed the signal-processing way.
 
 Two methods, each one or a few batched calls per product through the backend's dispatch
-(:mod:`xpcnn.backend.signal`: SciPy for NumPy arrays, CuPy for CuPy arrays):
+(:mod:`xpcnn.backend.correlation`: SciPy for NumPy arrays, CuPy for CuPy arrays):
 
 ``"fft"`` (engine ``"signal"``)
     The correlation theorem with one FFT per operand and one matrix product per frequency.
@@ -20,12 +20,10 @@ Two methods, each one or a few batched calls per product through the backend's d
     ``cupyx.scipy.signal.correlate`` on whole batches, one call per output channel ("valid"
     along the channel axis sums over it).
 
-Measured, float32, one thread, 2-core AMD EPYC (forward only): for 8×1×128×128 inputs and
-2×1×25×25 kernels, ``gemm`` 34 ms, one ``scipy.signal.fftconvolve(x[:, None], K[None],
-axes=(-2, -1))`` call 7.7 ms, ``oaconvolve`` 7.0 ms, the per-frequency products 4.4 ms, the
-direct method 1.4 s; for 32×3×64×64 and 8×3×11×11: 43, 33, 98, 10.5 ms (the direct method
-runs at about 75 million multiply-adds per second). Hence FFTs as per-frequency products, and
-``fftconvolve`` nowhere: it cannot sum over the channels inside the frequency domain.
+FFTs as per-frequency products, and ``scipy.signal.fftconvolve`` nowhere: it cannot sum over
+the channels inside the frequency domain, and the products measured faster than it, than
+``oaconvolve``, than ``gemm`` on large kernels and than the direct method
+(``docs/performance.md``, "The signal engine's form").
 A strided convolution is computed at every position, then sampled every ``s``-th.
 """
 
@@ -66,8 +64,7 @@ def _image(spectra, shape: tuple):
     """The inverse of :func:`_spectra`: ``(F, B, C)`` complex -> ``(B, C, Hf, Wf)`` real.
 
     The transpose to ``(B, C, F)`` goes through ``(B, F, C)``: two copies that each move
-    contiguous blocks beat one that strides across the whole array (3.3 against 4.8 ms for
-    the convnet's 128×64 outputs of 16×16, one thread, CPU time).
+    contiguous blocks beat one that strides across the whole array (``docs/performance.md``).
     """
     xp = array_namespace(spectra)
     _, b, c = spectra.shape

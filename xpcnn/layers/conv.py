@@ -28,8 +28,9 @@ PyTorch and Keras; ``bias="none"`` gives none (before a BatchNorm, whose ``β`` 
 a per-channel bias would be removed with the mean, and its gradient would be zero). The three
 products are computed by a convolution engine (:mod:`xpcnn.engines`): ``"gemm"`` (im2col),
 ``"signal"`` (FFTs), ``"signal-direct"`` (scipy / cupyx direct correlation), or ``"auto"``, which
-times them on the layer's shapes and keeps the fastest; :attr:`Convolutional.chosen_engine`
-names the one the last forward pass used.
+times them on the layer's shapes and keeps ``gemm`` unless another is over 1.25× faster
+(:mod:`xpcnn.engines.auto`); :attr:`Convolutional.chosen_engine` names the one the last forward
+pass used.
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ row-major order on ties, as in PyTorch); rows and columns cut off by the floor g
 
 Inference takes the maximum over each window's rows, then over its columns
 (:meth:`MaxPool2D._separable_max`). A training forward pass takes ``k·k - 1`` element-wise
-maxima of the windows' strided views, row-major in ``(p, q)``, and also records each
-window's winner, the offset ``j = p·k + q`` (a ``uint8`` per output), updated when a view
-beats the running maximum strictly, so the first maximum wins. Backward then writes
+maxima of contiguous copies of the windows' strided views, row-major in ``(p, q)``, and also
+records each window's winner, the offset ``j = p·k + q`` (a ``uint8`` per output), updated when
+a view beats the running maximum strictly, so the first maximum wins. Backward then writes
 ``∂E/∂Y ⊙ [winner = j]`` into the ``j``-th strided view: ``k·k`` passes over the small
-output, where comparing the saved input with ``Y`` took ``7·k·k``. Measured on the convnet's
-first pool (128×32×28×28, float32, one thread, CPU time): 12.0 ms forward + backward against
-14.0 ms; only the ``uint8`` winners are kept, not ``X`` and ``Y``.
+output, where comparing the saved input with ``Y`` took ``7·k·k``; only the ``uint8`` winners
+are kept, not ``X`` and ``Y``. The measurements behind these choices: ``docs/performance.md``
+("Pooling").
 
 Average pooling (``AvgPool2D``, PyTorch's ``AvgPool2d(k)``), same windows and ``Ho``, ``Wo``::
 
@@ -95,8 +95,7 @@ class MaxPool2D(_WindowPool):
             return self._separable_max(x)
         # Training compares every view with the running maximum too: on contiguous copies, NumPy's
         # comparisons and maxima run several times faster than on the strided views, which pays
-        # for the copies (whole convnet steps at batch 128, 2 threads: median 58.6-60.9 against
-        # 61.4-62.2 ms). Inference, with one maximum per view, was slower with the copies.
+        # for the copies (docs/performance.md). Inference, with one maximum per view, does not.
         views = [xp.asarray(view, copy=True) for view in self._views(x)]
         y = views[0]
         index = xp.uint8 if len(views) < 256 else xp.int32
@@ -112,10 +111,9 @@ class MaxPool2D(_WindowPool):
         """``max_{p,q}`` as ``max_q max_p``: the maximum over the window's rows (whole rows of
         ``k·Wo`` values at once), then over its columns. ``2(k - 1)`` passes, the first over ``k``
         times the output and the second over the output, against ``k² - 1`` over the output, and
-        the same values (a maximum is exact). Measured, float32, 2-core AMD EPYC, medians of 15:
-        the convnet's pools at batch 128 took 3.16 against 3.69 ms (128×32×28×28) and 0.96
-        against 1.26 ms (128×64×14×14). Training keeps the row-major order of the offsets: it
-        must record which element won each window, the first one on ties."""
+        the same values (a maximum is exact); faster on the convnet's pools (``docs/performance.md``).
+        Training keeps the row-major order of the offsets: it must record which element won each
+        window, the first one on ties."""
         xp = array_namespace(x)
         k = self.pool_size
         ho, wo = x.shape[2] // k, x.shape[3] // k

@@ -5,7 +5,7 @@
 * :func:`to_safetensors` and :func:`from_safetensors` write and read the parameters (and
   buffers) under the state-dict names of the equivalent PyTorch ``nn.Sequential`` (``"0.weight"``,
   ``"0.bias"``, ...), in PyTorch's layouts, with the ``safetensors`` library (no pickle);
-* :func:`tensor_names` / :func:`state_dict`: that naming, which ``tests/torch_oracle.py`` uses too.
+* :func:`tensor_names` / :func:`state_dict`: that naming, which :mod:`xpcnn.testing.torch_twins` uses too.
 
 Both formats need the ``export`` extra (``pip install 'xpcnn[export]'``); the core install
 does not. Every tensor is moved to the host explicitly, so a model on a GPU exports as it is.

@@ -23,7 +23,7 @@ xpcnn keeps PyTorch's layouts (``Dense`` weights ``(out, in)``, kernels ``(D, C,
 tensor is transposed. An untied bias (the derivation's ``B_i`` of shape ``(Ho, Wo)``) has no
 PyTorch equivalent: ``Conv2d`` has one bias per channel. Such a file loads into
 ``Conv2d(bias=False)`` only with ``strict=False``, and the untied bias needs a module of your own
-(``tests/torch_oracle.py`` has one, ``UntiedConv2d``).
+(:mod:`xpcnn.testing.torch_twins` has one, ``UntiedConv2d``).
 
 PyTorch's BatchNorm also keeps ``num_batches_tracked``, a step counter that only matters for
 ``momentum=None`` (a cumulative average), which xpcnn does not have. It is not written (PyTorch's
