@@ -55,11 +55,10 @@ def run_config(args, config: bm.Config, torch, seconds_per_sample: dict) -> "lis
     x, y = bm.synthetic_batch(model.input_shape, model.output_shape, classes, config.batch, config.dtype)
     lr, contenders, outputs = bm.learning_rate(config.model), [], {}
     for engine in args.engines:
-        m = build(config.model, config.dtype)[0]
+        m = build(config.model, config.dtype)[0].to(config.device)
         bm.set_engine(m.layers, engine)
-        found, outputs[f"xpcnn[{engine}]"] = bm.model_contenders(f"xpcnn[{engine}]", m.to(config.device), x, y,
-                                                                 loss, lr, config.device)
-        contenders += found
+        outputs[f"xpcnn[{engine}]"] = xc.to_numpy(m.forward(xc.to_device(x, config.device)))
+        contenders += bm.model_contenders(f"xpcnn[{engine}]", m, x, y, loss, lr, config.device)
     if "per-sample" in args.contenders and config.model == "seed" and config.device == "cpu":
         ref, chunk = PerSample(model, bm.LEARNING_RATE), min(config.batch, args.per_sample_batch)
         outputs["per-sample"] = ref.predict_batch(x[: min(config.batch, 8)])
@@ -67,9 +66,9 @@ def run_config(args, config: bm.Config, torch, seconds_per_sample: dict) -> "lis
         contenders += bm.host_contenders("per-sample", ref.train_batch, ref.predict_batch, x[:chunk], y[:chunk])
     if torch is not None:
         tdev = "cuda" if config.device.startswith("cuda") else "cpu"
-        found, outputs["torch"] = bm.torch_contenders(
-            torch, torch_model(model, torch, tdev, config.dtype), torch_loss(torch, loss), x, y, lr, tdev,
-            input_gradient=getattr(model.layers[0], "compute_input_gradient", False))
+        found = bm.torch_contenders(torch, torch_model(model, torch, tdev, config.dtype), torch_loss(torch, loss),
+                                    x, y, lr, tdev, input_gradient=model.layers[0].compute_input_gradient)
+        outputs["torch"] = found[1].step().cpu().numpy()  # inference: the same network, the same outputs
         contenders += found
     peak, flops = roofline.peak_contender(config.device, config.dtype, 4096 if config.device != "cpu" else 1536)
     plan = bm.Plan(args.repeats, args.min_time, args.max_step, args.pause)

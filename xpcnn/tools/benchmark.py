@@ -21,7 +21,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from array_api_compat import array_namespace
 
@@ -90,20 +90,18 @@ def synthetic_batch(input_shape: tuple, output_shape: tuple, classes: "int | Non
     return x, xp.take(xp.eye(classes, dtype=x.dtype), labels, axis=0)
 
 
-def model_contenders(name: str, model, x, y, loss: str, lr: float, device) -> "tuple[list[Contender], Any]":
-    """``model``'s training step (SGD at ``lr``) and inference on ``(x, y)`` sent to ``device``, and
-    its first outputs on the host."""
+def model_contenders(name: str, model, x, y, loss: str, lr: float, device) -> "list[Contender]":
+    """``model``'s training step (SGD at ``lr``) and inference on ``(x, y)`` sent to ``device``."""
     x, y = backend.to_device(x, device), backend.to_device(y, device)
     loss_fn, loss_prime = get_loss(loss)
     opt = SGD(lr)
-    output = backend.to_numpy(model.forward(x))
 
     def sync():
         backend.synchronize(x)
 
     batch = x.shape[0]
     return [Contender(name, "train", lambda: model.train_step(x, y, loss_fn, loss_prime, opt), sync, batch),
-            Contender(name, "infer", lambda: model.forward(x, training=False), sync, batch)], output
+            Contender(name, "infer", lambda: model.forward(x, training=False), sync, batch)]
 
 
 def host_contenders(name: str, train: Callable, infer: Callable, x, y) -> "list[Contender]":
@@ -113,16 +111,14 @@ def host_contenders(name: str, train: Callable, infer: Callable, x, y) -> "list[
 
 
 def torch_contenders(torch, net, loss: Callable, x, y, lr: float, device: str,
-                     input_gradient: bool = False) -> "tuple[list[Contender], Any]":
+                     input_gradient: bool = False) -> "list[Contender]":
     """PyTorch's training step (``torch.optim.SGD`` at ``lr``) and inference of ``net`` on host arrays
-    ``(x, y)`` sent to ``device`` ("cpu" or "cuda[:N]"), and its first outputs on the host.
-    ``input_gradient``: ``∂E/∂x`` is computed too (a case's first layer)."""
+    ``(x, y)`` sent to ``device`` ("cpu" or "cuda[:N]"). ``input_gradient``: ``∂E/∂x`` is computed
+    too (a case's first layer)."""
     tx, ty = torch.tensor(x, device=device), torch.tensor(y, device=device)
     if input_gradient:
         tx.requires_grad_(True)
     opt = torch.optim.SGD(net.parameters(), lr=lr)
-    with torch.inference_mode():
-        output = net(tx).cpu().numpy()
 
     def train():
         opt.zero_grad(set_to_none=True)
@@ -134,7 +130,7 @@ def torch_contenders(torch, net, loss: Callable, x, y, lr: float, device: str,
             return net(tx)
 
     sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
-    return [Contender("torch", "train", train, sync, len(x)), Contender("torch", "infer", infer, sync, len(x))], output
+    return [Contender("torch", "train", train, sync, len(x)), Contender("torch", "infer", infer, sync, len(x))]
 
 
 def output_tolerance(dtype: str) -> float:
