@@ -1,7 +1,8 @@
-"""scripts/bench.py and the library it is a thin program over: xpcnn.tools.benchmark (contenders),
-xpcnn.tools.roofline (matrix FLOPs), xpcnn.tools.verdicts (ratios, verdicts, targets) and the
-per-sample contender. It runs end to end on a tiny setting, and its contenders compute the same network.
+"""scripts/bench.py run as a program: end to end on a tiny setting, its contenders computing the same
+network, usage errors in one line, and the targets file it reads holding the issues' goals.
 
+The library under it is tested beside: test_benchmark.py (contenders), test_roofline.py,
+test_verdicts.py (ratios, verdicts, printout), test_timing.py, and tests/testing/test_per_sample.py.
 No timing is asserted anywhere: the numbers depend on the machine.
 """
 
