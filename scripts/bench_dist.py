@@ -5,7 +5,8 @@ For every model and rank count, a job trains ``--steps`` steps of the global bat
 steps of warm-up) with ``Sequential.fit``; ranks > 1 go through ``xpcnn.distributed`` (one
 fused allreduce per step), 1 is plain ``fit``, the single-process baseline. Jobs take turns
 within each repeat (the order rotated every repeat) so a noisy neighbour slows all alike; the
-table gives medians over the repeats.
+table gives medians over the repeats (xpcnn.tools.scaling), and the verdict on issue 8's target
+(benchmarks/targets.json).
 
 Columns
     samples/s       global samples per second of training (fit's epoch: data, forward, backward,
@@ -40,10 +41,12 @@ import numpy as np
 
 from xpcnn.errors import XpcnnError
 from xpcnn.io.files import atomic_write, check_output_path
+from xpcnn.tools.benchmark import NETWORKS
+from xpcnn.tools.scaling import summarise, table_lines
+from xpcnn.tools.verdicts import load_targets
 
-CLASSES = {"seed": 2, "convnet": 10}
-#: Issue 8's target: 2 ranks at least this many times one rank's throughput, at global batch 256.
-TARGET = 1.7
+#: Issue 8's target (``bench_dist``): 2 ranks at least 1.7 times one rank's throughput, at global batch 256.
+TARGETS = Path(__file__).resolve().parents[1] / "benchmarks" / "targets.json"
 THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
@@ -57,7 +60,7 @@ def worker(model_name: str, batch: int, steps: int, dtype: str, distributed: boo
         from xpcnn.distributed import init
 
         comm = init()
-    k = CLASSES[model_name]
+    k = NETWORKS[model_name]
     model, loss = zoo.build_model(model_name, (1, 28, 28), k, seed=0, dtype=dtype)
     rng = np.random.default_rng(0)
     x = rng.random((batch * steps, 1, 28, 28), dtype=np.float32).astype(dtype)
@@ -121,44 +124,6 @@ def load() -> str:
         return "?"
 
 
-def summarise(runs: "list[dict]", ranks: "list[int]") -> "list[dict]":
-    rows = []
-    for model in dict.fromkeys(r["model"] for r in runs):
-        base = None
-        for p in ranks:
-            mine = [r for r in runs if r["model"] == model and r["ranks"] == p]
-            row = {key: statistics.median(r[key] for r in mine) for key in
-                   ("samples_per_s", "step_ms", "median_step_ms", "steady_samples_per_s", "in_step_allreduce_ms",
-                    "alone_allreduce_ms")}
-            row.update(model=model, ranks=p, gradient_bytes=mine[0]["gradient_bytes"], repeats=len(mine),
-                       spread=[min(r["samples_per_s"] for r in mine), max(r["samples_per_s"] for r in mine)])
-            base = row if p == 1 else base
-            if base:
-                row["speedup"] = row["samples_per_s"] / base["samples_per_s"]
-                row["steady_speedup"] = row["steady_samples_per_s"] / base["steady_samples_per_s"]
-                row["model_ms"] = base["step_ms"] / p + row["alone_allreduce_ms"]
-            rows.append(row)
-    return rows
-
-
-def print_table(rows: "list[dict]") -> None:
-    print(f"{'model':<8} {'ranks':>5} {'samples/s':>10} {'(min-max)':>15} {'speed-up':>8} {'step ms':>8} "
-          f"{'median ms':>9} {'steady':>6} {'in-step ms':>10} {'alone ms':>8} {'model ms':>8} {'grad MB':>7}")
-    for r in rows:
-        spread = f"{r['spread'][0]:.0f}-{r['spread'][1]:.0f}"
-        print(f"{r['model']:<8} {r['ranks']:>5} {r['samples_per_s']:>10.0f} {spread:>15} "
-              f"{r.get('speedup', float('nan')):>8.2f} {r['step_ms']:>8.1f} {r['median_step_ms']:>9.1f} "
-              f"{r.get('steady_speedup', float('nan')):>6.2f} {r['in_step_allreduce_ms']:>10.2f} "
-              f"{r['alone_allreduce_ms']:>8.2f} {r.get('model_ms', float('nan')):>8.1f} "
-              f"{r['gradient_bytes'] / 1e6:>7.2f}")
-    for r in rows:
-        if r["ranks"] == 2:
-            met = "met" if r["speedup"] >= TARGET else ("met in steady steps" if r["steady_speedup"] >= TARGET
-                                                        else "missed")
-            print(f"target {r['model']}, 2 ranks >= {TARGET}x 1 rank: {r['speedup']:.2f}x "
-                  f"({r['steady_speedup']:.2f}x in the median step): {met}")
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,8 +140,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def check_arguments(args) -> "tuple[list[int], list[str]]":
-    """``(rank counts with 1 first, model names)``, or a one-line error before any job starts."""
+def check_arguments(args) -> "tuple[list[int], list[str], dict]":
+    """``(rank counts with 1 first, model names, the target)``, or a one-line error before any job starts."""
     try:
         ranks = sorted({int(r) for r in args.ranks.split(",")})
     except ValueError:
@@ -185,17 +150,18 @@ def check_arguments(args) -> "tuple[list[int], list[str]]":
         sys.exit(f"error: --ranks takes positive integers separated by commas, got {args.ranks!r}")
     ranks = ranks if 1 in ranks else [1, *ranks]
     models = args.models.split(",")
-    unknown = [m for m in models if m not in CLASSES]
+    unknown = [m for m in models if m not in NETWORKS]
     if unknown:
-        sys.exit(f"error: unknown model(s) {unknown}: expected some of {sorted(CLASSES)}")
+        sys.exit(f"error: unknown model(s) {unknown}: expected some of {sorted(NETWORKS)}")
     if any(args.batch % p for p in ranks):
         sys.exit(f"error: --batch {args.batch} must divide by every rank count {ranks}")
-    if args.json_path:
-        try:
+    try:
+        if args.json_path:
             check_output_path(args.json_path, "--json")
-        except XpcnnError as exc:
-            sys.exit(f"error: {exc}")
-    return ranks, models
+        target = load_targets(str(TARGETS), "bench_dist")
+    except XpcnnError as exc:
+        sys.exit(f"error: {exc}")
+    return ranks, models, target
 
 
 def main(argv=None) -> int:
@@ -205,7 +171,7 @@ def main(argv=None) -> int:
         if result is not None:
             print(json.dumps(result), flush=True)
         return 0
-    ranks, models = check_arguments(args)
+    ranks, models, target = check_arguments(args)
     loads = [load()]
     runs = []
     jobs = [(m, p) for m in models for p in ranks]
@@ -220,7 +186,7 @@ def main(argv=None) -> int:
     print(f"global batch {args.batch}, {args.dtype}, one BLAS thread per rank, {args.steps} steps per job, "
           f"median of {args.repeats}; {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
           f"load average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}")
-    print_table(rows)
+    print("\n".join(table_lines(rows, target)))
     if args.json_path:
         payload = {"rows": rows, "runs": runs, "load": loads, "argv": sys.argv[1:]}
         atomic_write(args.json_path, lambda f: json.dump(payload, f, indent=2), "--json", binary=False)

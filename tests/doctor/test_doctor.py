@@ -157,11 +157,15 @@ def test_relative_error_is_assert_allclose_condition():
 
 
 def test_the_timing_helper_is_the_one_bench_uses():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    from test_bench import load_bench
-
-    from xpcnn.tools import timing
-    assert load_bench().Contender is timing.Contender and load_bench().calibrate is timing.calibrate
+    """The doctor and scripts/bench.py build their contenders with xpcnn.tools.benchmark and time them
+    with xpcnn.tools.timing: one definition of a timed step, a calibration and the statistics."""
+    from xpcnn.tools import benchmark, timing
+    assert speed.Contender is benchmark.Contender is timing.Contender
+    assert speed.calibrate is benchmark.calibrate is timing.calibrate
+    assert speed.interleave is benchmark.interleave is timing.interleave and speed.summary is timing.summary
+    assert speed.torch_contenders is benchmark.torch_contenders and speed.model_contenders is benchmark.model_contenders
+    bench = (Path(__file__).resolve().parents[2] / "scripts" / "bench.py").read_text()
+    assert "from xpcnn.tools import benchmark as bm" in bench and "bm.run_config(" in bench
 
 
 def test_sigterm_still_writes_the_report_marked_interrupted_and_exits_1(tmp_path):

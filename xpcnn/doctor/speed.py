@@ -1,10 +1,10 @@
 """Throughput on the device: the seed network and the convnet, training and inference, two batch
 sizes, float32, against PyTorch on the same device when it is installed.
 
-Each contender is timed with :mod:`xpcnn.tools.timing` (the helper of ``scripts/bench.py``): its first
-step apart (on a fresh model: ``engine="auto"``'s measurement, FFT plans, CuPy's kernel
-compilation), then interleaved timed runs, xpcnn and PyTorch taking turns. On CUDA it also
-measures the host-to-device copy rate.
+Each contender is built by :mod:`xpcnn.tools.benchmark` and timed with :mod:`xpcnn.tools.timing`, as
+in ``scripts/bench.py``: its first step apart (on a fresh model: ``engine="auto"``'s measurement,
+FFT plans, CuPy's kernel compilation), then interleaved timed runs, xpcnn and PyTorch taking
+turns. On CUDA it also measures the host-to-device copy rate.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from array_api_compat import array_namespace
-
-from .. import backend
 from ..backend import info as backend_info
-from ..losses import get_loss
-from ..optim.optimizers import SGD
+from ..tools.benchmark import NETWORKS, model_contenders, synthetic_batch, torch_contenders
 from ..tools.timing import Contender, calibrate, first_step, interleave, summary
 from ..zoo import build_model
 from ..testing.torch_twins import torch_loss, torch_model
@@ -57,46 +53,15 @@ def load_torch(device) -> "tuple[Any, str | None, str]":
     return torch, "cpu", ""
 
 
-def _batch(classes: int, batch: int):
-    rng = backend.new_rng(1)
-    x = backend.host_buffer(rng.random((batch, 1, 28, 28)), "float32")
-    xp = array_namespace(x)
-    labels = xp.asarray(rng.integers(0, classes, batch))
-    return x, xp.take(xp.eye(classes, dtype=xp.float32), labels, axis=0)
-
-
 def contenders(name: str, batch: int, device, torch, tdev) -> "list[Contender]":
     """xpcnn's (and PyTorch's) training and inference steps for model ``name`` at ``batch``."""
-    classes = 2 if name == "seed" else 10
+    classes = NETWORKS[name]
     model, loss_name = build_model(name, (1, 28, 28), classes, seed=0, device=device, dtype="float32")
-    x_host, y_host = _batch(classes, batch)
-    x, y = backend.to_device(x_host, device), backend.to_device(y_host, device)
-    loss_fn, prime = get_loss(loss_name)
-    opt = SGD(LEARNING_RATE)
-
-    def sync():
-        backend.synchronize(x)
-
-    out = [Contender("xpcnn", "train", lambda: model.train_step(x, y, loss_fn, prime, opt), sync, batch),
-           Contender("xpcnn", "infer", lambda: model.forward(x, training=False), sync, batch)]
+    x, y = synthetic_batch((1, 28, 28), (classes,), classes, batch, "float32")
+    out = model_contenders("xpcnn", model, x, y, loss_name, LEARNING_RATE, device)
     if torch is not None:
         net = torch_model(model, torch, tdev, "float32")
-        tx, ty = torch.tensor(x_host, device=tdev), torch.tensor(y_host, device=tdev)
-        tloss = torch_loss(torch, loss_name)
-        topt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
-
-        def torch_train():
-            topt.zero_grad(set_to_none=True)
-            tloss(net(tx), ty).backward()
-            topt.step()
-
-        def torch_infer():
-            with torch.inference_mode():
-                return net(tx)
-
-        tsync = (lambda: torch.cuda.synchronize(tdev)) if tdev.startswith("cuda") else (lambda: None)
-        out += [Contender("torch", "train", torch_train, tsync, batch),
-                Contender("torch", "infer", torch_infer, tsync, batch)]
+        out += torch_contenders(torch, net, torch_loss(torch, loss_name), x, y, LEARNING_RATE, tdev)
     return out
 
 

@@ -6,6 +6,9 @@ step is timed on its own (:attr:`Contender.first_step_s`: FFT plans, ``engine="a
 measurement, CuPy's kernel compilation), then :func:`calibrate` picks how many steps one timed
 run takes, and :func:`timed_run` appends one run's samples/s. :func:`interleave` times several
 contenders in rounds, taking turns, so that a noisy neighbour slows all of them alike.
+
+Statistics of the rounds: :func:`summary` (one contender's runs), :func:`paired_ratios` (two
+contenders timed side by side, round by round) and :func:`spread` (median and min–max).
 """
 
 from __future__ import annotations
@@ -103,3 +106,16 @@ def summary(runs: list) -> dict:
     q = statistics.quantiles(runs, n=4) if len(runs) > 1 else [runs[0]] * 3
     return {"median": statistics.median(runs), "min": min(runs), "max": max(runs),
             "q1": q[0], "q3": q[2], "runs": runs}
+
+
+def spread(values: list) -> dict:
+    """``{"median", "min", "max", "rounds"}`` of per-round values."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": len(values)}
+
+
+def paired_ratios(ours: list, theirs: list) -> list:
+    """``ours[i] / theirs[i]``: both were timed in round ``i`` of :func:`interleave`, under the same
+    load. Runs that cannot be paired give the widest bounds: every ratio of one to the other."""
+    if len(ours) == len(theirs):
+        return [a / b for a, b in zip(ours, theirs)]
+    return [a / b for a in ours for b in theirs]
