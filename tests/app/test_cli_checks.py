@@ -102,23 +102,35 @@ def test_metrics_json_into_a_missing_folder_fails_at_once_in_a_subprocess(tmp_pa
     assert result.stderr == "error: --metrics-json /nonexistent/m.json: the folder /nonexistent does not exist\n"
 
 
-def test_resume_without_save_refuses_a_read_only_checkpoint_before_training(capsys, tmp_path):
+def test_resume_without_save_never_writes_the_resumed_file_and_says_so(capsys, tmp_path):
+    """Keras and PyTorch never write into the file you loaded: a high learning rate on resume must not
+    replace a good checkpoint with a worse one."""
     path = tmp_path / "m.npz"
     assert run(capsys, *QUICK, "--epochs", "1", "--save", path)[0] == 0
     before = path.read_bytes()
-    _read_only(path)
-    code, out, err = run(capsys, "--resume", path, "--epochs", "1", "--quiet")
-    assert code == 1 and out == "" and "the file is read-only" in err[0] and "--resume" in err[0], err
-    assert path.read_bytes() == before
+    code, out, err = run(capsys, "--resume", path, "--epochs", "2", "--lr", "5", "--quiet")
+    assert code == 0 and out == "" and path.read_bytes() == before
+    assert err == [f"note: {path} is only read: this run's checkpoints are not written (--save PATH.npz keeps "
+                   f"them; naming the resumed file there writes over it)"]
+    _read_only(path)  # only read: a read-only checkpoint resumes too
     code, _, _ = run(capsys, "--resume", path, "--epochs", "1", "--quiet", "--save", tmp_path / "more.npz")
     assert code == 0 and load_checkpoint(tmp_path / "more.npz").epoch == 2 and load_checkpoint(path).epoch == 1
 
 
-def test_resume_without_save_continues_in_the_resumed_file(capsys, tmp_path):
+def test_resume_writes_over_the_resumed_file_only_when_save_names_it(capsys, tmp_path):
     path = tmp_path / "m.npz"
     run(capsys, *QUICK, "--epochs", "1", "--save", path)
-    assert run(capsys, "--resume", path, "--epochs", "2", "--quiet")[0] == 0
+    assert run(capsys, "--resume", path, "--epochs", "2", "--quiet", "--save", path)[0] == 0
     assert load_checkpoint(path).epoch == 3
+
+
+def test_a_save_path_ending_in_a_separator_is_one_line_not_a_file_named_after_the_folder(capsys, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *QUICK, "--epochs", "1", "--save", "newdir/")
+    assert code == 1 and out == "" and len(err) == 1, err
+    assert "--save newdir/: ends with a folder separator; give a file name, e.g. newdir/model.npz" in err[0]
+    assert not (tmp_path / "newdir").exists()
 
 
 def test_plot_is_written_at_exactly_the_path_given(capsys, tmp_path):
@@ -141,6 +153,9 @@ def test_a_bug_is_an_internal_error_with_the_debug_hint(capsys, monkeypatch):
     assert code == 1 and len(err) == 1
     assert err[0] == ("error: internal error ValueError: operands could not be broadcast together "
                       "(XPCNN_DEBUG=1 shows the traceback)")
+    for off in ("0", "false", "no", "off", ""):  # XPCNN_DEBUG=0 means no traceback, as it reads
+        monkeypatch.setenv("XPCNN_DEBUG", off)
+        assert run(capsys, *QUICK)[0] == 1
     monkeypatch.setenv("XPCNN_DEBUG", "1")
     with pytest.raises(ValueError, match="broadcast"):
         cli.main(QUICK)
@@ -182,7 +197,7 @@ def test_ctrl_c_while_resuming_in_place_says_the_file_still_holds_the_resumed_ep
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_module.EpochProgress, "on_batch", on_batch)
-    code, _, err = run(capsys, "--resume", path, "--epochs", "1")
+    code, _, err = run(capsys, "--resume", path, "--epochs", "1", "--save", path)
     assert code == 130 and err == [f"error: interrupted; {path} holds epoch 2, the last finished one"]
 
 

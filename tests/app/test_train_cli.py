@@ -79,11 +79,11 @@ def test_resume_continues_as_if_never_stopped(tmp_path, offline_env):
     straight = train(offline_env, *common, "--epochs", "3", "--save", tmp_path / "straight.npz")
     first = train(offline_env, *common, "--epochs", "2", "--save", tmp_path / "resumed.npz")
     second = train(offline_env, "--resume", tmp_path / "resumed.npz", "--epochs", "1", "--quiet",
-                   "--metrics-json", tmp_path / "m.json")
+                   "--metrics-json", tmp_path / "m.json", "--save", tmp_path / "continued.npz")
     for result in (straight, first, second):
         assert result.returncode == 0, result.stderr
-    a, b = load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "resumed.npz")
-    assert a.epoch == b.epoch == 3
+    a, b = load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "continued.npz")
+    assert a.epoch == b.epoch == 3 and load_checkpoint(tmp_path / "resumed.npz").epoch == 2
     for la, lb in zip(a.layers, b.layers):
         for key in la.params:
             np.testing.assert_allclose(lb.params[key], la.params[key], rtol=1e-6, atol=1e-7)
@@ -99,7 +99,8 @@ def test_convnet_bn_resumes_exactly_through_the_cli_with_a_new_learning_rate(tmp
               "--batch-size", "16", "--quiet"]
     straight = train(offline_env, *common, "--epochs", "2", "--save", tmp_path / "straight.npz")
     first = train(offline_env, *common, "--epochs", "1", "--save", tmp_path / "resumed.npz")
-    second = train(offline_env, "--resume", tmp_path / "resumed.npz", "--epochs", "1", "--quiet")
+    second = train(offline_env, "--resume", tmp_path / "resumed.npz", "--epochs", "1", "--quiet",
+                   "--save", tmp_path / "resumed.npz")  # written over: --save names it
     decayed = train(offline_env, "--resume", tmp_path / "straight.npz", "--epochs", "1", "--lr", "1e-4", "--quiet",
                     "--save", tmp_path / "decayed.npz")
     for result in (straight, first, second, decayed):
@@ -220,3 +221,13 @@ def test_confusion_matrix_counts_true_rows_against_predicted_columns():
     xs = pytest.importorskip("array_api_strict")  # written in the array API: any namespace, labels of any int dtype
     strict = cli.confusion_matrix(xs.asarray([3, 0, 3], dtype=xs.uint8), xs.asarray([3, 3, 1], dtype=xs.int64), 4)
     assert np.asarray(strict).tolist() == [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1]]
+
+
+def test_help_names_the_command_it_was_run_as(offline_env):
+    """``xpcnn-train --help`` says ``usage: xpcnn-train``, and ``python scripts/train.py --help`` says train.py."""
+    script = ROOT / "scripts" / "train.py"
+    entry = Path(sys.executable).parent / "xpcnn-train"
+    assert entry.exists(), "pip install -e . installs the xpcnn-train command beside the interpreter"
+    for command, name in (([sys.executable, str(script)], "train.py"), ([str(entry)], "xpcnn-train")):
+        result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120, env=offline_env)
+        assert result.returncode == 0 and result.stdout.startswith(f"usage: {name} "), result.stdout[:80]

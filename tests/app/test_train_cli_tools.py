@@ -25,7 +25,7 @@ def test_a_scheduled_run_resumed_from_its_checkpoint_equals_the_uninterrupted_on
     first = train(offline_env, *COMMON, "--schedule", "warmup:10,step:1:0.5", "--epochs", "2", "--quiet",
                   "--save", tmp_path / "resumed.npz")
     second = train(offline_env, "--resume", tmp_path / "resumed.npz", "--epochs", "1", "--quiet",
-                   "--metrics-json", tmp_path / "m.json")
+                   "--metrics-json", tmp_path / "m.json", "--save", tmp_path / "resumed.npz")
     for result in (straight, first, second):
         assert result.returncode == 0, result.stderr
     assert "Total params: 341,727 (1.30 MB)" in straight.stdout and "Layer (type)" in straight.stdout
@@ -133,11 +133,13 @@ def test_resuming_a_cosine_that_has_ended_says_in_one_line_that_the_rate_is_zero
     base = ["--dataset", "sample", "--limit", "10", "--quiet"]
     assert cli.main([*base, "--epochs", "2", "--schedule", "cosine", "--save", str(tmp_path / "c.npz")]) == 0
     capsys.readouterr()
-    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "2", "--quiet"]) == 0
+    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "2", "--quiet",
+                     "--save", str(tmp_path / "c.npz")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["note: the schedule cosine:2:0.0 gives learning rate 0 from epoch 3 on, so epochs 3..4 change "
                    "nothing; --schedule none trains at the base rate, --schedule cosine anneals over all 4 epochs"]
-    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "1", "--quiet", "--schedule", "cosine"]) == 0
+    assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "1", "--quiet", "--schedule", "cosine",
+                     "--save", str(tmp_path / "c.npz")]) == 0
     assert capsys.readouterr().err == ""
 
 
@@ -146,7 +148,7 @@ def test_an_open_cosine_saved_after_zero_epochs_anneals_over_the_resumed_run(tmp
     assert cli.main([*base, "--epochs", "0", "--schedule", "cosine", "--save", str(tmp_path / "c.npz")]) == 0
     assert load_checkpoint(tmp_path / "c.npz").schedule.spec() == "cosine"
     assert cli.main(["--resume", str(tmp_path / "c.npz"), "--epochs", "2", "--quiet",
-                     "--metrics-json", str(tmp_path / "m.json")]) == 0
+                     "--metrics-json", str(tmp_path / "m.json"), "--save", str(tmp_path / "c2.npz")]) == 0
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["schedule"] == "cosine:2:0.0" and [h["learning_rate"] for h in m["history"]] == [0.1, 0.05]
     assert capsys.readouterr().err == ""

@@ -179,7 +179,7 @@ def test_a_checkpoint_saved_on_n_ranks_resumes_on_m(tmp_path, env, first, second
         return mpirun(ranks, *cli("--distributed", *args), env=env, cwd=tmp_path)
 
     for run in (train(first, "--optimizer", "adam", "--lr", "0.001", "--epochs", 1, "--save", "half.npz"),
-                train(second, "--resume", "half.npz", "--epochs", 1)):
+                train(second, "--resume", "half.npz", "--epochs", 1, "--save", "half.npz")):
         assert run.returncode == 0, run.stderr
     resumed, whole = parameters(tmp_path / "half.npz"), two_epochs_on_one_process
     assert sorted(resumed) == sorted(whole) and any(k.startswith("optim/") for k in whole)

@@ -64,3 +64,13 @@ def test_a_new_file_gets_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "m.bin").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_path_ending_in_a_separator_names_a_folder_and_is_refused_naming_a_file_to_give(tmp_path):
+    from xpcnn.errors import OutputError
+    from xpcnn.io.files import check_output_path
+
+    with pytest.raises(OutputError, match=r"--save .*new/: ends with a folder separator; give a file name, "
+                                          r"e\.g\. .*new/model\.npz"):
+        check_output_path(f"{tmp_path}/new/", "--save")
+    assert not (tmp_path / "new").exists()

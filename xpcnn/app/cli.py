@@ -98,8 +98,7 @@ def _min_delta(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
-    p = _Parser(prog="train.py",
-                description="Train an xpcnn network on MNIST, Fashion-MNIST, the embedded sample or your own "
+    p = _Parser(description="Train an xpcnn network on MNIST, Fashion-MNIST, the embedded sample or your own "
                             "IDX files.",
                 epilog="Errors are one line on stderr: exit status 2 for a bad flag, 1 for anything else, 130 after "
                        "Ctrl-C. XPCNN_DEBUG=1 shows the traceback.")
@@ -140,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder with the IDX files: searched first (and the only place for --dataset idx)")
     p.add_argument("--save", default=None, metavar="PATH.npz",
-                   help="checkpoint after every epoch (default when resuming: the --resume file, written over)")
+                   help="checkpoint after every epoch (the --resume file is only read: never written over "
+                        "unless --save names it)")
     p.add_argument("--resume", default=None, metavar="PATH.npz", help="continue from a checkpoint")
     p.add_argument("--metrics-json", default=None, metavar="PATH", help="write settings, history and results")
     p.add_argument("--plot", default=None, metavar="PATH.png",
@@ -176,8 +176,7 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
         parser.error("--dataset idx needs --data-dir DIR, the folder holding your four IDX files")
     outputs = [(flag, path) for flag, path in (("--save", args.save), ("--metrics-json", args.metrics_json),
                                                ("--plot", args.plot), ("--export-onnx", args.export_onnx),
-                                               ("--export-safetensors", args.export_safetensors),
-                                               ("--resume", None if args.save else args.resume)) if path]
+                                               ("--export-safetensors", args.export_safetensors)) if path]
     for i, (flag, path) in enumerate(outputs):
         for other, other_path in outputs[i + 1:]:
             if os.path.abspath(path) == os.path.abspath(other_path):
@@ -202,6 +201,11 @@ def _about_user_path(exc: OSError, args: argparse.Namespace) -> bool:
     return any(target == os.path.abspath(p) or target.startswith(os.path.abspath(p) + os.sep) for p in names)
 
 
+def debugging() -> bool:
+    """``XPCNN_DEBUG`` set to anything but empty, ``0``, ``false``, ``no`` or ``off``: show tracebacks."""
+    return os.environ.get("XPCNN_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def main(argv: "list[str] | None" = None) -> int:
     """Parse ``argv``, train, and turn every expected failure into one line on stderr.
 
@@ -209,7 +213,7 @@ def main(argv: "list[str] | None" = None) -> int:
     rank ends them all (MPI_Abort, same exit status): the others would wait for it forever.
     """
     args = parse_args(argv)
-    debug = bool(os.environ.get("XPCNN_DEBUG"))
+    debug = debugging()
     comm = run = None
     try:
         comm = ranks.communicator(args.distributed)

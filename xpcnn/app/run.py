@@ -61,8 +61,6 @@ def check_outputs(settings: Settings) -> None:
     """Every path the run will write, checked before any data is loaded or any epoch runs."""
     if settings.save:
         check_output_path(settings.save, "--save")
-    elif settings.resume:
-        check_output_path(settings.resume, "--resume (written back after every epoch: no --save)")
     if settings.metrics_json:
         check_output_path(settings.metrics_json, "--metrics-json")
     if settings.plot:
@@ -90,7 +88,7 @@ class Run:
 
     def interrupted(self) -> str:
         """What is true about the checkpoint after Ctrl-C."""
-        path = self.settings.checkpoint_path if self.settings else (self.args.save or self.args.resume)
+        path = self.settings.checkpoint_path if self.settings else self.args.save
         if not path:
             return "interrupted (nothing is saved without --save)"
         if self.saved_epoch is None:
@@ -131,8 +129,8 @@ class Run:
                                        dtype=settings.dtype)
             return model, get_optimizer(settings.optimizer, settings.lr)
         model = load_checkpoint(settings.resume, device)
-        if os.path.abspath(settings.checkpoint_path) == os.path.abspath(settings.resume):
-            self.saved_epoch = model.epoch  # continued in place: the file holds the resumed epoch
+        if settings.save and os.path.abspath(settings.save) == os.path.abspath(settings.resume):
+            self.saved_epoch = model.epoch  # --save names the resumed file: it holds the resumed epoch
         if tuple(model.output_shape) != (k,):
             raise ShapeError(f"{settings.resume}: the model has {model.output_shape} outputs, {k} classes need ({k},)")
         if model.optimizer is None:  # saved before any training
@@ -153,6 +151,9 @@ class Run:
         _check_schedule(settings)
         if self.root:
             check_outputs(settings)
+            if settings.resume and not settings.save and settings.epochs:
+                _note(f"{settings.resume} is only read: this run's checkpoints are not written "
+                      f"(--save PATH.npz keeps them; naming the resumed file there writes over it)")
         data, settings, fallback = ranks.load_in_turn(self._load_data, settings, comm)
         self.settings = settings
         limit = None if settings.limit == "all" else settings.limit

@@ -66,8 +66,9 @@ class Settings:
 
     @property
     def checkpoint_path(self) -> "str | None":
-        """Where checkpoints go: ``--save``, else the ``--resume`` file (continued in place)."""
-        return self.save or self.resume
+        """Where checkpoints go: ``--save`` only. The ``--resume`` file is an input, never written over
+        unless ``--save`` names it too (as Keras and PyTorch never write into the file you loaded)."""
+        return self.save
 
     def saved(self) -> dict:
         """The fields a checkpoint keeps, JSON-ready."""

@@ -37,6 +37,8 @@ def check_output_path(path: "str | os.PathLike", what: str, error: "type[XpcnnEr
     text = os.fspath(path)
     if not text:
         raise error(f"{what}: the path is empty")
+    if text.endswith(("/", os.sep)):  # Path("new/") is "new": the file would be named after the folder
+        raise error(f"{what} {text}: ends with a folder separator; give a file name, e.g. {text}model.npz")
     path = Path(text)
     folder = path.parent
     if path.is_dir():
