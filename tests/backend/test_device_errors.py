@@ -31,16 +31,27 @@ def test_cuda_without_cupy_is_a_device_error_naming_the_extra(monkeypatch, spec)
     assert "CuPy" in str(info.value) and "not installed" in str(info.value)
 
 
-def _fake_cupy(device_count):
-    """A stand-in for ``cupy`` whose runtime reports ``device_count`` GPUs (or raises it)."""
+def _fake_cupy(device_count, missing: "tuple[str, ...]" = ()):
+    """A stand-in for ``cupy`` whose runtime reports ``device_count`` GPUs (or raises it), and whose
+    ``cupy.cuda`` fails to load the CUDA libraries named in ``missing`` (``"cublas"``, ...) as CuPy does."""
 
     def get_device_count():
         if isinstance(device_count, Exception):
             raise device_count
         return device_count
 
-    runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
-    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=lambda i: i))
+    class Cuda:
+        runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
+        Device = staticmethod(lambda i: i)
+
+        def __getattr__(self, name):
+            if name in missing:
+                raise ImportError(f'Failure finding "lib{name}.so.12": No such file: lib{name}.so.12')
+            if name in backend.libraries.CUDA_LIBRARIES.values():
+                return types.SimpleNamespace()
+            raise AttributeError(name)
+
+    return types.SimpleNamespace(cuda=Cuda())
 
 
 @pytest.mark.parametrize("count", [0, RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")])
@@ -54,6 +65,17 @@ def test_cuda_index_beyond_the_visible_gpus_names_the_valid_range(monkeypatch):
     monkeypatch.setattr(backend.devices, "import_cupy", lambda: _fake_cupy(2))
     with pytest.raises(xc.DeviceError, match=r"only 2 CUDA GPU\(s\) visible \(cuda:0\.\.cuda:1\)"):
         xc.get_device("cuda:2")
+
+
+@pytest.mark.parametrize("missing,named", [(("cublas",), "cuBLAS"), (("cufft", "nvrtc"), "cuFFT, NVRTC")])
+def test_a_gpu_whose_cupy_lacks_cuda_libraries_is_one_line_naming_them_and_the_extra(monkeypatch, missing, named):
+    """CuPy without its [ctk] wheels: the device check says so, before the first product would fail."""
+    monkeypatch.setattr(backend.devices, "import_cupy", lambda: _fake_cupy(1, missing))
+    with pytest.raises(xc.DeviceError) as info:
+        xc.get_device("cuda")
+    message = str(info.value)
+    assert "\n" not in message and f"CuPy cannot load CUDA's {named} (Failure finding" in message
+    assert "pip install 'xpcnn[cuda12]'" in message and "cuda13" in message
 
 
 def test_device_error_is_a_runtime_error_so_callers_can_catch_either():
@@ -162,6 +184,38 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 def test_train_device_cuda_without_cupy_is_one_line_naming_the_extra(tmp_path):
     line = _one_error_line(_run_train_with_fake_cupy(tmp_path, NO_CUPY, "--epochs", "1"))
     assert "cuda" in line and "xpcnn[cuda12]" in line
+
+
+NO_CUBLAS = '''\
+"""Stand-in for a CuPy installed without CUDA's libraries on a machine with one GPU."""
+
+
+class ndarray:
+    pass
+
+
+class _Runtime:
+    @staticmethod
+    def getDeviceCount():
+        return 1
+
+
+class _Cuda:
+    runtime = _Runtime
+    cufft = curand = nvrtc = object()
+
+    @property
+    def cublas(self):
+        raise ImportError('Failure finding "libcublasLt.so.13 or libcublasLt.so.12"')
+
+
+cuda = _Cuda()
+'''
+
+
+def test_train_device_cuda_with_a_cupy_lacking_cublas_is_one_line_naming_it_before_training(tmp_path):
+    line = _one_error_line(_run_train_with_fake_cupy(tmp_path, NO_CUBLAS, "--epochs", "1"))
+    assert "CuPy cannot load CUDA's cuBLAS" in line and "libcublasLt" in line and "xpcnn[cuda12]" in line
 
 
 def test_train_device_cuda_without_a_gpu_is_one_line_saying_so(tmp_path):

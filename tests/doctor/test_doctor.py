@@ -123,8 +123,21 @@ def _fake_cupy(tmp_path, body: str):
      class cuda:
          runtime = _Runtime
      """, "no CUDA GPU is visible"),
+    ("""
+     class _Runtime:
+         @staticmethod
+         def getDeviceCount():
+             return 1
+     class _Cuda:
+         runtime = _Runtime
+         cublas = curand = nvrtc = object()
+         @property
+         def cufft(self):
+             raise ImportError("libcufft.so.11: cannot open shared object file: No such file or directory")
+     cuda = _Cuda()
+     """, "CuPy cannot load CUDA's cuFFT (libcufft.so.11: cannot open"),
 ])
-def test_device_cuda_without_cupy_or_a_gpu_exits_1_with_one_line_saying_which(tmp_path, body, missing):
+def test_device_cuda_without_cupy_a_gpu_or_cuda_libraries_exits_1_with_one_line_saying_which(tmp_path, body, missing):
     env = {"PYTHONPATH": _fake_cupy(tmp_path, body), "PATH": "/usr/bin:/bin"}
     command = [sys.executable, "-m", "xpcnn.doctor", "--device", "cuda", "--json", str(tmp_path / "r.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cuda_or_skip_reason
 from xpcnn.io.files import atomic_write
 from xpcnn.tools import benchmark, verdicts
 
@@ -60,8 +61,9 @@ def test_bench_with_torch_builds_the_same_networks_and_reports_the_ratio(tmp_pat
 
 
 def test_bench_device_cuda_without_a_gpu_fails_with_one_line():
-    if importlib.util.find_spec("cupy") is not None:
-        pytest.skip("CuPy is installed: --device cuda may work here")
+    """Without CuPy, or with CuPy (CI installs it) but no GPU: one line saying which."""
+    if cuda_or_skip_reason()[0] is not None:
+        pytest.skip("a CUDA GPU is visible: --device cuda works here")
     result = run_bench("--device", "cuda", *TINY)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "CuPy" in result.stderr

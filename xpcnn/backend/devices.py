@@ -17,7 +17,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..errors import ConfigError, ConfigTypeError, DeviceError, DeviceMismatchError
-from .libraries import CUPY, HOST, NUMPY, ArrayBackend, backend_for, import_cupy
+from .libraries import CUPY, CUPY_EXTRA, HOST, NUMPY, ArrayBackend, backend_for, import_cupy, missing_cuda_libraries
 
 Array = Any
 
@@ -86,6 +86,11 @@ def get_device(spec: "str | Device | None" = None) -> Device:
         raise DeviceError(f"device {spec!r}: CuPy is installed but no CUDA GPU is visible")
     if index >= count:  # pragma: no cover - depends on the machine
         raise DeviceError(f"device {spec!r}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})")
+    missing = missing_cuda_libraries(cp)
+    if missing:
+        first = next(iter(missing.values()))
+        raise DeviceError(f"device {spec!r}: CuPy cannot load CUDA's {', '.join(missing)} ({first}); "
+                          f"CuPy with CUDA's libraries as wheels: {CUPY_EXTRA}")
     return Device(array_namespace(cp.empty(0)), cp.cuda.Device(index), f"cuda:{index}", CUPY)
 
 

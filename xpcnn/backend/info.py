@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import scipy
 
 from .devices import Device
+from .libraries import CUDA_LIBRARIES, missing_cuda_libraries
 
 
 def distribution_version(distribution: str) -> "str | None":
@@ -88,6 +90,45 @@ def cuda(device: Device) -> "dict[str, Any]":
                             "limit_bytes": int(pool.get_limit()), "pinned_free_blocks": int(pinned.n_free_blocks())},
             "cupy_cache_dir": os.environ.get("CUPY_CACHE_DIR", os.path.expanduser("~/.cupy/kernel_cache")),
         }
+
+
+#: The pip wheels of CUDA's libraries (CuPy's ``[ctk]`` extra, or ``nccl12``), by library.
+WHEELS = {"cuBLAS": "nvidia-cublas", "cuFFT": "nvidia-cufft", "cuRAND": "nvidia-curand", "NVRTC": "nvidia-cuda-nvrtc"}
+
+
+def cuda_libraries(device: "Device | None" = None) -> "dict[str, dict[str, Any]]":
+    """CUDA's libraries xpcnn needs (:data:`~xpcnn.backend.libraries.CUDA_LIBRARIES`), as CuPy finds
+    them: ``{name: {"loaded", "version", "wheel", "error"}}``. ``version`` is the library's own
+    (cuBLAS's needs a GPU, ``device``), ``wheel`` the pip wheel that brought it (``None`` for a
+    system CUDA). Empty when CuPy is not installed; nothing here needs a GPU."""
+    if importlib.util.find_spec("cupy") is None:
+        return {}
+    cp = importlib.import_module("cupy")
+    missing = missing_cuda_libraries(cp)
+    out = {}
+    for name, attribute in CUDA_LIBRARIES.items():
+        wheel = next((f"{d} {v}" for d in (f"{WHEELS[name]}-cu12", f"{WHEELS[name]}-cu13")
+                      if (v := distribution_version(d))), None)
+        entry: "dict[str, Any]" = {"loaded": name not in missing, "version": None, "wheel": wheel,
+                                   "error": missing.get(name)}
+        if entry["loaded"]:
+            entry["version"] = _library_version(cp, attribute, device)
+        out[name] = entry
+    return out
+
+
+def _library_version(cp, attribute: str, device: "Device | None") -> "str | None":
+    try:
+        module = getattr(cp.cuda, attribute)
+        if attribute == "cublas":
+            if device is None or not device.name.startswith("cuda"):
+                return None
+            with device.native:
+                return str(module.getVersion(cp.cuda.device.get_cublas_handle()))
+        version = module.getVersion()
+        return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
+    except Exception:  # noqa: BLE001 - a version that cannot be read is reported as unknown
+        return None
 
 
 def _cuda_version(code: int) -> str:

@@ -235,15 +235,35 @@ def float_errors_ignored():
     return np.errstate(all="ignore")
 
 
+#: CUDA's libraries that xpcnn's work needs from CuPy, by the ``cupy.cuda`` attribute that loads
+#: each: cuBLAS (every product), cuFFT (the signal engine), cuRAND (Dropout's masks) and NVRTC
+#: (CuPy compiles its element-wise kernels at run time). CuPy loads them when first asked, so a
+#: machine with a GPU driver but without them would pass the device check and fail at the first
+#: product; :func:`missing_cuda_libraries` asks up front.
+CUDA_LIBRARIES = {"cuBLAS": "cublas", "cuFFT": "cufft", "cuRAND": "curand", "NVRTC": "nvrtc"}
+
+#: What installs CuPy with CUDA's libraries as wheels (its ``[ctk]`` extra).
+CUPY_EXTRA = "pip install 'xpcnn[cuda12]' (or 'xpcnn[cuda13]' for CUDA 13)"
+
+
+def missing_cuda_libraries(cp) -> "dict[str, str]":
+    """``{library: why}`` for each of :data:`CUDA_LIBRARIES` that the CuPy module ``cp`` cannot load
+    here (empty when all of them load). Needs no GPU: it loads the libraries, it runs nothing."""
+    missing = {}
+    for name, attribute in CUDA_LIBRARIES.items():
+        try:
+            getattr(cp.cuda, attribute)
+        except (ImportError, OSError) as exc:  # CuPy: 'Failure finding "libcublasLt.so.12"', or dlopen's error
+            missing[name] = " ".join(str(exc).split()) or type(exc).__name__
+    return missing
+
+
 def import_cupy():
     """Import CuPy lazily; a missing CuPy names the extra that installs it."""
     try:
         return importlib.import_module("cupy")
     except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise DeviceError(
-            "device 'cuda' needs CuPy, which is not installed: "
-            "pip install 'xpcnn[cuda12]' (or 'xpcnn[cuda13]' for CUDA 13)"
-        ) from exc
+        raise DeviceError(f"device 'cuda' needs CuPy, which is not installed: {CUPY_EXTRA}") from exc
 
 
 NUMPY = NumpyBackend()

@@ -59,6 +59,11 @@ def collect(device: Device) -> "dict[str, Any]":
         "variables": {k: os.environ[k] for k in VARIABLES if k in os.environ},
         "distributed": world.availability(),
     }
+    if env["cupy"] is not None:  # CUDA's libraries as CuPy finds them: a driver-only machine lacks them
+        try:
+            env["cuda_libraries"] = info.cuda_libraries(device)
+        except Exception as exc:  # noqa: BLE001 - a CuPy that does not import: the report says why
+            env["cuda_libraries"] = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
     if device.name.startswith("cuda"):
         try:
             env["cuda"] = info.cuda(device)
@@ -91,6 +96,13 @@ def describe(env: "dict[str, Any]") -> "list[str]":
                      f"{cuda['memory_total_bytes'] / gib:.1f} GiB, {cuda['memory_free_bytes'] / gib:.1f} free); "
                      f"CUDA runtime {cuda['runtime_version']}, driver {cuda['driver_version']}; CuPy pool "
                      f"{cuda['memory_pool']['total_bytes'] / 2 ** 20:.0f} MiB held")
+    libraries = env.get("cuda_libraries")
+    if libraries and "error" in libraries:
+        lines.append(f"CUDA libraries: CuPy does not import ({libraries['error']})")
+    elif libraries:
+        lines.append("CUDA libraries: " + ", ".join(
+            f"{name} {entry['version'] or (entry['wheel'] or 'system').split()[-1]}" if entry["loaded"]
+            else f"{name} MISSING" for name, entry in libraries.items()))
     if env["variables"]:
         lines.append("set: " + ", ".join(f"{k}={v}" for k, v in env["variables"].items()))
     return lines
