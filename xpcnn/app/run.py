@@ -151,9 +151,6 @@ class Run:
         _check_schedule(settings)
         if self.root:
             check_outputs(settings)
-            if settings.resume and not settings.save and settings.epochs:
-                _note(f"{settings.resume} is only read: this run's checkpoints are not written "
-                      f"(--save PATH.npz keeps them; naming the resumed file there writes over it)")
         data, settings, fallback = ranks.load_in_turn(self._load_data, settings, comm)
         self.settings = settings
         limit = None if settings.limit == "all" else settings.limit
@@ -171,6 +168,9 @@ class Run:
                                    f"without one; pass --val-split F (this changes the training samples)")
         model, optimizer = self._model(settings, tuple(x_train.shape[1:]), len(settings.classes), device)
         first_epoch = model.epoch
+        if settings.resume and not settings.save and settings.epochs and self.root:
+            _note(f"{settings.resume} is only read: this run's checkpoints are not written "
+                  f"(--save PATH.npz keeps them; naming the resumed file there writes over it)")
         _say(settings.quiet, _banner(settings, data, model, (len(x_train), len(validation[0]), len(x_test)), device)
              + ranks.describe(comm))
         _say(settings.quiet, model.summary_text())
