@@ -46,11 +46,21 @@ def test_compile_sets_the_loss_and_the_optimizer_and_evaluate_needs_one():
         convnet().compile("mse", optimizer="adam")
 
 
-def test_fit_without_any_loss_uses_binary_cross_entropy_as_before():
+def test_fit_without_any_loss_takes_the_one_the_output_layer_calls_for_or_asks_in_one_line():
+    """A Softmax network once trained silently on binary cross-entropy: the loss follows the output."""
     x, y = data()
-    model = convnet()
+    model = convnet()  # ends in a Softmax
     model.fit(x, y, batch_size=4)
-    assert model.loss == "binary_cross_entropy"
+    assert model.loss == "categorical_cross_entropy"
+    sigmoid = xc.Sequential([xc.Flatten(), xc.Dense(36, 3), xc.Sigmoid()], seed=0)
+    sigmoid.fit(x, y, batch_size=4)
+    assert sigmoid.loss == "binary_cross_entropy"
+    bare = xc.Sequential([xc.Flatten(), xc.Dense(36, 3)], seed=0)
+    with pytest.raises(xc.ConfigError) as info:
+        bare.fit(x, y, batch_size=4)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("fit: the model has no loss and its output layer Dense")
+    assert "neither Softmax nor Sigmoid" in message and "pass loss=" in message and bare.loss is None
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -25,7 +25,8 @@ from .._checks import integer
 from ..distributed import Communicator
 from ..distributed.data_parallel import DataParallel, fit_settings
 from ..errors import ConfigError, ConfigTypeError
-from ..losses import get_loss
+from ..layers import Sigmoid, Softmax
+from ..losses import LOSSES, get_loss
 from ..optim import SGD, Optimizer, Schedule, check_optimizer, check_schedule
 from . import data_checks, loop
 from .batches import to_model
@@ -111,8 +112,10 @@ class Trainer:
     ) -> dict:
         """Train for ``epochs`` more epochs; returns the per-epoch history (also ``self.history``).
 
-        ``loss`` defaults to the model's (from ``compile`` or an earlier ``fit``), else binary
-        cross-entropy; it becomes the model's loss. ``optimizer`` defaults to the model's, else
+        ``loss`` defaults to the model's (from ``compile`` or an earlier ``fit``), else to the one
+        its output layer calls for (:func:`loss_for_output`: Softmax → categorical cross-entropy,
+        Sigmoid → binary cross-entropy; any other output asks for ``loss=`` in one line); it becomes
+        the model's loss. ``optimizer`` defaults to the model's, else
         ``SGD(learning_rate)``. ``seed`` re-seeds the shuffling generator.
 
         Before any step, ``x`` and ``y`` (and ``validation_data``) are checked: matching shapes, at
@@ -149,7 +152,7 @@ class Trainer:
         """
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
-        loss = self._loss_or_default(loss, "fit", default="binary_cross_entropy")
+        loss = self._loss_or_default(loss, "fit", infer=True)
         data_checks.check_data(self, x, y, "fit", loss)
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
@@ -189,8 +192,10 @@ class Trainer:
         return self.history
 
     # -- the choices fit and compile share ----------------------------------------------------
-    def _loss_or_default(self, loss, who: str, default: "str | None" = None):
-        chosen = loss if loss is not None else (self.loss if self.loss is not None else default)
+    def _loss_or_default(self, loss, who: str, infer: bool = False):
+        chosen = loss if loss is not None else self.loss
+        if chosen is None and infer:
+            chosen = loss_for_output(self.layers[-1], who)
         if chosen is None:
             raise ConfigError(f"{who}: the model has no loss yet; pass loss=..., or call compile(loss=...) or "
                               f"fit(...) first")
@@ -207,3 +212,19 @@ class Trainer:
 
     def _set_optimizer(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer if optimizer is self.optimizer else optimizer.to(self.device)
+
+
+#: The loss each output layer calls for, as PyTorch's and Keras's users pair them.
+OUTPUT_LOSSES = {Softmax: "categorical_cross_entropy", Sigmoid: "binary_cross_entropy"}
+
+
+def loss_for_output(layer, who: str) -> str:
+    """The loss ``layer`` (a model's last) calls for: categorical cross-entropy after a Softmax,
+    binary cross-entropy after a Sigmoid; any other output is a :class:`ConfigError` asking for one,
+    since a cross-entropy on outputs that are not probabilities trains silently to nonsense."""
+    for kind, name in OUTPUT_LOSSES.items():
+        if isinstance(layer, kind):
+            return name
+    raise ConfigError(f"{who}: the model has no loss and its output layer {layer!r} is neither Softmax nor "
+                      f"Sigmoid, so none follows from it; pass loss=... (one of {sorted(LOSSES)}) or call "
+                      f"compile(loss=...) first")
