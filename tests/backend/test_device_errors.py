@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import xpcnn as xc
+from fake_cupy import cupy_package
 from xpcnn import backend
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "scripts" / "train.py"
@@ -138,34 +139,15 @@ def test_correlate_refuses_input_and_kernel_from_different_namespaces(device1):
 
 # -- the training script: one line on stderr, non-zero exit, no traceback ---------------------
 
-NO_CUPY = 'raise ImportError("No module named \'cupy\' (hidden by the xpcnn test)")\n'
-NO_GPU = '''\
-"""Stand-in for CuPy on a machine without a GPU: importable, but the runtime sees no device."""
+NO_GPU = "cudaErrorNoDevice: no CUDA-capable device is detected"
 
 
-class ndarray:  # array_api_compat's is_cupy_array looks this up once cupy is imported
-    pass
-
-
-class _Runtime:
-    @staticmethod
-    def getDeviceCount():
-        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
-
-
-class cuda:
-    runtime = _Runtime
-'''
-
-
-def _run_train_with_fake_cupy(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess:
+def _run_train_with_fake_cupy(tmp_path: Path, *args: str, **fake) -> subprocess.CompletedProcess:
+    """``train.py --device cuda args`` with the stand-in CuPy of ``cupy_package(**fake)`` first on the path."""
     if not TRAIN.exists():
         pytest.skip("scripts/train.py is not in this checkout yet")
-    package = tmp_path / "fake" / "cupy"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(source)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package.parent), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [cupy_package(tmp_path / "fake", **fake), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, str(TRAIN), "--device", "cuda", *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
@@ -182,42 +164,16 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_train_device_cuda_without_cupy_is_one_line_naming_the_extra(tmp_path):
-    line = _one_error_line(_run_train_with_fake_cupy(tmp_path, NO_CUPY, "--epochs", "1"))
+    line = _one_error_line(_run_train_with_fake_cupy(tmp_path, "--epochs", "1", devices=None))
     assert "cuda" in line and "xpcnn[cuda12]" in line
 
 
-NO_CUBLAS = '''\
-"""Stand-in for a CuPy installed without CUDA's libraries on a machine with one GPU."""
-
-
-class ndarray:
-    pass
-
-
-class _Runtime:
-    @staticmethod
-    def getDeviceCount():
-        return 1
-
-
-class _Cuda:
-    runtime = _Runtime
-    cufft = curand = nvrtc = object()
-
-    @property
-    def cublas(self):
-        raise ImportError('Failure finding "libcublasLt.so.13 or libcublasLt.so.12"')
-
-
-cuda = _Cuda()
-'''
-
-
 def test_train_device_cuda_with_a_cupy_lacking_cublas_is_one_line_naming_it_before_training(tmp_path):
-    line = _one_error_line(_run_train_with_fake_cupy(tmp_path, NO_CUBLAS, "--epochs", "1"))
+    line = _one_error_line(_run_train_with_fake_cupy(
+        tmp_path, "--epochs", "1", missing={"cublas": 'Failure finding "libcublasLt.so.13 or libcublasLt.so.12"'}))
     assert "CuPy cannot load CUDA's cuBLAS" in line and "libcublasLt" in line and "xpcnn[cuda12]" in line
 
 
 def test_train_device_cuda_without_a_gpu_is_one_line_saying_so(tmp_path):
-    line = _one_error_line(_run_train_with_fake_cupy(tmp_path, NO_GPU, "--epochs", "1"))
+    line = _one_error_line(_run_train_with_fake_cupy(tmp_path, "--epochs", "1", devices=NO_GPU))
     assert "no CUDA GPU is visible" in line

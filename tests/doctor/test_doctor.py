@@ -9,13 +9,13 @@ import json
 import subprocess
 from pathlib import Path
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import xpcnn as xc
 from conftest import strict_device
+from fake_cupy import cupy_package
 from xpcnn.doctor import cli, speed
 from xpcnn.testing import parity as cases
 from xpcnn.testing.parity import parity_checks
@@ -106,39 +106,14 @@ def test_quick_run_passes_and_the_json_holds_environment_checks_and_throughputs(
     assert report["verdict"] == {"passed": True, "checks": len(names), "failed": []}
 
 
-def _fake_cupy(tmp_path, body: str):
-    folder = tmp_path / "fake"
-    (folder / "cupy").mkdir(parents=True)
-    (folder / "cupy" / "__init__.py").write_text(textwrap.dedent(body))
-    return str(folder)
-
-
-@pytest.mark.parametrize("body, missing", [
-    ("raise ImportError('No module named cupy')\n", "CuPy"),
-    ("""
-     class _Runtime:
-         @staticmethod
-         def getDeviceCount():
-             return 0
-     class cuda:
-         runtime = _Runtime
-     """, "no CUDA GPU is visible"),
-    ("""
-     class _Runtime:
-         @staticmethod
-         def getDeviceCount():
-             return 1
-     class _Cuda:
-         runtime = _Runtime
-         cublas = curand = nvrtc = object()
-         @property
-         def cufft(self):
-             raise ImportError("libcufft.so.11: cannot open shared object file: No such file or directory")
-     cuda = _Cuda()
-     """, "CuPy cannot load CUDA's cuFFT (libcufft.so.11: cannot open"),
+@pytest.mark.parametrize("fake, missing", [
+    ({"devices": None}, "CuPy"),
+    ({"devices": 0}, "no CUDA GPU is visible"),
+    ({"missing": {"cufft": "libcufft.so.11: cannot open shared object file: No such file or directory"}},
+     "CuPy cannot load CUDA's cuFFT (libcufft.so.11: cannot open"),
 ])
-def test_device_cuda_without_cupy_a_gpu_or_cuda_libraries_exits_1_with_one_line_saying_which(tmp_path, body, missing):
-    env = {"PYTHONPATH": _fake_cupy(tmp_path, body), "PATH": "/usr/bin:/bin"}
+def test_device_cuda_without_cupy_a_gpu_or_cuda_libraries_exits_1_with_one_line_saying_which(tmp_path, fake, missing):
+    env = {"PYTHONPATH": cupy_package(tmp_path / "fake", **fake), "PATH": "/usr/bin:/bin"}
     command = [sys.executable, "-m", "xpcnn.doctor", "--device", "cuda", "--json", str(tmp_path / "r.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1

@@ -11,11 +11,15 @@ contiguity of every call. The values come from SciPy, so results can be checked 
 Build the real :class:`xpcnn.backend.CupyBackend` from them::
 
     CupyBackend(cupy=fake_cupy(), signal=RecordingSignal())
+
+For a subprocess (``train.py``, ``xpcnn-doctor``), :func:`cupy_package` writes a stand-in ``cupy``
+package to put first on ``PYTHONPATH``: not installed, no GPU, or CUDA's libraries missing.
 """
 
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 import scipy.fft
@@ -114,3 +118,53 @@ class RecordingSignal:
 
     def convolve(self, in1, in2, mode="full", method="auto"):
         return self._call("convolve", in1, in2, mode, method)
+
+
+#: The stand-in package's source: a runtime that sees ``{devices}`` GPUs (a string: the error it
+#: raises instead), and a ``cupy.cuda`` that fails to load the libraries in ``{missing}`` as CuPy does.
+PACKAGE = '''"""Stand-in for CuPy, written by tests/support/fake_cupy.py for a subprocess."""
+
+DEVICES = {devices!r}
+MISSING = {missing!r}  # cupy.cuda attribute -> CuPy's error when it cannot load the library
+
+
+class ndarray:  # array_api_compat's is_cupy_array looks this up once cupy is imported
+    pass
+
+
+class _Runtime:
+    @staticmethod
+    def getDeviceCount():
+        if isinstance(DEVICES, str):
+            raise RuntimeError(DEVICES)
+        return DEVICES
+
+
+class _Cuda:
+    runtime = _Runtime
+
+    def __getattr__(self, name):
+        if name in MISSING:
+            raise ImportError(MISSING[name])
+        if name in ("cublas", "cufft", "curand", "nvrtc"):
+            return object()
+        raise AttributeError(name)
+
+
+cuda = _Cuda()
+'''
+
+
+def cupy_package(folder: Path, devices: "int | str | None" = 1, missing: "dict[str, str] | None" = None) -> str:
+    """Write a stand-in ``cupy`` package under ``folder`` and return the ``PYTHONPATH`` entry for it.
+
+    ``devices=None``: CuPy is not installed (importing it raises ImportError); else the GPUs its
+    runtime sees, or a string, the error it raises. ``missing``: ``{"cublas": "Failure finding ..."}``,
+    the CUDA libraries it cannot load, with CuPy's error for each.
+    """
+    package = Path(folder) / "cupy"
+    package.mkdir(parents=True)
+    source = ("raise ImportError(\"No module named 'cupy' (hidden by the xpcnn test)\")\n" if devices is None
+              else PACKAGE.format(devices=devices, missing=missing or {}))
+    (package / "__init__.py").write_text(source)
+    return str(package.parent)

@@ -12,19 +12,11 @@ import numpy as np
 import pytest
 
 import xpcnn as xc
+from test_data_checks import data, small
 from xpcnn import backend
 from xpcnn.train import metrics
+
 xs = pytest.importorskip("array_api_strict")
-
-
-def small(seed=0, dtype="float64"):
-    return xc.Sequential([xc.Convolutional((1, 6, 6), 3, 2), xc.Sigmoid(), xc.Flatten(),
-                          xc.Dense(2 * 4 * 4, 3), xc.Softmax()], seed=seed, dtype=dtype)
-
-
-def data(n=20, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.random((n, 1, 6, 6)), np.eye(3)[rng.integers(0, 3, n)]
 
 
 def state(model):
