@@ -93,3 +93,106 @@ def _local_mathjax() -> str:
 
 mathjax_path = _local_mathjax()
 mathjax3_config = {"tex": {"tags": "ams"}, "svg": {"fontCache": "global"}}
+
+
+# -- references to xpcnn's public facade and short names -----------------------------------------
+# Docstrings say ``xpcnn.to_numpy`` or ``~xpcnn.OutputError`` (the names users import) and, inside a
+# module, ``ConfigError`` or ``Sequential.fit``; the API page documents each object once, where it is
+# defined. This resolves such a reference to the documented object, when there is one.
+
+def _documented(env, name: str):
+    objects = env.get_domain("py").objects
+    return name if name in objects else None
+
+
+def _candidates(target: str, module: "str | None"):
+    import importlib
+
+    yield target
+    for prefix in ("xpcnn.", (module + ".") if module else None):
+        if prefix:
+            yield prefix + target
+    parts = target.split(".")
+    roots = ["xpcnn", module] if module else ["xpcnn"]
+    for root in roots:  # an object reached through a module's namespace: its canonical name
+        try:
+            obj = importlib.import_module(root)
+        except ImportError:
+            continue
+        for part in (parts[1:] if parts[0] == "xpcnn" else parts):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is None:
+            continue
+        owner = getattr(obj, "__module__", None)
+        qual = getattr(obj, "__qualname__", None)
+        if owner and qual:
+            yield f"{owner}.{qual}"
+        elif isinstance(obj, type(importlib)):
+            yield obj.__name__
+
+
+def _resolve(app, env, node, contnode):
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "")
+    module = node.get("py:module")
+    cls = node.get("py:class")
+    tries = list(_candidates(target, module))
+    if module and cls:
+        tries.insert(0, f"{module}.{cls}.{target}")
+    for name in tries:
+        found = _documented(env, name)
+        if found:
+            from sphinx.util.nodes import make_refnode
+
+            docname = env.get_domain("py").objects[found].docname
+            return make_refnode(app.builder, node["refdoc"], docname, found, contnode, found)
+    return None
+
+
+# -- indented equation blocks ---------------------------------------------------------------------
+# The house style writes a docstring's equations as an indented block after a blank line, often
+# without reST's "::" (xpcnn/layers/reshape.py, xpcnn/optim/optimizers.py, ...). Shown as typed, they
+# are literal blocks: a lone "::" paragraph before such a block makes it one (and is not rendered).
+
+def _literal_equations(app, what, name, obj, options, lines):
+    out, previous = [], ""
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        before = lines[i - 1] if i else ""
+        text = previous.strip()
+        if (line.strip() and not before.strip() and previous and indent > len(previous) - len(previous.lstrip())
+                and not text.endswith("::") and not text.startswith((".. ", ":", "* ", "- ", "|"))
+                and not text[:1].isdigit()):
+            out += ["::", ""]
+        out.append(line)
+        if line.strip():
+            previous = line
+    lines[:] = out
+
+
+# Names the docstrings cross-reference that the API page does not document: internal modules and
+# helpers (each should become plain ``code`` or be documented; the report lists them), and napoleon
+# reading a sentence after "Returns:" as a type.
+nitpick_ignore = [
+    ("py:class", "xpcnn.train.Trainer"), ("py:class", "xpcnn.train.trainer.Trainer"),
+    ("py:mod", "xpcnn.tools.summary"), ("py:func", "loss_for_output"), ("py:mod", "xpcnn.train.step_guard"),
+    ("py:mod", "xpcnn.distributed.data_parallel"), ("py:data", "xpcnn.losses.LOSSES"), ("py:data", "LOSSES"),
+    ("py:class", "The loss"), ("py:meth", "Layer._keep"), ("py:mod", "xpcnn._checks"),
+    ("py:meth", "reset_parameters"), ("py:mod", "xpcnn.engines"), ("py:mod", "xpcnn.engines.auto"),
+    ("py:attr", "Convolutional.chosen_engine"), ("py:class", "Set to False for a first layer"),
+    ("py:meth", "MaxPool2D._separable_max"), ("py:func", "xpcnn.backend.uniform_from_key"),
+    ("py:meth", "Optimizer.to"), ("py:func", "xpcnn.optim.schedules.check_schedule"),
+    ("py:meth", "Sequential.fit"), ("py:attr", "EarlyStopping.best_epoch"), ("py:attr", "restored_epoch"),
+    ("py:class", "xpcnn.backend.libraries.ArrayBackend"), ("py:mod", "xpcnn.backend.libraries"),
+    ("py:func", "xpcnn.io.files.atomic_write"), ("py:func", "xpcnn.datasets.mnist.load_idx_folder"),
+    ("py:class", "Training settings that suit the network"), ("py:mod", "xpcnn.testing.torch_twins"),
+    ("py:mod", "communicator"), ("py:mod", "world"), ("py:mod", "data_parallel"), ("py:class", "DistributedError"),
+]
+
+
+def setup(app):
+    app.connect("missing-reference", _resolve)
+    app.connect("autodoc-process-docstring", _literal_equations, priority=900)  # after napoleon (500)

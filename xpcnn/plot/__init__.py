@@ -5,13 +5,11 @@ Each function draws one figure and returns it (a :class:`matplotlib.figure.Figur
 at all) and closes it. Arrays may live on any device: they are copied to the host with
 :func:`xpcnn.to_numpy` first. Needs matplotlib: ``pip install 'xpcnn[plot]'``.
 
-=======================  ============================================================
-:func:`history`          loss and accuracy per epoch, training and validation
-:func:`kernels`          a convolution's kernels, one small image per (output, input) pair
-:func:`feature_maps`     one image's activations after a layer, one panel per channel
-:func:`confusion_matrix` counts of (true class, predicted class), annotated
-:func:`misclassified`    the samples a model gets wrong, with the true and predicted class
-=======================  ============================================================
+* :func:`history`: loss and accuracy per epoch, training and validation;
+* :func:`kernels`: a convolution's kernels, one small image per (output, input) pair;
+* :func:`feature_maps`: one image's activations after a layer, one panel per channel;
+* :func:`confusion_matrix`: counts of (true class, predicted class), annotated;
+* :func:`misclassified`: the samples a model gets wrong, with the true and predicted class.
 
 Host-side presentation code: it draws with plain Python values and host arrays, and holds no
 equation of the network.
