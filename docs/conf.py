@@ -18,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# the tutorials' kernels import this checkout's xpcnn, not another installed copy
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 import xpcnn  # noqa: E402
 
@@ -51,9 +53,10 @@ nb_execution_timeout = 600
 nb_execution_raise_on_error = True  # a tutorial that fails fails the build
 nb_execution_cache_path = str(ROOT / "docs" / "_build" / ".jupyter_cache")
 nb_merge_streams = True
+nb_execution_in_temp = True  # the files a tutorial writes (checkpoints, ONNX) stay out of the checkout
 
 # -- autodoc ---------------------------------------------------------------------------------------
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"  # the signatures carry them; many are strings ("str | None") for Python 3.10
 napoleon_google_docstring = True
