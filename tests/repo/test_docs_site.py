@@ -146,3 +146,14 @@ def test_the_derivation_page_shows_rendered_math_in_headless_chromium(tmp_path_f
     text = re.sub(r"<(script|style)\b.*?</\1>", "", text, flags=re.S)
     raw = re.findall(r"\\frac|\\partial|\\sum_", re.sub(r"<[^>]+>", "", text))
     assert not raw, f"raw TeX left in the page: {raw[:5]}"
+
+
+def test_the_executed_tutorials_show_their_pictures():
+    """Where the site was built with the tutorials executed (CI), their figures are on the pages: the
+    kernels, feature maps, curves and confusion matrices are drawn, not only computed."""
+    pages = BUILT / "docs" / "tutorials"
+    if not (pages / "fashion-mnist.html").is_file() or "XPCNN_DOCS_EXECUTE" in os.environ:
+        pytest.skip("the site is not built with executed tutorials here (.ci/run builds it)")
+    pictures = {name: (pages / f"{name}.html").read_text().count("<img") for name in
+                ("derivation-experiment", "fashion-mnist")}
+    assert pictures["derivation-experiment"] >= 5 and pictures["fashion-mnist"] >= 3, pictures

@@ -40,8 +40,8 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise MissingDependencyError(f"plots need matplotlib: {PLOT_HINT}") from None
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")  # no display needed; a notebook that imported pyplot first keeps its own
+    if "matplotlib.pyplot" not in sys.modules and "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")  # files only, no window; a notebook (Jupyter's inline backend) keeps its own
     import matplotlib.pyplot as plt
 
     return plt
