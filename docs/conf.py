@@ -50,6 +50,8 @@ suppress_warnings = ["myst.header"]  # README's first heading is the page title 
 # -- executed tutorials (myst-nb) -----------------------------------------------------------------
 nb_execution_mode = os.environ.get("XPCNN_DOCS_EXECUTE", "cache")  # "off" for a quick look at the text
 nb_execution_timeout = 600
+if nb_execution_mode == "off":  # no kernel ran, so no cell knows its language: the code is shown unhighlighted
+    suppress_warnings.append("myst-nb.lexer")
 nb_execution_raise_on_error = True  # a tutorial that fails fails the build
 nb_execution_cache_path = str(ROOT / "docs" / "_build" / ".jupyter_cache")
 nb_merge_streams = True
