@@ -18,7 +18,7 @@ integer labels (PyTorch's ``CrossEntropyLoss``)  then categorical cross-entropy 
 ``fit(validation_split=f)``                      the last ``f`` of the samples, before shuffling, as Keras
 ``fit(callbacks=[...])``                         objects with Keras's hooks (:func:`callback_hooks`); an
                                                  :class:`~xpcnn.train.EarlyStopping` among them is fit's
-``model(x)``, ``model.count_params()``,          :meth:`xpcnn.Sequential.__call__`, ``count_params``,
+``model(x)``, ``model.count_params()``,          ``model(x)`` (= ``predict``), ``count_params``,
 ``model.save(path)``, ``load_model(path)``       ``save`` (an xpcnn checkpoint) and :func:`xpcnn.load_model`
 ===============================================  ================================================================
 """
