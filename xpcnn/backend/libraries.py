@@ -11,8 +11,8 @@ Each object holds what the rest of xpcnn needs from its library, and nothing els
 :func:`backend_for` picks the object for an array from the table :data:`BACKENDS`, and
 remembers the answer for the array's type, as einops' ``_backends.py`` does: CuPy is imported
 only when a CuPy array (or ``"cuda"``) shows up, PyTorch only when a tensor (or ``"torch:..."``)
-does. An array of any other namespace (``array_api_strict`` in the tests) gets :data:`HOST`, which computes its correlations on the
-host, through NumPy, with explicit moves.
+does. An array of any other namespace (``array_api_strict`` in the tests) gets :data:`HOST`,
+which computes its correlations on the host, through NumPy, with explicit moves.
 """
 
 from __future__ import annotations
