@@ -304,6 +304,11 @@ class TorchBackend(ArrayBackend):
             # torch's CPU is the host: NumPy's PCG64 draws there and torch shares its memory, so
             # torch:cpu drops exactly the values NumPy drops (the parity tests train convnet-bn on both)
             return super().random_uniform(key, shape, dtype, device)
+        return self.generated(key, shape, dtype, device)
+
+    def generated(self, key, shape, dtype, device):
+        """``U[0, 1)`` from ``torch.rand`` with a ``torch.Generator`` on ``device``, seeded with ``key``
+        (what a GPU draws; on ``torch:cpu`` only the tests call it)."""
         # One generator per device, re-seeded with each key: the numbers are drawn where the data is.
         generators = self.__dict__.setdefault("_generators", {})
         generator = generators.get(device.name)
