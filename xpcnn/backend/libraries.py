@@ -407,10 +407,17 @@ def backend_for(x: Array) -> ArrayBackend:
     return found
 
 
+#: Why a ``jax.Array`` is refused (docs/backends.md, "JAX"): one line, naming the in-place writes.
+JAX_REFUSED = ("JAX arrays are not supported: they are immutable, and xpcnn's engines and layers write into "
+               "arrays in place (padding, im2col, pooling gradients); pass numpy.asarray(x), or a PyTorch tensor")
+
+
 def _owner(x: Array) -> ArrayBackend:
     for candidate in BACKENDS:
         if candidate.owns(x):
             return candidate
+    if array_api_compat.is_jax_array(x):  # looks in sys.modules only: no import of jax just to ask
+        raise ConfigTypeError(f"expected a NumPy, CuPy or PyTorch array, got {type(x).__name__}: {JAX_REFUSED}")
     if HOST.owns(x):
         return HOST
     raise ConfigTypeError(f"expected an array (NumPy, CuPy, a PyTorch tensor or another array-API namespace), "
