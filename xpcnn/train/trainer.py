@@ -28,7 +28,7 @@ from ..distributed.data_parallel import DataParallel, fit_settings
 from ..errors import ConfigError, ConfigTypeError
 from ..layers import Sigmoid, Softmax
 from ..losses import LOSSES, get_loss
-from ..optim import SGD, Cosine, Optimizer, Schedule, ZeroRateWarning, check_optimizer, check_schedule
+from ..optim import SGD, Optimizer, Schedule, ZeroRateWarning, check_optimizer, check_schedule
 from . import data_checks, loop, threads
 from .batches import to_model
 from .loop import evaluate_batches
@@ -161,10 +161,10 @@ class Trainer:
         ``Chain``) sets the optimizer's rate before every step from its base ``learning_rate``,
         the optimizer's step count and the finished epochs; it becomes the model's (checkpoints
         keep it) and is followed by later ``fit`` calls until replaced (``model.schedule = None``
-        drops it). A ``Cosine()`` without a length ends at this fit's last epoch and belongs to this
-        fit: after it the model has no schedule and the optimizer its base rate. A fit whose
-        schedule gives rate 0 from its first step (a ``Cosine(5)`` after epoch 5) warns
-        (:class:`~xpcnn.optim.ZeroRateWarning`). Each epoch's logs hold ``learning_rate``, the rate
+        drops it). A ``Cosine()`` without a length ends at this fit's last epoch, and stays so: a
+        later fit that starts where a schedule gives rate 0 (that cosine after its end, with
+        ``min_lr`` 0) would change nothing, and warns in one line
+        (:class:`~xpcnn.optim.ZeroRateWarning`) naming the fix. Each epoch's logs hold ``learning_rate``, the rate
         of its last step.
 
         ``early_stopping`` (an :class:`~xpcnn.train.EarlyStopping`, or an integer patience) stops
@@ -202,8 +202,6 @@ class Trainer:
         self._set_optimizer(chosen)
         if schedule is not None:
             self.schedule = schedule
-        opened = self.schedule is not None and epochs and any(
-            isinstance(part, Cosine) and part.epochs is None for part in self.schedule.parts())
         if self.schedule is not None and epochs:  # epochs=0 trains nothing: an open Cosine() stays open
             self.schedule = self.schedule.resolve(self.epoch + epochs)
             self._warn_zero_rate(schedule is None)
@@ -219,15 +217,10 @@ class Trainer:
             parallel.start(batch_size, fit_settings(self, x, y, loss, batch_size, epochs, shuffle, seed,
                                                     validation_data, stopper))
         self.early_stopping = stopper
-        try:
-            with threads.blas_threads(chosen_plan.blas_threads):
-                loop.run_epochs(self, x, y, loss_fns, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                                validation_data=validation_data, on_batch=on_batch, on_epoch=on_epoch,
-                                parallel=parallel, stopper=stopper)
-        finally:
-            if opened:  # an open length (Cosine()) was fixed for this fit: the schedule ends with it
-                self.schedule = None
-                self.optimizer.scheduled_rate = None
+        with threads.blas_threads(chosen_plan.blas_threads):
+            loop.run_epochs(self, x, y, loss_fns, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                            validation_data=validation_data, on_batch=on_batch, on_epoch=on_epoch,
+                            parallel=parallel, stopper=stopper)
         return self.history
 
     # -- the choices fit and compile share ----------------------------------------------------
