@@ -240,3 +240,48 @@ def test_without_a_way_to_hold_blas_the_note_says_what_to_install(monkeypatch):
 
 def test_the_pool_grows_to_the_threads_asked_for():
     assert workers_module.pool(3)._max_workers >= 3
+
+
+# -- train.py --workers ------------------------------------------------------------------------------------
+
+def cli_parameters(tmp_path, capsys, name, *flags):
+    from xpcnn.app import cli
+    from xpcnn.io.checkpoint import load_checkpoint
+
+    path = tmp_path / f"{name}.npz"
+    assert cli.main(["--dataset", "sample", "--limit", "30", "--dtype", "float64", "--batch-size", "16",
+                     "--epochs", "2", "--quiet", "--save", str(path), *flags]) == 0
+    out = capsys.readouterr()
+    return flat(load_checkpoint(path)), out
+
+
+def test_train_py_workers_train_the_parameters_of_one_worker(tmp_path, capsys, machine):
+    one, _ = cli_parameters(tmp_path, capsys, "one", "--workers", "1")
+    two, out = cli_parameters(tmp_path, capsys, "two", "--workers", "2")
+    assert relative_difference(two, one) <= 1e-10 and out.err == ""
+    from xpcnn.app import cli
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--dataset", "sample", "--workers", "0"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: argument --workers: expected an integer >= 1, got '0' (see --help)"]
+
+
+def test_train_py_on_a_busy_machine_runs_blas_on_one_thread_and_says_so_in_one_line(tmp_path, capsys, machine):
+    from xpcnn.app import cli
+
+    machine.setattr(threads, "load_average", lambda: 5.0)
+    seen = []
+    real = threads.blas_threads
+
+    def spy(limit):
+        seen.append(limit)
+        return real(limit)
+
+    machine.setattr(threads, "blas_threads", spy)
+    assert cli.main(["--dataset", "sample", "--limit", "10", "--epochs", "1"]) == 0  # batch 1: one worker
+    out = capsys.readouterr()
+    notes = [line for line in out.out.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: load average 5.0 on 2 CPUs: other jobs share the cores, so BLAS runs one thread "
+                     "(set OPENBLAS_NUM_THREADS to choose)"] and out.err == ""
+    assert seen[0] == 1  # fit held BLAS to one thread
