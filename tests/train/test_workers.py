@@ -184,6 +184,20 @@ def test_the_default_takes_a_worker_per_core_when_each_gets_min_share_rows(machi
     assert threads.plan("fit", None, 128, "cuda:0") == threads.Plan(1, None)
     assert threads.plan("fit", None, 128, ranks_on_node=2) == threads.Plan(1, None)  # each rank has one core
     assert threads.plan("fit", 3, 1) == threads.Plan(3, 1)  # asked for: given
+    assert threads.plan("fit", None, 128, batch_statistics=True) == threads.Plan(1, None)
+    assert threads.plan("fit", 2, 128, batch_statistics=True) == threads.Plan(2, 1)
+
+
+def test_the_default_keeps_batchnorm_models_on_one_worker_in_fit_but_not_in_inference(machine):
+    x, y = np.random.default_rng(0).random((64, 3)), np.eye(2)[np.arange(64) % 2]
+    model = xc.Sequential([xc.Dense(3, 4), xc.BatchNorm1D(4), xc.Dense(4, 2), xc.Softmax()], seed=0)
+    model.fit(x, y, batch_size=64)
+    assert model.parallelism.workers == 1
+    model.predict(x, batch_size=64)
+    assert model.parallelism.workers == 2
+    plain = xc.Sequential([xc.Dense(3, 2), xc.Softmax()], seed=0)
+    plain.fit(x, y, batch_size=64)
+    assert plain.parallelism.workers == 2
 
 
 def test_a_busy_machine_holds_blas_to_one_thread_and_says_how_to_choose(machine):
@@ -192,9 +206,10 @@ def test_a_busy_machine_holds_blas_to_one_thread_and_says_how_to_choose(machine)
     assert (busy.workers, busy.blas_threads) == (1, 1)
     assert busy.note == ("load average 3.2 on 2 CPUs: other jobs share the cores, so BLAS runs one thread "
                          "(set OPENBLAS_NUM_THREADS to choose)")
+    assert threads.plan("fit", None, 128) == busy  # one worker too: a worker waiting for a core stalls each step
+    assert threads.plan("fit", 2, 128) == threads.Plan(2, 1)  # asked for: given
     machine.setenv("OPENBLAS_NUM_THREADS", "2")
     assert threads.plan("fit", None, 1) == threads.Plan(1, None)  # the user's choice stands
-    assert threads.plan("fit", None, 128) == threads.Plan(2, 1)  # workers fill the cores themselves
 
 
 def blas_counts():

@@ -5,7 +5,9 @@
 
 * ``workers=None`` (the default) takes one worker per core of this process (its CPUs, divided
   between the ranks on the node), as long as each gets at least :data:`MIN_SHARE` rows of the
-  batch; a CUDA model, or a batch too small to share, has one.
+  batch. It keeps one worker for a CUDA model, a batch too small to share, a model with batch
+  statistics (BatchNorm, any layer with ``buffers``: workers would normalise each share by
+  itself), and on a busy machine (below): a worker thread waiting for a core stalls every step.
 * More than one worker holds BLAS to one thread each: the workers themselves fill the cores.
 * One worker on a busy machine (the 1-minute load average above the number of CPUs, the
   doctor's rule) also holds BLAS to one thread: OpenBLAS's threads spin while they wait for
@@ -29,8 +31,8 @@ from typing import Iterator
 from .._checks import integer
 from ..errors import ConfigError
 
-#: The fewest rows of a batch the default gives a worker (measured: docs/workers.md).
-MIN_SHARE = 16
+#: The fewest rows of a batch the default gives a worker (docs/workers.md says why).
+MIN_SHARE = 32
 #: The variables through which a user sets BLAS threads; when one is set, :func:`plan` leaves BLAS alone.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -53,24 +55,30 @@ class Plan:
     note: "str | None" = None
 
 
-def plan(who: str, requested: "int | None", batch: int, device_kind: str = "cpu", ranks_on_node: int = 1) -> Plan:
-    """The workers and BLAS threads for batches of ``batch`` rows (see the module)."""
+def plan(who: str, requested: "int | None", batch: int, device_kind: str = "cpu", ranks_on_node: int = 1,
+         batch_statistics: bool = False) -> Plan:
+    """The workers and BLAS threads for batches of ``batch`` rows (see the module).
+
+    ``batch_statistics``: the model holds a layer that normalises by its batch (BatchNorm), which
+    workers would make normalise by each share; the default then keeps one worker.
+    """
     cores = max(1, cpus() // max(1, ranks_on_node))
+    load = load_average()
+    busy = device_kind == "cpu" and load > cpus()
     if requested is not None:
         requested = integer(who, "workers", requested, minimum=1)
         if requested > 1 and device_kind != "cpu":
             raise ConfigError(f"{who}: workers={requested} splits batches between CPU threads, but the model is on "
                               f"{device_kind}; use workers=1 (several GPUs: one rank per GPU, docs/workers.md)")
         workers = requested
-    elif device_kind != "cpu":
+    elif device_kind != "cpu" or batch_statistics or busy:
         workers = 1
     else:
         workers = max(1, min(cores, batch // MIN_SHARE))
     pinned = any(os.environ.get(name) for name in THREAD_VARIABLES)
     if workers > 1:
         return Plan(workers, 1)
-    load = load_average()
-    if device_kind == "cpu" and not pinned and load > cpus():
+    if busy and not pinned:
         return Plan(1, 1, f"load average {load:.1f} on {cpus()} CPUs: other jobs share the cores, so BLAS runs "
                           f"one thread (set OPENBLAS_NUM_THREADS to choose)")
     return Plan(1, None)

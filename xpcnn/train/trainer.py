@@ -226,7 +226,8 @@ class Trainer:
     # -- the choices fit and compile share ----------------------------------------------------
     def _plan(self, who: str, workers: "int | None", batch: int, ranks_on_node: int = 1) -> "threads.Plan":
         kind = "cpu" if self.device.name == "cpu" else self.device.name
-        self.parallelism = threads.plan(who, workers, batch, kind, ranks_on_node)
+        statistics = who == "fit" and any(layer.buffers for layer in self.layers)  # inference uses running ones
+        self.parallelism = threads.plan(who, workers, batch, kind, ranks_on_node, statistics)
         return self.parallelism
 
     def _warn_zero_rate(self, inherited: bool) -> None:
