@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-safetensors", default=None, metavar="PATH.safetensors",
                    help="after training, write the weights as safetensors under PyTorch nn.Sequential names "
                         "(needs xpcnn[export])")
+    p.add_argument("--workers", type=_integer(1), default=None, metavar="T",
+                   help="threads that each train on a share of every batch (default: one per core when each gets "
+                        "16 samples; docs/workers.md)")
     p.add_argument("--quiet", action="store_true",
                    help="no model summary, no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true",
