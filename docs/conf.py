@@ -184,8 +184,9 @@ def _literal_equations(app, what, name, obj, options, lines):
 nitpick_ignore = [
     ("py:class", "xpcnn.train.Trainer"), ("py:class", "xpcnn.train.trainer.Trainer"),
     ("py:mod", "xpcnn.tools.summary"), ("py:func", "loss_for_output"), ("py:mod", "xpcnn.train.step_guard"),
-    ("py:mod", "xpcnn.distributed.data_parallel"), ("py:data", "xpcnn.losses.LOSSES"), ("py:data", "LOSSES"),
-    ("py:class", "The loss"), ("py:meth", "Layer._keep"), ("py:mod", "xpcnn._checks"),
+    ("py:mod", "xpcnn.distributed.data_parallel"), ("py:class", "xpcnn.distributed.data_parallel.Fusion"),
+    ("py:data", "xpcnn.losses.LOSSES"), ("py:data", "LOSSES"),
+    ("py:class", "The loss"), ("py:mod", "xpcnn._checks"),
     ("py:meth", "reset_parameters"), ("py:mod", "xpcnn.engines"), ("py:mod", "xpcnn.engines.auto"),
     ("py:attr", "Convolutional.chosen_engine"), ("py:class", "Set to False for a first layer"),
     ("py:meth", "MaxPool2D._separable_max"), ("py:func", "xpcnn.backend.uniform_from_key"),

@@ -21,7 +21,7 @@ from .errors import (
 )
 from .layers import (
     Activation, AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, Layer,
-    MaxPool2D, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh,
+    MaxPool2D, ParameterLayer, ReLU, Reshape, Sigmoid, Softmax, Tanh, register_layer,
 )
 from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
@@ -42,7 +42,7 @@ __all__ = [
     "StateError",
     "Layer", "ParameterLayer", "Convolutional", "Dense", "MaxPool2D", "Reshape", "Flatten",
     "BatchNorm1D", "BatchNorm2D", "Dropout", "AvgPool2D", "GlobalAveragePool2D", "gradcheck", "GradientCheckError",
-    "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax",
+    "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax", "register_layer",
     "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
     "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",
     "Sequential", "predict_classes", "output_classes", "SGD", "Adam", "Optimizer", "get_optimizer",

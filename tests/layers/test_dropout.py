@@ -186,7 +186,7 @@ def test_a_rate_of_zero_draws_no_key_and_keeps_no_mask():
     layer = xc.Dropout(0.0, seed=3)
     before = backend.random_key(xc.Dropout(0.0, seed=3).rng)
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    assert layer.forward(x) is x and layer._recall() == {"mask": None, "shape": (2, 3)}
+    assert layer.forward(x) is x and layer.saved_for_backward() == {"mask": None, "shape": (2, 3)}
     assert backend.random_key(layer.rng) == before
     np.testing.assert_array_equal(layer.backward(x + 1), x + 1)
 

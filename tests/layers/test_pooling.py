@@ -261,7 +261,7 @@ def test_training_keeps_one_byte_per_output_and_nothing_of_the_input():
     """The module's memory claim: only the uint8 winners (and the input's shape) are kept."""
     layer = MaxPool2D(2)
     layer.forward(np.random.default_rng(6).standard_normal((2, 3, 8, 8)))
-    saved = layer._recall()
+    saved = layer.saved_for_backward()
     assert saved["winner"].dtype == np.uint8 and saved["winner"].shape == (2, 3, 4, 4)
     assert saved["input_shape"] == (2, 3, 8, 8) and set(saved) == {"winner", "input_shape"}
 

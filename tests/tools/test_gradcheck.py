@@ -81,7 +81,7 @@ class WrongBatchNorm(xc.BatchNorm2D):
 
     def backward(self, output_gradient, learning_rate=None):
         super().backward(output_gradient)
-        saved = self._recall()
+        saved = self.saved_for_backward()
         return output_gradient * saved["inv_std"] * self._per_channel(self.params["gamma"])
 
 

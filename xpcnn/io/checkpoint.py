@@ -35,10 +35,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import CheckpointError, ConfigError, ConfigTypeError
-from ..layers import (
-    AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, MaxPool2D, ReLU,
-    Reshape, Sigmoid, Softmax, Tanh,
-)
+from ..layers import registry
 from ..layers.base import Layer, ParameterLayer, parameter_budget
 from ..losses import LOSSES
 from .. import model as _model
@@ -50,21 +47,20 @@ from .files import atomic_write
 FORMAT = "xpcnn-checkpoint"
 VERSION = 1
 
-#: Layer classes a checkpoint may name (nothing else is ever instantiated).
-LAYER_CLASSES: "dict[str, type[Layer]]" = {
-    cls.__name__: cls for cls in (Convolutional, Dense, MaxPool2D, Reshape, Flatten, Sigmoid, Tanh, ReLU, Softmax,
-                                  BatchNorm2D, BatchNorm1D, Dropout, AvgPool2D, GlobalAveragePool2D)
-}
+#: Layer classes a checkpoint may name, nothing else is ever instantiated (see :mod:`xpcnn.layers.registry`).
+LAYER_CLASSES = registry.LAYERS
 OPTIMIZER_CLASSES: "dict[str, type[Optimizer]]" = {"SGD": SGD, "Adam": Adam}
 
 
 def _meta(model: Sequential, extra: "dict | None") -> dict:
     layers = []
     for layer in model.layers:
-        name = type(layer).__name__
-        if name not in LAYER_CLASSES:
-            raise CheckpointError(f"save_checkpoint: layer {layer!r} is not one a checkpoint can rebuild "
-                                  f"({sorted(LAYER_CLASSES)})")
+        name = registry.registered_name(layer)
+        if name is None:
+            cls = type(layer)
+            raise CheckpointError(f"save_checkpoint: layer {len(layers)} {layer!r} ({cls.__module__}."
+                                  f"{cls.__qualname__}) is not registered, so a checkpoint could not rebuild it; "
+                                  f"decorate its class with @xpcnn.register_layer")
         entry = {"class": name, "config": layer.config(), "params": list(layer.params)}
         if layer.buffers:
             entry["buffers"] = list(layer.buffers)
@@ -103,7 +99,18 @@ def save_checkpoint(path: "str | os.PathLike", model: Sequential, extra: "dict |
     ``extra`` is any JSON-serialisable dict (the CLI stores its settings there).
     """
     meta = _meta(model, extra)
-    arrays = {"meta": np.array(json.dumps(meta))}
+    try:
+        text = json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        for i, layer in enumerate(model.layers):
+            try:
+                json.dumps(layer.config())
+            except (TypeError, ValueError):
+                raise CheckpointError(f"save_checkpoint: layer {i} {type(layer).__name__}: config() must return "
+                                      f"JSON values (numbers, strings, lists, dicts): {exc}") from None
+        raise CheckpointError(f"save_checkpoint: the metadata is not JSON ({exc}); extra= must hold JSON values") \
+            from None
+    arrays = {"meta": np.array(text)}
     for i, layer in enumerate(model.layers):
         for name, value in layer.params.items():
             arrays[f"param/{i}/{name}"] = backend.to_numpy(value)
@@ -220,9 +227,11 @@ def _build_layer(path: Path, index: int, spec: dict, dtype: str, arrays: dict) -
         name, config = spec["class"], dict(spec["config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: layer {index}: malformed description {spec!r}") from exc
-    cls = LAYER_CLASSES.get(name) if isinstance(name, str) else None
+    cls = registry.layer_class(name)
     if cls is None:
-        raise CheckpointError(f"{path}: layer {index}: unknown layer class {name!r} (known: {sorted(LAYER_CLASSES)})")
+        raise CheckpointError(f"{path}: layer {index}: unknown layer class {name!r}; if it is a layer of your own, "
+                              f"import the module that defines it (its class decorated with @xpcnn.register_layer) "
+                              f"before loading (registered: {', '.join(sorted(LAYER_CLASSES))})")
     # what the file stores for this layer, plus slack so that a small mismatch gets its precise message
     stored = sum(v.size for k, v in arrays.items()
                  if k.startswith((f"param/{index}/", f"buffer/{index}/"))) + _SLACK

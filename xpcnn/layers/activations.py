@@ -16,13 +16,15 @@ class Activation(Layer):
     """Shared plumbing: subclasses define ``forward`` and ``derivative`` (``f'`` from what was kept),
     or ``backward`` itself."""
 
+    preserves_shape = True
+
     def derivative(self, xp, saved: dict):  # pragma: no cover - abstract
         """``f'(X)`` as a fresh array (``backward`` multiplies it by ``∂E/∂Y`` in place)."""
         raise NotImplementedError
 
     def backward(self, output_gradient, learning_rate=None):
-        saved = self._recall()
-        self._check_gradient(output_gradient, tuple(next(iter(saved.values())).shape))
+        saved = self.saved_for_backward()
+        self.check_gradient(output_gradient, tuple(next(iter(saved.values())).shape))
         xp = array_namespace(output_gradient)
         gradient = self.derivative(xp, saved)  # f'(X), a fresh array
         gradient *= output_gradient
@@ -39,12 +41,12 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x, training=True):
-        xp = array_namespace(self._check_input(x))
+        xp = array_namespace(self.check_input(x))
         e = xp.exp(-xp.abs(x))
         numerator = xp.maximum(e, xp.astype(x >= 0, x.dtype))
         e += 1.0
         numerator /= e
-        self._keep(training, output=numerator)
+        self.save_for_backward(training, output=numerator)
         return numerator
 
     def derivative(self, xp, saved):
@@ -58,9 +60,9 @@ class Tanh(Activation):
     """``tanh(x)``, ``tanh' = 1 - tanh²``."""
 
     def forward(self, x, training=True):
-        xp = array_namespace(self._check_input(x))
+        xp = array_namespace(self.check_input(x))
         y = xp.tanh(x)
-        self._keep(training, output=y)
+        self.save_for_backward(training, output=y)
         return y
 
     def derivative(self, xp, saved):
@@ -72,13 +74,13 @@ class ReLU(Activation):
     """``max(x, 0)``, derivative ``1[x > 0]``."""
 
     def forward(self, x, training=True):
-        xp = array_namespace(self._check_input(x))
-        self._keep(training, input=x)
+        xp = array_namespace(self.check_input(x))
+        self.save_for_backward(training, input=x)
         return xp.clip(x, min=0.0)  # not where(): NumPy's where branches on every element
 
     def backward(self, output_gradient, learning_rate=None):  # f' and the product in one expression
-        x = self._recall()["input"]
-        self._check_gradient(output_gradient, tuple(x.shape))
+        x = self.saved_for_backward()["input"]
+        self.check_gradient(output_gradient, tuple(x.shape))
         xp = array_namespace(output_gradient)
         return output_gradient * xp.astype(x > 0, x.dtype)  # ∂E/∂Y ⊙ 1[x > 0]
 
@@ -92,16 +94,16 @@ class Softmax(Activation):
     """
 
     def forward(self, x, training=True):
-        xp = array_namespace(self._check_input(x))
+        xp = array_namespace(self.check_input(x))
         if x.ndim < 2:
             raise ShapeError(f"{self!r}: expected input of shape (N, ..., K), softmax over K, got {tuple(x.shape)}")
         e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
         s = e / xp.sum(e, axis=-1, keepdims=True)
-        self._keep(training, output=s)
+        self.save_for_backward(training, output=s)
         return s
 
     def backward(self, output_gradient, learning_rate=None):
-        s = self._recall()["output"]
-        self._check_gradient(output_gradient, tuple(s.shape))
+        s = self.saved_for_backward()["output"]
+        self.check_gradient(output_gradient, tuple(s.shape))
         xp = array_namespace(output_gradient)
         return s * (output_gradient - xp.sum(output_gradient * s, axis=-1, keepdims=True))

@@ -1,16 +1,26 @@
 """The layer protocol: ``forward``, ``backward``, ``params`` and ``grads``.
 
-Every layer works on batches: the first axis is the sample axis ``N``.
+Every layer works on batches: the first axis is the sample axis ``N``. A layer of your own
+subclasses :class:`Layer` (or :class:`ParameterLayer`, for trained parameters), computes with
+``xp = array_namespace(x)`` only, and uses the public helpers below; ``@xpcnn.register_layer``
+lets checkpoints save and load it (:mod:`xpcnn.layers.registry`). The tutorial
+"Write a layer" walks through one.
 
-* ``forward(x, training=True)`` computes ``Y``. With ``training=True`` the layer keeps what
-  its backward needs (see :meth:`Layer._keep`), in one place, ``self._saved``; with
-  ``training=False`` (inference: ``predict``, ``evaluate``) it keeps nothing, so a large batch
-  holds no activation beyond the layer being computed.
-* ``backward(∂E/∂Y)`` (same shape as the forward output) fills ``grads`` (same keys as
-  ``params``) and returns ``∂E/∂X``. Without a training forward before it, it raises
-  :class:`~xpcnn.errors.StateError`. Passing ``learning_rate`` applies the derivation's
-  one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` at once (the rule of
-  :class:`~xpcnn.optim.optimizers.SGD`, which it calls).
+* ``forward(x, training=True)`` computes ``Y``. :meth:`Layer.check_input` checks ``x`` against the
+  layer (per-sample shape, namespace, device, dtype). With ``training=True`` the layer keeps what its
+  backward needs, in one place, with :meth:`Layer.save_for_backward`; with ``training=False``
+  (inference: ``predict``, ``evaluate``) it keeps nothing, so a large batch holds no activation
+  beyond the layer being computed.
+* ``backward(∂E/∂Y)`` (same shape as the forward output) reads what forward kept with
+  :meth:`Layer.saved_for_backward` (a :class:`~xpcnn.errors.StateError` without a training forward
+  before it), checks the gradient's shape with :meth:`Layer.check_gradient`, fills ``grads`` (same
+  keys as ``params``) and returns ``∂E/∂X`` through :meth:`Layer.descend`, which applies the
+  derivation's one-call gradient step ``P ← P - learning_rate · ∂E/∂P`` when a learning rate is
+  passed (the rule of :class:`~xpcnn.optim.optimizers.SGD`, which it calls).
+* ``output_shape(input_shape)``: the per-sample output shape. A layer whose output has its input's
+  shape sets ``preserves_shape = True``; any other layer defines ``output_shape``, or the base class
+  infers it by a forward pass on one zero sample (and says in one line when that fails).
+* ``config()``: the constructor arguments that rebuild the layer (checkpoints store them as JSON).
 * ``buffers``: state that is not trained but belongs to the layer (BatchNorm's running
   statistics). Like ``params`` they are replaced, never changed in place; checkpoints save
   them, ``to()`` moves them, ``fit``'s step guard restores them with the parameters, and a
@@ -21,10 +31,12 @@ Every layer works on batches: the first axis is the sample axis ``N``.
   rank's rows ``(start, total)`` of the global batch, and draws what one process would have drawn
   for those rows (``None``: the input is the whole batch).
 
-Constructors check every argument with :mod:`xpcnn._checks`, so a bad one is a
-:class:`~xpcnn.errors.ConfigError` naming it. Parameters are never changed in place: a step
-replaces the arrays in ``params``, so a reference to the old ones is a free snapshot (``fit``
-relies on it to undo a step whose loss is not finite).
+A :class:`ParameterLayer` draws its parameters in ``reset_parameters(rng)`` with
+:meth:`ParameterLayer.glorot_uniform`, :meth:`ParameterLayer.zeros` and
+:meth:`ParameterLayer.constant`, in its dtype, on its device. Constructors check every argument
+with :mod:`xpcnn._checks`, so a bad one is a :class:`~xpcnn.errors.ConfigError` naming it.
+Parameters are never changed in place: a step replaces the arrays in ``params``, so a reference
+to the old ones is a free snapshot (``fit`` relies on it to undo a step whose loss is not finite).
 """
 
 from __future__ import annotations
@@ -52,6 +64,8 @@ class Layer:
     uses_rng = False
     #: For a ``uses_rng`` layer in data-parallel training: ``(start, total)``, this rank's rows of the batch.
     batch_rows: "tuple[int, int] | None" = None
+    #: True for a layer whose output has its input's shape (activations, Dropout, BatchNorm).
+    preserves_shape = False
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
@@ -69,8 +83,19 @@ class Layer:
         raise NotImplementedError
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        """Per-sample output shape for a per-sample input shape (shape-preserving by default)."""
-        return tuple(input_shape)
+        """Per-sample output shape for a per-sample input shape.
+
+        ``input_shape`` itself when the class sets ``preserves_shape``; otherwise, for a layer that does
+        not define this method, the shape a forward pass (``training=False``) gives on one zero sample,
+        in the layer's namespace, dtype and device (remembered per input shape).
+        """
+        input_shape = tuple(input_shape)
+        if self.preserves_shape:
+            return input_shape
+        known = self.__dict__.setdefault("_inferred_shapes", {})
+        if input_shape not in known:
+            known[input_shape] = _infer_output_shape(self, input_shape)
+        return known[input_shape]
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this layer (checkpoints store them)."""
@@ -86,7 +111,7 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
 
-    def _check_input(self, x: Array) -> Array:
+    def check_input(self, x: Array) -> Array:
         """Check ``x``'s per-sample shape, and its namespace, device and dtype against the parameters."""
         shape = tuple(getattr(x, "shape", ()))
         if not hasattr(x, "shape") or len(shape) == 0:
@@ -113,11 +138,11 @@ class Layer:
             break
         return x
 
-    def _keep(self, training: bool, **saved: Any) -> None:
+    def save_for_backward(self, training: bool, **saved: Any) -> None:
         """Keep ``saved`` for backward when ``training``; forget the last batch's otherwise."""
         self._saved = saved if training else None
 
-    def _recall(self) -> "dict[str, Any]":
+    def saved_for_backward(self) -> "dict[str, Any]":
         """What the last training forward kept, or a :class:`StateError` if nothing was."""
         if self._saved is None:
             raise StateError(
@@ -126,13 +151,13 @@ class Layer:
             )
         return self._saved
 
-    def _check_gradient(self, output_gradient: Array, expected: tuple) -> None:
+    def check_gradient(self, output_gradient: Array, expected: tuple) -> None:
         if tuple(output_gradient.shape) != tuple(expected):
             raise ShapeError(
                 f"{self!r}: expected output gradient of shape {tuple(expected)}, got {tuple(output_gradient.shape)}"
             )
 
-    def _descend(self, input_gradient: Array, learning_rate: "float | None") -> Array:
+    def descend(self, input_gradient: Array, learning_rate: "float | None") -> Array:
         """The derivation's step ``P ← P - η ∂E/∂P`` when a learning rate is given (SGD's one rule)."""
         if learning_rate is not None:
             SGD(learning_rate).step([self])
@@ -173,17 +198,17 @@ class ParameterLayer(Layer):
             self.dtype = one_of(type(self).__name__, "dtype", dtype, ("float32", "float64"))
         return self
 
-    def _glorot_uniform(self, rng, shape: tuple, fan_in: int, fan_out: int) -> Array:
+    def glorot_uniform(self, rng, shape: tuple, fan_in: int, fan_out: int) -> Array:
         """Weights ``U(±√(6 / (fan_in + fan_out)))`` (Glorot and Bengio, 2010; Keras's default)."""
         _spend(self, shape)
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         return backend.uniform(rng, shape, bound, self.dtype, self._device)
 
-    def _zeros(self, shape: tuple) -> Array:
+    def zeros(self, shape: tuple) -> Array:
         """Biases start at zero (Keras's default)."""
-        return self._constant(shape, 0.0)
+        return self.constant(shape, 0.0)
 
-    def _constant(self, shape: tuple, value: float) -> Array:
+    def constant(self, shape: tuple, value: float) -> Array:
         """An array of ``shape`` filled with ``value``, in the layer's dtype, on its device."""
         _spend(self, shape)
         return backend.to_device(backend.zeros(shape, self.dtype) + value, self._device)
@@ -194,6 +219,27 @@ class ParameterLayer(Layer):
         if dtype is not None:
             self.dtype = dtype
         return self
+
+
+def _infer_output_shape(layer: Layer, input_shape: tuple) -> tuple:
+    """The per-sample shape ``layer.forward`` gives on one zero sample of shape ``input_shape``."""
+    like = next(iter(layer.params.values()), None)
+    if like is None:
+        sample = backend.zeros((1, *input_shape), "float32")
+    else:
+        xp = backend.namespace_of(like)
+        sample = xp.zeros((1, *input_shape), dtype=like.dtype, device=device(like))
+    try:
+        out = layer.forward(sample, training=False)
+        shape = tuple(int(n) for n in out.shape)
+    except Exception as exc:  # a custom layer's forward may raise anything; say what to do instead
+        raise ShapeError(f"{layer!r}: cannot tell its output shape for input {format_shape(input_shape)}: a "
+                         f"forward pass on one zero sample raised {type(exc).__name__}: {exc}; define "
+                         f"output_shape(input_shape), or set preserves_shape = True") from exc
+    if len(shape) < 1 or shape[0] != 1:
+        raise ShapeError(f"{layer!r}: forward on a batch of 1 gave shape {shape}; a layer keeps the batch axis "
+                         f"first (define output_shape(input_shape) to say what it gives)")
+    return shape[1:]
 
 
 # -- a cap on parameter allocation, for layers built from untrusted descriptions ----------------

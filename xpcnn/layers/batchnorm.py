@@ -76,8 +76,8 @@ class _BatchNorm(ParameterLayer):
     def reset_parameters(self, rng=None) -> None:
         """``γ = 1``, ``β = 0``, running mean 0 and running variance 1 (PyTorch's start)."""
         c = self.num_channels
-        self.params = {"gamma": self._constant((c,), 1.0), "beta": self._zeros((c,))}
-        self.buffers = {"running_mean": self._zeros((c,)), "running_var": self._constant((c,), 1.0)}
+        self.params = {"gamma": self.constant((c,), 1.0), "beta": self.zeros((c,))}
+        self.buffers = {"running_mean": self.zeros((c,)), "running_var": self.constant((c,), 1.0)}
         self.grads = {}
 
     def _per_channel(self, v):
@@ -90,7 +90,7 @@ class _BatchNorm(ParameterLayer):
         return array_namespace(a).mean(a, axis=self.axes, keepdims=True)
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
+        x = self.check_input(x)
         if x.ndim != self.ndim:
             raise ShapeError(f"{self!r}: expected input of shape {self.layout}, got {tuple(x.shape)}")
         self.output_shape(tuple(x.shape[1:]))
@@ -98,7 +98,7 @@ class _BatchNorm(ParameterLayer):
         gamma, beta = self._per_channel(self.params["gamma"]), self._per_channel(self.params["beta"])
         if not training:
             mean, var = self._per_channel(self.buffers["running_mean"]), self._per_channel(self.buffers["running_var"])
-            self._keep(False)
+            self.save_for_backward(False)
             return (x - mean) / xp.sqrt(var + self.eps) * gamma + beta
         count = math.prod(x.shape[a] for a in self.axes)  # M
         if count < 2:
@@ -110,7 +110,7 @@ class _BatchNorm(ParameterLayer):
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         x_hat = centred * inv_std
         self._update_running(xp.reshape(mean, (-1,)), xp.reshape(var, (-1,)), count)
-        self._keep(training, x_hat=x_hat, inv_std=inv_std)
+        self.save_for_backward(training, x_hat=x_hat, inv_std=inv_std)
         return x_hat * gamma + beta
 
     def _update_running(self, mean, var, count: int) -> None:
@@ -122,9 +122,9 @@ class _BatchNorm(ParameterLayer):
         }
 
     def backward(self, output_gradient, learning_rate=None):
-        saved = self._recall()
+        saved = self.saved_for_backward()
         x_hat, inv_std = saved["x_hat"], saved["inv_std"]
-        self._check_gradient(output_gradient, tuple(x_hat.shape))
+        self.check_gradient(output_gradient, tuple(x_hat.shape))
         xp = array_namespace(output_gradient)
         g = output_gradient
         gx_hat = g * x_hat
@@ -132,7 +132,7 @@ class _BatchNorm(ParameterLayer):
         self.grads["beta"] = xp.sum(g, axis=self.axes)
         scale = self._per_channel(self.params["gamma"]) * inv_std
         input_gradient = scale * (g - self._mean(g) - x_hat * self._mean(gx_hat))
-        return self._descend(input_gradient, learning_rate)
+        return self.descend(input_gradient, learning_rate)
 
 
 class BatchNorm2D(_BatchNorm):

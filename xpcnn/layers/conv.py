@@ -109,11 +109,11 @@ class Convolutional(ParameterLayer):
         k2 = self.kernel_size * self.kernel_size
         bias_shape = (self.depth, *self.out_hw) if self.bias == "untied" else (self.depth,)
         self.params = {
-            "kernels": self._glorot_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size),
+            "kernels": self.glorot_uniform(rng, (self.depth, c, self.kernel_size, self.kernel_size),
                                             c * k2, self.depth * k2),
         }
         if self.bias != "none":
-            self.params["biases"] = self._zeros(bias_shape)
+            self.params["biases"] = self.zeros(bias_shape)
         self.grads = {}
 
     @property
@@ -131,7 +131,7 @@ class Convolutional(ParameterLayer):
         return text
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
+        x = self.check_input(x)
         x_padded = pad2d(x, self.padding)
         engine = engine_for(self.engine_name, x_padded, self.kernels, self.stride, training,
                             self.compute_input_gradient)
@@ -144,13 +144,13 @@ class Convolutional(ParameterLayer):
             y, reusable = engine.forward(x_padded, self.kernels, self.stride, keep=training)
             if self.bias == "untied":
                 y += self.biases  # (D, Ho, Wo) against (N, D, Ho, Wo)
-        self._keep(training, padded_input=x_padded, engine=engine, reusable=reusable)
+        self.save_for_backward(training, padded_input=x_padded, engine=engine, reusable=reusable)
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        saved = self._recall()
+        saved = self.saved_for_backward()
         x_padded = saved["padded_input"]
-        self._check_gradient(output_gradient, (x_padded.shape[0], self.depth, *self.out_hw))
+        self.check_gradient(output_gradient, (x_padded.shape[0], self.depth, *self.out_hw))
         xp = array_namespace(output_gradient)
         # ∂E/∂K_ij = X_j ⋆ dil(∂E/∂Y_i)   and   ∂E/∂X_j = Σ_i dil(∂E/∂Y_i) ∗full K_ij
         grad_k, input_gradient = saved["engine"].backward(
@@ -163,7 +163,7 @@ class Convolutional(ParameterLayer):
         p = self.padding
         if input_gradient is not None and p:
             input_gradient = input_gradient[:, :, p:-p, p:-p]
-        return self._descend(input_gradient, learning_rate)
+        return self.descend(input_gradient, learning_rate)
 
     def to(self, device, dtype=None):
         super().to(device, dtype)

@@ -42,9 +42,9 @@ class Dense(ParameterLayer):
     def reset_parameters(self, rng=None) -> None:
         rng = backend.new_rng(rng)
         self.params = {
-            "weights": self._glorot_uniform(rng, (self.output_size, self.input_size),
+            "weights": self.glorot_uniform(rng, (self.output_size, self.input_size),
                                             self.input_size, self.output_size),
-            "bias": self._zeros((self.output_size,)),
+            "bias": self.zeros((self.output_size,)),
         }
         self.grads = {}
 
@@ -57,16 +57,16 @@ class Dense(ParameterLayer):
         return self.params["bias"]
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
-        self._keep(training, input=x)
+        x = self.check_input(x)
+        self.save_for_backward(training, input=x)
         xp = array_namespace(x)
         y = xp.matmul(x, xp.matrix_transpose(self.weights))
         y += self.bias
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        x = self._recall()["input"]
-        self._check_gradient(output_gradient, (x.shape[0], self.output_size))
+        x = self.saved_for_backward()["input"]
+        self.check_gradient(output_gradient, (x.shape[0], self.output_size))
         xp = array_namespace(output_gradient)
         if x.shape[0] == 1:
             # One sample: the outer product ∂E/∂Y Xᵀ of the derivation, as a broadcast product
@@ -76,4 +76,4 @@ class Dense(ParameterLayer):
             self.grads["weights"] = xp.matmul(xp.matrix_transpose(output_gradient), x)
         self.grads["bias"] = xp.sum(output_gradient, axis=0)
         input_gradient = xp.matmul(output_gradient, self.weights)
-        return self._descend(input_gradient, learning_rate)
+        return self.descend(input_gradient, learning_rate)

@@ -35,6 +35,8 @@ from .base import Layer
 class Dropout(Layer):
     """``(N, ...) -> (N, ...)``: each value zeroed with probability ``rate`` in training, else scaled."""
 
+    preserves_shape = True
+
     uses_rng = True
 
     def __init__(self, rate: float = 0.5, *, seed=None):
@@ -47,15 +49,15 @@ class Dropout(Layer):
         return {"rate": self.rate}
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
+        x = self.check_input(x)
         dtype = backend.dtype_name(x)
         if dtype not in ("float32", "float64"):
             raise XpcnnDtypeError(f"{self!r}: expected float32 or float64 input, got {dtype}; cast it (x.astype)")
         if not training:
-            self._keep(False)
+            self.save_for_backward(False)
             return x
         if self.rate == 0.0:
-            self._keep(True, mask=None, shape=tuple(x.shape))
+            self.save_for_backward(True, mask=None, shape=tuple(x.shape))
             return x
         xp = array_namespace(x)
         where = backend.Device.of(x)
@@ -66,11 +68,11 @@ class Dropout(Layer):
         if (start, total) != (0, n):
             u = u[start:start + n, ...]
         mask = xp.astype(u >= self.rate, x.dtype) * (1.0 / (1.0 - self.rate))
-        self._keep(True, mask=mask, shape=tuple(x.shape))
+        self.save_for_backward(True, mask=mask, shape=tuple(x.shape))
         return x * mask
 
     def backward(self, output_gradient, learning_rate=None):
-        saved = self._recall()
-        self._check_gradient(output_gradient, saved["shape"])
+        saved = self.saved_for_backward()
+        self.check_gradient(output_gradient, saved["shape"])
         mask = saved["mask"]
         return output_gradient if mask is None else output_gradient * mask

@@ -77,7 +77,7 @@ class _WindowPool(Layer):
         return [x[:, :, p:ho * k:k, q:wo * k:k] for p in range(k) for q in range(k)]
 
     def _check_batch(self, x):
-        x = self._check_input(x)
+        x = self.check_input(x)
         if x.ndim != 4:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
         self.output_shape(tuple(x.shape[1:]))
@@ -91,7 +91,7 @@ class MaxPool2D(_WindowPool):
         x = self._check_batch(x)
         xp = array_namespace(x)
         if not training:
-            self._keep(False)
+            self.save_for_backward(False)
             return self._separable_max(x)
         # Training compares every view with the running maximum too: on contiguous copies, NumPy's
         # comparisons and maxima run several times faster than on the strided views, which pays
@@ -104,7 +104,7 @@ class MaxPool2D(_WindowPool):
             # a strictly larger value takes the window over; j grows, so max() records it
             winner = xp.maximum(winner, xp.astype(view > y, index) * j)
             y = xp.maximum(y, view)
-        self._keep(training, winner=winner, input_shape=tuple(x.shape))
+        self.save_for_backward(training, winner=winner, input_shape=tuple(x.shape))
         return y
 
     def _separable_max(self, x):
@@ -126,10 +126,10 @@ class MaxPool2D(_WindowPool):
         return y
 
     def backward(self, output_gradient, learning_rate=None):
-        saved = self._recall()
+        saved = self.saved_for_backward()
         winner, shape = saved["winner"], saved["input_shape"]
         xp = array_namespace(output_gradient)
-        self._check_gradient(output_gradient, tuple(winner.shape))
+        self.check_gradient(output_gradient, tuple(winner.shape))
         k = self.pool_size
         ho, wo = winner.shape[2], winner.shape[3]
         covered = shape[2] == ho * k and shape[3] == wo * k  # every input element is in one window
@@ -150,14 +150,14 @@ class AvgPool2D(_WindowPool):
         y = views[0]
         for view in views[1:]:
             y = y + view
-        self._keep(training, input_shape=tuple(x.shape))
+        self.save_for_backward(training, input_shape=tuple(x.shape))
         return y / (self.pool_size * self.pool_size)
 
     def backward(self, output_gradient, learning_rate=None):
-        shape = self._recall()["input_shape"]
+        shape = self.saved_for_backward()["input_shape"]
         k = self.pool_size
         ho, wo = shape[2] // k, shape[3] // k
-        self._check_gradient(output_gradient, (shape[0], shape[1], ho, wo))
+        self.check_gradient(output_gradient, (shape[0], shape[1], ho, wo))
         xp = array_namespace(output_gradient)
         share = output_gradient / (k * k)
         make = xp.empty if (shape[2] == ho * k and shape[3] == wo * k) else xp.zeros
@@ -177,15 +177,15 @@ class GlobalAveragePool2D(Layer):
         return (input_shape[0],)
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
+        x = self.check_input(x)
         if x.ndim != 4:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}")
-        self._keep(training, input_shape=tuple(x.shape))
+        self.save_for_backward(training, input_shape=tuple(x.shape))
         return array_namespace(x).mean(x, axis=(2, 3))
 
     def backward(self, output_gradient, learning_rate=None):
-        shape = self._recall()["input_shape"]
-        self._check_gradient(output_gradient, shape[:2])
+        shape = self.saved_for_backward()["input_shape"]
+        self.check_gradient(output_gradient, shape[:2])
         xp = array_namespace(output_gradient)
         share = output_gradient / (shape[2] * shape[3])
         return xp.asarray(xp.broadcast_to(share[:, :, None, None], shape), copy=True)  # writable, like the others

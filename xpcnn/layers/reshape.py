@@ -35,15 +35,15 @@ class Reshape(Layer):
         return self._output_shape
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
-        self._keep(training, input_shape=tuple(x.shape))
+        x = self.check_input(x)
+        self.save_for_backward(training, input_shape=tuple(x.shape))
         xp = array_namespace(x)
         return xp.reshape(x, (x.shape[0],) + self._output_shape)
 
     def backward(self, output_gradient, learning_rate=None):
-        shape = self._recall()["input_shape"]
+        shape = self.saved_for_backward()["input_shape"]
         xp = array_namespace(output_gradient)
-        self._check_gradient(output_gradient, (shape[0],) + self._output_shape)
+        self.check_gradient(output_gradient, (shape[0],) + self._output_shape)
         return xp.reshape(output_gradient, shape)
 
 
@@ -54,13 +54,13 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
-        self._keep(training, input_shape=tuple(x.shape))
+        x = self.check_input(x)
+        self.save_for_backward(training, input_shape=tuple(x.shape))
         xp = array_namespace(x)
         return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))  # not -1: N may be 0
 
     def backward(self, output_gradient, learning_rate=None):
-        shape = self._recall()["input_shape"]
+        shape = self.saved_for_backward()["input_shape"]
         xp = array_namespace(output_gradient)
-        self._check_gradient(output_gradient, (shape[0], math.prod(shape[1:])))
+        self.check_gradient(output_gradient, (shape[0], math.prod(shape[1:])))
         return xp.reshape(output_gradient, shape)

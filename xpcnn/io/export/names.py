@@ -91,19 +91,20 @@ TORCH_NAMES: "dict[type, Callable[[Layer], dict]]" = {
 }
 
 
-def unknown_layer(index: int, layer: Layer, what: str, known: "dict[type, object]") -> ExportError:
-    """The error for a layer ``what`` has no mapping for, naming it and the layers that have one."""
-    names = ", ".join(sorted(cls.__name__ for cls in known))
-    return ExportError(f"{what}: layer {index} {layer!r} has no mapping (layers that have one: {names})")
+def check_convertible(layers, what: str, known: "dict[type, object]") -> None:
+    """One :class:`ExportError` naming *every* layer ``what`` has no mapping for (exact classes), if any."""
+    missing = [f"layer {i} {layer!r}" for i, layer in enumerate(layers) if type(layer) not in known]
+    if missing:
+        names = ", ".join(sorted(cls.__name__ for cls in known))
+        raise ExportError(f"{what}: cannot convert {'; '.join(missing)} (no mapping; layers that have one: {names})")
 
 
 def tensor_names(model) -> "list[TensorName]":
     """Every parameter and buffer of ``model`` with its PyTorch state-dict name, layer by layer."""
+    check_convertible(model.layers, "PyTorch names", TORCH_NAMES)
     names = []
     for i, layer in enumerate(model.layers):
-        mapping = TORCH_NAMES.get(type(layer))
-        if mapping is None:
-            raise unknown_layer(i, layer, "PyTorch names", TORCH_NAMES)
+        mapping = TORCH_NAMES[type(layer)]
         names += [TensorName(i, group, key, f"{i}.{name}") for (group, key), name in mapping(layer).items()]
     return names
 

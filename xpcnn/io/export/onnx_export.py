@@ -42,7 +42,7 @@ from ...layers.base import Layer
 from ..files import atomic_write, check_output_path
 from ..._checks import integer
 from .deps import require
-from .names import unknown_layer
+from .names import check_convertible
 
 #: The opset written by default, and the oldest one accepted (Softmax over one axis needs 13).
 DEFAULT_OPSET = 17
@@ -168,9 +168,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, input_shape=None):
     if opset > newest:
         raise ExportError(f"to_onnx: opset {opset} is newer than this onnx package knows ({newest}); "
                           f"expected {MIN_OPSET}..{newest}")
-    for i, layer in enumerate(model.layers):
-        if type(layer) not in CONVERTERS:
-            raise unknown_layer(i, layer, "to_onnx", CONVERTERS)
+    check_convertible(model.layers, "to_onnx", CONVERTERS)
     helper = onnx.helper
     g = GraphBuilder(onnx, model.dtype)
     x = "input"
