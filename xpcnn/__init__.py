@@ -1,4 +1,4 @@
-"""xpcnn: a convolutional neural network library from first principles, on NumPy or CuPy.
+"""xpcnn: a convolutional neural network library from first principles, on NumPy, CuPy or PyTorch tensors.
 
 Layers are written once against the Python array API standard; the backend sends 2-D
 correlations to ``scipy.signal`` (NumPy) or ``cupyx.scipy.signal`` (CuPy). The package, by job
