@@ -56,3 +56,38 @@ def test_a_one_epoch_plot_has_integer_epoch_ticks(tmp_path, monkeypatch):
                  str(tmp_path / "one.png"))
     assert drawn == [[1.0], [1.0]]
     assert (tmp_path / "one.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pictures_are_written_for_a_convnet_and_a_network_without_convolutions(tmp_path):
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    import xpcnn as xc
+    from xpcnn.app.reporting import PICTURES, check_pictures_folder, write_pictures
+    from tests.plot.test_plot import digits, read_back, small_model
+
+    x, y = digits(24)
+    model = small_model()
+    model.fit(x, y, epochs=2, batch_size=8)
+    folder = check_pictures_folder(tmp_path / "new" / "pictures")  # created, with its parents
+    written = write_pictures(folder, model, model.history, x, y, ["a", "b", "c"])
+    assert [p.name for p in written] == list(PICTURES)
+    for path in written:
+        read_back(path)
+    flat = xc.Sequential([xc.Reshape((1, 8, 8), (64,)), xc.Dense(64, 3), xc.Softmax()], seed=0)
+    flat.fit(x, y, epochs=1, batch_size=8)
+    names = [p.name for p in write_pictures(tmp_path / "new", flat, flat.history, x, y, ["a", "b", "c"])]
+    assert names == ["history.png", "confusion_matrix.png", "misclassified.png"]
+    assert np.isfinite(read_back(tmp_path / "new" / "confusion_matrix.png")).all()
+
+
+def test_a_pictures_path_that_is_a_file_is_refused_in_one_line(tmp_path):
+    pytest.importorskip("matplotlib")
+    from xpcnn.app.reporting import check_pictures_folder
+    from xpcnn.errors import OutputError
+
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    with pytest.raises(OutputError, match=r"--pictures .*notes.txt: is a file; give a folder"):
+        check_pictures_folder(taken)
+    assert taken.read_text() == "mine"

@@ -10,12 +10,14 @@ import math
 import os
 import sys
 
-from ..errors import MissingDependencyError
-from ..io.files import atomic_write
+from pathlib import Path
+
+from ..errors import MissingDependencyError, OutputError
+from ..io.files import atomic_write, check_output_path
 from ..plot import PLOT_HINT, image_format
 
 __all__ = ["PLOT_HINT", "write_json", "format_confusion", "check_plot_available", "plot_format", "plot_history",
-           "EpochProgress"]
+           "PICTURES", "check_pictures_folder", "write_pictures", "EpochProgress"]
 
 
 def _finite(value):
@@ -67,6 +69,51 @@ def plot_history(history: "list[dict]", path: "str | os.PathLike", what: str = "
     from .. import plot
 
     plot.save(plot.history(history, val_label=val_label), path, what)
+
+
+#: The files ``--pictures DIR`` writes (:mod:`xpcnn.plot`); the conv ones only for a model with a convolution.
+PICTURES = ("history.png", "kernels.png", "feature_maps.png", "confusion_matrix.png", "misclassified.png")
+
+
+def check_pictures_folder(folder: "str | os.PathLike", what: str = "--pictures") -> Path:
+    """``folder`` (created, with its parents, if missing) where every file of :data:`PICTURES` can be written."""
+    check_plot_available()
+    folder = Path(os.fspath(folder))
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} {folder}: is a file; give a folder for the pictures")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{what} {folder}: cannot create the folder ({exc.strerror or exc})") from None
+    for name in PICTURES:
+        check_output_path(folder / name, what)
+    return folder
+
+
+def write_pictures(folder: "str | os.PathLike", model, history: "list[dict]", x_test, y_test,
+                   names: "list[str]", val_label: str = "test", what: str = "--pictures") -> "list[Path]":
+    """The learner's pictures of a finished run, each written whole or not at all; returns the files written.
+
+    ``history.png`` (curves), ``kernels.png`` (the first convolution's kernels) and
+    ``feature_maps.png`` (the first test image after it), ``confusion_matrix.png`` and
+    ``misclassified.png`` on ``(x_test, y_test)`` (one-hot or class rows; ``names`` label the classes).
+    """
+    from .. import plot
+
+    folder, written = Path(os.fspath(folder)), []
+
+    def put(name: str, figure) -> None:
+        plot.save(figure, folder / name, what)
+        written.append(folder / name)
+
+    put("history.png", plot.history(history, val_label=val_label))
+    conv = next((layer for layer in model.layers if "kernels" in getattr(layer, "params", {})), None)
+    if conv is not None:
+        put("kernels.png", plot.kernels(conv))
+        put("feature_maps.png", plot.feature_maps(model, x_test[:1]))
+    put("confusion_matrix.png", plot.confusion_matrix(y_test, model.predict(x_test), names=names))
+    put("misclassified.png", plot.misclassified(model, x_test, y_test, names=names))
+    return written
 
 
 class EpochProgress:
