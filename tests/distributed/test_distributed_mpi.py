@@ -91,6 +91,30 @@ def test_ranks_train_the_same_float64_parameters_as_one_process_with_sgd_momentu
             assert relative_difference(got[key], expected) <= 1e-10, key
 
 
+def test_two_ranks_of_two_workers_train_the_float64_parameters_of_one_process(tmp_path, env):
+    # 41 = 4 x 10 + 1: four shares of each batch of 10; the last batch leaves three of them without a row
+    out = tmp_path / "ranks.npz"
+    run = mpirun(2, WORKER, "fit", out, 41, 10, 3, "cpu", 2, env=env)
+    assert run.returncode == 0, run.stderr
+    reference = worker.train(None, 41, 10, 3)
+    with np.load(out) as got:
+        assert sorted(got.files) == sorted(reference)
+        for key, expected in reference.items():
+            assert relative_difference(got[key], expected) <= 1e-10, key
+
+
+def test_a_distributed_start_gives_every_rank_rank_zeros_state_even_from_different_weights(tmp_path, env):
+    run = mpirun(2, WORKER, "unseeded", tmp_path / "u", env=env)
+    assert run.returncode == 0, run.stderr
+    ranks = [dict(np.load(tmp_path / f"u.{r}.npz")) for r in range(2)]
+    assert relative_difference(ranks[1]["before"], ranks[0]["before"]) > 1e-3  # unseeded: each drew its own
+    np.testing.assert_array_equal(ranks[1]["start"], ranks[0]["before"])  # rank 0's weights, to the bit
+    np.testing.assert_array_equal(ranks[0]["start"], ranks[0]["before"])
+    np.testing.assert_array_equal(ranks[1]["start_rng"], ranks[0]["start_rng"])  # and rank 0's generator
+    np.testing.assert_array_equal(ranks[1]["after"], ranks[0]["after"])
+    assert relative_difference(ranks[0]["after"], ranks[0]["start"]) > 1e-6
+
+
 def test_running_statistics_are_the_weighted_mean_of_the_ranks_and_the_same_on_all(tmp_path, env):
     # the running mean of the inputs is linear in the batch means, so the weighted mean of the
     # ranks' updates is exactly one process's running mean

@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import xpcnn as xc
 from xpcnn import backend
 from xpcnn.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from xpcnn.errors import ConfigError, ConfigTypeError
-from xpcnn.optim.schedules import Chain, Cosine, StepDecay, Warmup, parse, parse_schedule
+from xpcnn.optim.schedules import Chain, Cosine, StepDecay, Warmup, ZeroRateWarning, parse, parse_schedule
 
 
 def torch_rates(make_scheduler, lr, count):
@@ -163,6 +164,31 @@ def test_cosine_without_a_length_ends_at_the_last_epoch_of_its_fit():
     model.schedule = None
     model.fit(x, y, epochs=1, batch_size=10)
     assert model.history["learning_rate"][-1] == 0.1 and model.optimizer.scheduled_rate is None
+
+
+def test_a_fit_past_the_end_of_a_cosine_warns_in_one_line_instead_of_training_at_rate_zero_silently():
+    # Issue 25, item 3: a second fit after fit(schedule=Cosine()) followed Cosine(2) past its end at rate 0
+    x, y = data()
+    model = dense_model()
+    model.fit(x, y, epochs=2, batch_size=10, optimizer=xc.SGD(0.1), schedule=Cosine())
+    with pytest.warns(ZeroRateWarning) as caught:
+        model.fit(x, y, epochs=1, batch_size=10)
+    (warning,) = caught
+    assert str(warning.message) == (
+        "fit: the model's schedule (from an earlier fit or a checkpoint) cosine:2:0.0 gives learning rate 0 from "
+        "epoch 3 on, so this fit changes nothing; set model.schedule = None to train at the base rate 0.1, or pass "
+        "schedule=...")
+    with pytest.warns(ZeroRateWarning, match=r"^fit: the schedule cosine:2:0\.0 gives learning rate 0"):
+        model.fit(x, y, epochs=1, batch_size=10, schedule=Cosine(2))
+    model.schedule = None  # the fix the warning names
+    before = [np.array(p) for layer in model.layers for p in layer.params.values()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, y, epochs=1, batch_size=10)
+        model.fit(x, y, epochs=1, batch_size=10, schedule=Cosine(2, 0.01))  # a minimum above 0: no word
+        model.fit(x, y, epochs=1, batch_size=10, schedule=Cosine())  # anneals over this fit: no word
+    after = [np.array(p) for layer in model.layers for p in layer.params.values()]
+    assert any(np.max(np.abs(a - b)) > 1e-4 for a, b in zip(after, before))
 
 
 class OneRank:

@@ -1,8 +1,10 @@
 """What each rank runs in the tests of tests/distributed/test_distributed_mpi.py (started by ``mpiexec``).
 
-    python distributed_worker.py fit OUT.npz N BATCH EPOCHS [DEVICE]
+    python distributed_worker.py fit OUT.npz N BATCH EPOCHS [DEVICE [WORKERS]]
                                                               train SGD, momentum and Adam (float64) on
                                                               N samples; rank 0 writes parameters and logs
+    python distributed_worker.py unseeded OUT                 every rank builds its own random weights;
+                                                              each writes OUT.<rank>.npz (before, after)
     python distributed_worker.py buffers OUT                  a layer with a running mean (as BatchNorm's);
                                                               each rank writes OUT.<rank>.npy
     python distributed_worker.py schedule OUT                 warm-up + cosine and early stopping; each rank
@@ -45,14 +47,15 @@ def network(dtype: str = "float64") -> xc.Sequential:
     ], seed=0, dtype=dtype)
 
 
-def train(communicator, n: int, batch: int, epochs: int, device: str = "cpu") -> dict:
+def train(communicator, n: int, batch: int, epochs: int, device: str = "cpu", workers: int = 1) -> dict:
     """``{"<optimizer>/<layer>/<param>": array, "<optimizer>/loss": per-epoch losses, ...}``."""
     x, y = data(n)
     out = {}
     for name, make in OPTIMIZERS.items():
         model = network().to(communicator.device(device) if communicator is not None else device)
         history = model.fit(x, y, loss="categorical_cross_entropy", epochs=epochs, batch_size=batch,
-                            optimizer=make(), seed=1, validation_data=(x[:7], y[:7]), communicator=communicator)
+                            optimizer=make(), seed=1, validation_data=(x[:7], y[:7]), communicator=communicator,
+                            workers=workers)
         for i, layer in enumerate(model.layers):
             for key, value in layer.params.items():
                 out[f"{name}/{i}/{key}"] = xc.to_numpy(value)
@@ -105,6 +108,25 @@ def scheduled(communicator) -> dict:
     return out
 
 
+def unseeded(communicator) -> dict:
+    """A model built without a seed (each rank draws its own weights): its parameters before ``fit``, after
+    ``fit(epochs=0)`` (rank 0's start) and after an epoch, with the generator's first draw after each."""
+    x, y = data(20)
+    model = xc.Sequential([xc.Dense(64, 8), xc.Tanh(), xc.Dense(8, 3), xc.Softmax()], dtype="float64")
+    x = x.reshape(20, 64)
+    out = {"before": flat(model)}
+    model.fit(x, y, epochs=0, batch_size=10, communicator=communicator)
+    out["start"] = flat(model)
+    out["start_rng"] = np.array(xc.backend.rng_state(model.rng)["state"]["state"] % 2**62)
+    model.fit(x, y, epochs=1, batch_size=10, communicator=communicator)
+    out["after"] = flat(model)
+    return out
+
+
+def flat(model) -> np.ndarray:
+    return np.concatenate([xc.to_numpy(p).ravel() for layer in model.layers for p in layer.params.values()])
+
+
 def nccl_stand_in(comm) -> dict:
     """The NCCL branch with tests/support/fake_nccl.py: an allreduce of ``rank + 1`` and a broadcast from rank 1."""
     import fake_nccl
@@ -129,9 +151,12 @@ def main(argv: "list[str]") -> None:
     mode = argv[0]
     if mode == "fit":
         path, n, batch, epochs = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
-        result = train(comm, n, batch, epochs, *argv[5:6])
+        result = train(comm, n, batch, epochs, *argv[5:6], *map(int, argv[6:7]))
         if comm.rank == 0:
             np.savez(path, **result)
+        return
+    if mode == "unseeded":
+        np.savez(f"{argv[1]}.{comm.rank}.npz", **unseeded(comm))
         return
     if mode == "schedule":
         np.savez(f"{argv[1]}.{comm.rank}.npz", **scheduled(comm))

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "IDX files.",
                 epilog="Errors are one line on stderr: exit status 2 for a bad flag, 1 for anything else, 130 after "
                        "Ctrl-C. XPCNN_DEBUG=1 shows the traceback.")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (needs CuPy; default: cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CuPy), torch:cpu, torch:cuda[:N] or torch:mps "
+                   "(PyTorch tensors; default: cpu)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help=f"default: {d.dataset}, or the embedded sample when the MNIST files cannot be found; "
                         f"idx: your own IDX files in --data-dir (the four MNIST file names, not checksummed)")
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-safetensors", default=None, metavar="PATH.safetensors",
                    help="after training, write the weights as safetensors under PyTorch nn.Sequential names "
                         "(needs xpcnn[export])")
+    p.add_argument("--workers", type=_integer(1), default=None, metavar="T",
+                   help="threads that each train on a share of every batch (default: one per core when each gets "
+                        "16 samples; docs/workers.md)")
     p.add_argument("--quiet", action="store_true",
                    help="no model summary, no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true",

@@ -30,7 +30,7 @@ from ..optim.optimizers import get_optimizer
 from ..io.files import check_output_path
 from .reporting import EpochProgress, format_confusion, plot_format, plot_history, write_json
 from .settings import Settings, check_saved, resolve
-from ..train import output_classes
+from ..train import output_classes, threads
 
 if TYPE_CHECKING:
     from ..distributed import Communicator
@@ -212,12 +212,13 @@ class Run:
             model.schedule = None
         if self.root:
             _note_schedule_ended(settings, model, schedule or model.schedule, optimizer or model.optimizer)
+            _note_threads(settings, model, self.comm)
         try:
             model.fit(*train, loss=settings.loss, epochs=settings.epochs, batch_size=settings.batch_size,
                       optimizer=optimizer, validation_data=validation, on_batch=progress.on_batch,
                       on_epoch=on_epoch, communicator=self.comm,
                       schedule=schedule,
-                      early_stopping=stopper)
+                      early_stopping=stopper, workers=settings.workers)
         finally:
             progress.close()
         if stopper is not None and stopper.stopped_epoch is not None and self.root:
@@ -245,6 +246,19 @@ def _check_schedule(settings: Settings) -> None:
         except ConfigError as exc:
             flags = f"--schedule {settings.schedule} with learning rate {settings.lr:g}"
             raise ranks.UsageError(f"{flags}: {exc}") from None
+
+
+def _note_threads(settings: Settings, model, comm) -> None:
+    """One line: on stdout when BLAS runs one thread because other jobs hold the cores (a choice made, not a
+    fault), on stderr when BLAS cannot be held to one thread per worker (docs/workers.md)."""
+    ranks_here, size = (comm.local_size, comm.size) if comm is not None else (1, 1)
+    kind = "cpu" if model.device.name == "cpu" else model.device.name
+    chosen = threads.plan("--workers", settings.workers, settings.batch_size // size, kind, ranks_here)
+    note = threads.blas_note(chosen)
+    if note and note != chosen.note:
+        _note(note)
+    elif note:
+        _say(settings.quiet, f"note: {note}")
 
 
 def _note_schedule_ended(settings: Settings, model, schedule, optimizer) -> None:

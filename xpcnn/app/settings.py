@@ -63,6 +63,8 @@ class Settings:
     #: ``--early-stopping`` patience (``None``: off) and ``--min-delta``.
     early_stopping: "int | None" = None
     min_delta: float = 0.0
+    #: ``--workers``: threads per process, each training on a share of every batch (``None``: fit's default).
+    workers: "int | None" = None
 
     @property
     def checkpoint_path(self) -> "str | None":
@@ -182,6 +184,7 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         schedule=args.schedule,
         early_stopping=args.early_stopping,
         min_delta=args.min_delta if args.min_delta is not None else 0.0,
+        workers=getattr(args, "workers", None),
     )
 
 

@@ -161,11 +161,14 @@ class DataParallel:
     """
 
     def __init__(self, comm: Communicator, model, loss_fn: Callable, loss_prime: Callable, correct: Callable,
-                 evaluate: Callable):
+                 evaluate: Callable, workers: Any = None):
         self.comm, self.model = comm, model
         self.loss_fn, self.loss_prime, self.correct = loss_fn, loss_prime, correct
         self._evaluate = evaluate
         self.fusion: "Fusion | None" = None
+        #: With ``fit(workers=T)``: the :class:`xpcnn.train.workers.Workers` whose ``accumulate`` computes this
+        #: rank's weighted sums over its ``T`` shares (``None``: one pass on this rank's rows).
+        self.workers = workers
 
     def start(self, batch_size: int, settings: dict) -> None:
         """Check that every rank has the same settings, then start from rank 0's state.
@@ -187,6 +190,13 @@ class DataParallel:
     def step(self, x, y, batch: int):
         """Forward and backward on this rank's ``x``, one allreduce, the update: ``(batch loss, right answers)``."""
         model, m = self.model, x.shape[0]
+        if self.workers is not None:
+            fusion = self.workers.accumulate(x, y, batch, self.comm.rank, self.comm.size)
+            fusion.run(self.comm.allreduce)
+            _assign(model, fusion.unpack(), where="grads")
+            model.optimizer.step(model.layers)
+            loss, correct = fusion.extras()
+            return loss, correct
         grads: "dict[Key, Any]" = {}
         loss = correct = 0.0
         if m:

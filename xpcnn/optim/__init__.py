@@ -6,7 +6,9 @@
 """
 
 from .optimizers import OPTIMIZERS, SGD, Adam, Optimizer, check_optimizer, get_optimizer
-from .schedules import Chain, Cosine, Schedule, StepDecay, Warmup, check_schedule, parse_schedule
+from .schedules import (Chain, Cosine, Schedule, StepDecay, Warmup, ZeroRateWarning, check_schedule,
+                        parse_schedule)
 
 __all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "get_optimizer", "check_optimizer",
-           "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "check_schedule"]
+           "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "check_schedule",
+           "ZeroRateWarning"]

@@ -85,10 +85,10 @@ class SGD(Optimizer):
 
     def update(self, key, param, grad):
         if self.momentum:
-            velocity = self.momentum * self._slot(key + ".velocity", param) + grad
+            velocity = _axpy(self.momentum, self._slot(key + ".velocity", param), grad)
             self.slots[key + ".velocity"] = velocity
             grad = velocity
-        return param - self.rate * grad
+        return _axpy(-self.rate, grad, param)
 
 
 class Adam(Optimizer):
@@ -103,13 +103,25 @@ class Adam(Optimizer):
 
     def update(self, key, param, grad):
         xp = array_namespace(param)
-        m = self.beta1 * self._slot(key + ".m", param) + (1.0 - self.beta1) * grad
-        v = self.beta2 * self._slot(key + ".v", param) + (1.0 - self.beta2) * (grad * grad)
+        m = _axpy(self.beta1, self._slot(key + ".m", param), (1.0 - self.beta1) * grad)
+        v = _axpy(self.beta2, self._slot(key + ".v", param), (1.0 - self.beta2) * (grad * grad))
         self.slots[key + ".m"], self.slots[key + ".v"] = m, v
         t = self.iterations
         m_hat = m / (1.0 - self.beta1 ** t)
         v_hat = v / (1.0 - self.beta2 ** t)
-        return param - self.rate * m_hat / (xp.sqrt(v_hat) + self.eps)
+        denominator = xp.sqrt(v_hat)
+        denominator += self.eps
+        step = m_hat * self.rate
+        step /= denominator
+        return _axpy(-1.0, step, param)
+
+
+def _axpy(a: float, x, y):
+    """``a x + y`` in a new array, allocated once (``a·x``, then ``y`` added in place): the same rounding as
+    ``a * x + y``, one large temporary fewer, which makes a batch-1 step measurably faster."""
+    out = x * a
+    out += y
+    return out
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

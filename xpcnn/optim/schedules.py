@@ -33,6 +33,10 @@ from ..errors import ConfigError, ConfigTypeError
 from .._checks import integer, number
 
 
+class ZeroRateWarning(UserWarning):
+    """``fit`` follows a schedule that gives learning rate 0 from its first step: the fit would change nothing."""
+
+
 #: The largest epoch or step count a schedule takes (``10**15``): the rates are floats of ``k / W`` and ``e / T``.
 MAX_COUNT = 10**15
 

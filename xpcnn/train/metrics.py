@@ -26,15 +26,19 @@ def output_classes(outputs: Any) -> Any:
     axes, ``(N, ..., K)``, give ``(N, ...)``.
     """
     xp = array_namespace(outputs)
+    return xp.astype(_classes(xp, outputs), xp.int64)
+
+
+def _classes(xp: Any, outputs: Any) -> Any:
+    """:func:`output_classes` before the cast (bools or indices): what a comparison needs, every step."""
     if outputs.ndim == 1 or outputs.shape[-1] == 1:
-        scores = outputs if outputs.ndim == 1 else outputs[..., 0]
-        return xp.astype(scores >= 0.5, xp.int64)
-    return xp.astype(xp.argmax(outputs, axis=-1), xp.int64)
+        return (outputs if outputs.ndim == 1 else outputs[..., 0]) >= 0.5
+    return xp.argmax(outputs, axis=-1)
 
 
 def correct_count(xp: Any, y_true: Any, y_pred: Any) -> Any:
     """Number of right answers in a batch (0-d array in ``y_pred``'s dtype)."""
-    hits = output_classes(y_pred) == output_classes(y_true)
+    hits = _classes(xp, y_pred) == _classes(xp, y_true)
     if hits.ndim > 1:
         hits = xp.all(xp.reshape(hits, (hits.shape[0], -1)), axis=1)
     return xp.sum(xp.astype(hits, y_pred.dtype))

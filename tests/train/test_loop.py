@@ -1,0 +1,57 @@
+"""The fit loop (xpcnn/train/loop.py): the order in which each epoch visits the samples."""
+
+import numpy as np
+
+import xpcnn as xc
+
+
+class Recorder(xc.Layer):
+    """The identity, recording the first feature of every sample a training pass sees (the sample's index)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, training=True):
+        if training:
+            self.seen.extend(int(round(v)) for v in np.asarray(x)[:, 0])
+        return x
+
+    def backward(self, output_gradient, learning_rate=None):
+        return output_gradient
+
+
+def orders(model_seed=3, fit_seed=None, epochs=3, n=12, batch=5):
+    x = np.zeros((n, 2))
+    x[:, 0] = np.arange(n)
+    y = np.eye(2)[np.arange(n) % 2]
+    recorder = Recorder()
+    model = xc.Sequential([recorder, xc.Dense(2, 2), xc.Softmax()], seed=model_seed, dtype="float64")
+    model.fit(x, y, epochs=epochs, batch_size=batch, learning_rate=1e-3, seed=fit_seed, workers=1)
+    return [recorder.seen[e * n:(e + 1) * n] for e in range(epochs)]
+
+
+def test_every_epoch_visits_every_sample_once_in_a_new_order_drawn_from_the_models_generator():
+    got = orders(model_seed=3)
+    rng = np.random.default_rng(3)  # Sequential(seed=3) shuffles with its own generator, seeded alike
+    assert got == [rng.permutation(12).tolist() for _ in range(3)]
+    assert all(sorted(epoch) == list(range(12)) for epoch in got)
+    assert len({tuple(epoch) for epoch in got}) == 3
+
+
+def test_fit_seed_changes_the_order_reproducibly():
+    first = orders(fit_seed=7)
+    again = orders(model_seed=5, fit_seed=7)  # the fit's seed decides, not the model's
+    other = orders(fit_seed=8)
+    unseeded = orders()
+    rng = np.random.default_rng(7)
+    assert first == again == [rng.permutation(12).tolist() for _ in range(3)]
+    assert first != other and first != unseeded
+
+
+def test_without_shuffling_every_epoch_visits_in_order():
+    x, y = np.zeros((6, 2)), np.eye(2)[np.arange(6) % 2]
+    x[:, 0] = np.arange(6)
+    recorder = Recorder()
+    xc.Sequential([recorder, xc.Dense(2, 2), xc.Softmax()], seed=0).fit(x, y, epochs=2, batch_size=4, shuffle=False)
+    assert recorder.seen == list(range(6)) * 2
