@@ -331,3 +331,29 @@ def test_the_check_costs_one_host_read_per_loss_value_and_none_in_the_derivative
     losses.categorical_cross_entropy_prime(y_true, y_pred)
     losses.binary_cross_entropy_prime(y_true, y_pred)
     assert calls == ["categorical_cross_entropy"]
+
+
+def test_on_a_device_the_check_reads_at_the_first_second_fourth_call_since_get_loss():
+    """Reading a device's value waits for it: the check reads at calls 1, 2, 4, 8, ... since get_loss, not every
+    step (array_api_strict's "device1" stands for a GPU; its CPU_DEVICE, like NumPy, is read every call)."""
+    xs = pytest.importorskip("array_api_strict")
+    on = xs.Device("device1")
+    y = xs.asarray([[1.0, 0.0]], device=on)
+    good, bad = xs.asarray([[0.4, 0.6]], device=on), xs.asarray([[3.0, -1.0]], device=on)
+    loss = xc.get_loss("categorical_cross_entropy")[0]
+    refused = []
+    for call in range(1, 10):
+        try:
+            loss(y, bad)
+            refused.append(False)
+        except xc.ConfigError:
+            refused.append(True)
+    assert refused == [True, True, False, True, False, False, False, True, False]
+    loss(y, good)  # call 10
+    xc.get_loss("categorical_cross_entropy")  # a new fit or evaluate: its first batch is checked
+    with pytest.raises(xc.ConfigError, match="summing to 1"):
+        loss(y, bad)
+    host = xs.asarray([[3.0, -1.0]])
+    for _ in range(3):  # CPU_DEVICE: free to read, checked every call
+        with pytest.raises(xc.ConfigError):
+            loss(xs.asarray([[1.0, 0.0]]), host)

@@ -31,9 +31,13 @@ Softmax or Sigmoid, or take the logits form): binary cross-entropy needs values 
 categorical cross-entropy rows ``(N, K)`` of values ``>= 0`` that sum to 1 within
 ``eps ** (1/3)`` of the dtype (float16 0.099, float32 0.0049, float64 6.1e-6: far above a
 Softmax's rounding, far below what logits or a Sigmoid give). The check runs in the loss value
-(not in ``_prime``, which ``fit`` calls on the same outputs right after it): one pass over the
-predictions, one reduction, one host read per call (on a GPU, one synchronisation per batch).
-NaN and infinity pass it, for the step guard to report as a non-finite loss.
+(not in ``_prime``, which ``fit`` calls on the same outputs right after it): a few vectorised
+passes over the predictions, one reduction and one host read per call (about 11 µs, 1% of a
+batch-1 step of the zoo's ``seed`` network on a CPU: ``docs/guide/training.md``). Where reading
+a value waits for a device (CuPy, a CUDA tensor), the check reads only at the 1st, 2nd, 4th,
+8th, ... call since :func:`get_loss` (which ``fit`` and ``evaluate`` call once), so that a run of
+``S`` steps synchronises ``log2 S`` times for it, never once per step. NaN and infinity pass it,
+for the step guard to report as a non-finite loss.
 
 Targets: the cross-entropies take one-hot (or, for binary cross-entropy, 0/1) targets.
 :func:`target_problem` finds the first sample whose targets are not, and ``fit`` and
@@ -47,7 +51,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from array_api_compat import array_namespace, size
+from array_api_compat import array_namespace, device, is_numpy_array, size
 
 from .errors import ConfigError, ConfigTypeError, ShapeError
 
@@ -80,14 +84,29 @@ def mse_prime(y_true, y_pred):
 ROW_SUM_POWER = 1 / 3
 
 
+#: Calls of the check on arrays whose reading waits for a device, since the last :func:`get_loss`.
+_device_calls = [0]
+
+
+def _due(y_pred) -> bool:
+    """Whether the check reads ``y_pred`` now: always where reading is free (NumPy, a CPU tensor); on a
+    device at the 1st, 2nd, 4th, 8th, ... call since :func:`get_loss`."""
+    if is_numpy_array(y_pred) or "cpu" in str(device(y_pred)).lower():
+        return True
+    _device_calls[0] += 1
+    count = _device_calls[0]
+    return count & (count - 1) == 0
+
+
 def check_probabilities(name: str, y_pred, rows_sum_to_one: bool) -> None:
     """Refuse predictions ``y_pred`` that are not probabilities: values outside ``[0, 1]``, or, with
     ``rows_sum_to_one``, samples ``(N, ...)`` whose values are negative or do not sum to 1 within
     ``eps ** (1/3)`` of the dtype. One :class:`ConfigError` line names the fix. NaN passes.
 
-    Cost: one pass over ``y_pred``, one reduction to a scalar, one host read."""
+    Cost: one pass over ``y_pred``, one reduction to a scalar, one host read (on a device, only at the
+    calls ``_due`` picks)."""
     xp = array_namespace(y_pred)
-    if y_pred.ndim == 0 or size(y_pred) == 0:
+    if y_pred.ndim == 0 or size(y_pred) == 0 or not _due(y_pred):
         return
     if not rows_sum_to_one:  # |y - 1/2| <= 1/2  <=>  0 <= y <= 1
         worst = xp.max(xp.abs(y_pred - 0.5))
@@ -209,7 +228,11 @@ TARGETS_OF = {"softmax_cross_entropy": "categorical_cross_entropy", "sigmoid_cro
 
 
 def get_loss(loss: "str | tuple[Callable, Callable]") -> tuple[Callable, Callable]:
-    """``(loss, loss_prime)`` from a name in :data:`LOSSES` or a pair of functions."""
+    """``(loss, loss_prime)`` from a name in :data:`LOSSES` or a pair of functions.
+
+    Restarts the count of :func:`check_probabilities`'s device reads: ``fit`` and ``evaluate`` call it once
+    each, so that their first batch is always checked."""
+    _device_calls[0] = 0
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss {loss!r}: expected one of {sorted(LOSSES)}")
@@ -225,8 +248,9 @@ def target_problem(loss: "str | tuple", y_true) -> "tuple[int, str] | None":
     """``(index, what is wrong)`` of the first sample whose targets ``(N, K)`` do not suit ``loss``.
 
     Binary cross-entropy (and its logits form) needs values in {0, 1}; categorical cross-entropy (and
-    ``softmax_cross_entropy``) needs one-hot rows (values in {0, 1} summing to 1). Other losses, and pairs of functions, take any finite
-    targets. ``None`` when every sample is fine. Costs a pass over ``y_true`` and one host read.
+    ``softmax_cross_entropy``) needs one-hot rows (values in {0, 1} summing to 1). Other losses, and pairs of
+    functions, take any finite targets. ``None`` when every sample is fine. Costs a pass over ``y_true`` and one
+    host read.
     """
     name, loss = loss, TARGETS_OF.get(loss, loss) if isinstance(loss, str) else loss
     if loss not in ("binary_cross_entropy", "categorical_cross_entropy") or y_true.shape[0] == 0:
