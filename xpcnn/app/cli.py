@@ -21,7 +21,7 @@ import sys
 from .. import backend, zoo
 from ..optim import schedules
 from . import ranks
-from ..errors import ConfigError, XpcnnError
+from ..errors import ConfigError, XpcnnError, is_out_of_memory, out_of_memory
 from .run import Run, confusion_matrix
 from .settings import DATASETS, DEFAULTS, DTYPES, OPTIMIZERS, parse_classes
 
@@ -234,6 +234,8 @@ def main(argv: "list[str] | None" = None) -> int:
             raise
         if isinstance(exc, XpcnnError) or (isinstance(exc, OSError) and _about_user_path(exc, args)):
             ranks.report(comm, _one_line(exc))
+        elif is_out_of_memory(exc):  # outside a training step (inference, auto's engine timing, loading data)
+            ranks.report(comm, _one_line(out_of_memory(exc, "", "--batch-size, --limit or the model's size")))
         else:  # a bug: still one line, the traceback on request
             ranks.report(comm, f"internal error {type(exc).__name__}: {_one_line(exc)} (XPCNN_DEBUG=1 shows the "
                                f"traceback)")
