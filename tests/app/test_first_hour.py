@@ -59,3 +59,38 @@ def test_metrics_json_to_a_full_device_is_one_line_and_the_device_stays(tmp_path
     assert result.stderr.strip() == f"error: --metrics-json {full}: cannot write (No space left on device)"
     after = full.stat()
     assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+
+
+# -- item 8: only mnist and the sample default to the derivation's experiment --------------------------
+
+def _resolved(*flags):
+    from xpcnn.app import cli
+    from xpcnn.app.settings import resolve
+    return resolve(cli.parse_args(list(flags)), None)
+
+
+def test_fashion_mnist_defaults_to_all_classes_all_data_and_convnet_bn_and_says_so():
+    s = _resolved("--dataset", "fashion-mnist")
+    assert (s.classes, s.limit, s.model, s.batch_size, s.optimizer) == (tuple(range(10)), "all", "convnet-bn", 64,
+                                                                        "adam")
+    assert s.chosen == ("--dataset fashion-mnist: all classes, all samples, --model convnet-bn and the model's "
+                        "recipe (pass the flags to choose)")
+
+
+def test_idx_files_default_to_all_classes_and_the_convnet_and_given_flags_stay():
+    s = _resolved("--dataset", "idx", "--data-dir", "somewhere", "--limit", "50", "--classes", "3", "8")
+    assert (s.classes, s.limit, s.model) == ((3, 8), 50, "convnet")
+    assert s.chosen == "--dataset idx: --model convnet and the model's recipe (pass the flags to choose)"
+
+
+@pytest.mark.parametrize("flags", [(), ("--dataset", "mnist"), ("--dataset", "sample")])
+def test_mnist_and_the_sample_keep_the_derivations_experiment_silently(flags):
+    s = _resolved(*flags)
+    assert (s.classes, s.limit, s.model, s.batch_size, s.chosen) == ((0, 1), 100, "seed", 1, "")
+
+
+def test_the_run_prints_what_it_chose_in_one_note(tmp_path, offline_env):
+    data = tmp_path / "idx"
+    result = train(offline_env, "--dataset", "idx", "--data-dir", data, "--epochs", "1", "--quiet")
+    assert result.stderr.splitlines()[0] == ("note: --dataset idx: all classes, all samples, --model convnet and the "
+                                             "model's recipe (pass the flags to choose)")
