@@ -77,20 +77,21 @@ def test_fashion_mnist_defaults_to_all_classes_all_data_and_convnet_bn_and_says_
                         "recipe (pass the flags to choose)")
 
 
-def test_idx_files_default_to_all_classes_and_the_convnet_and_given_flags_stay():
-    s = _resolved("--dataset", "idx", "--data-dir", "somewhere", "--limit", "50", "--classes", "3", "8")
-    assert (s.classes, s.limit, s.model) == ((3, 8), 50, "convnet")
-    assert s.chosen == "--dataset idx: --model convnet and the model's recipe (pass the flags to choose)"
+def test_given_flags_stay_and_only_the_rest_is_chosen():
+    s = _resolved("--dataset", "fashion-mnist", "--limit", "50", "--classes", "3", "8")
+    assert (s.classes, s.limit, s.model) == ((3, 8), 50, "convnet-bn")
+    assert s.chosen == "--dataset fashion-mnist: --model convnet-bn and the model's recipe (pass the flags to choose)"
 
 
-@pytest.mark.parametrize("flags", [(), ("--dataset", "mnist"), ("--dataset", "sample")])
+@pytest.mark.parametrize("flags", [(), ("--dataset", "mnist"), ("--dataset", "sample"),
+                                   ("--dataset", "idx", "--data-dir", "somewhere")])
 def test_mnist_and_the_sample_keep_the_derivations_experiment_silently(flags):
     s = _resolved(*flags)
     assert (s.classes, s.limit, s.model, s.batch_size, s.chosen) == ((0, 1), 100, "seed", 1, "")
 
 
 def test_the_run_prints_what_it_chose_in_one_note(tmp_path, offline_env):
-    data = tmp_path / "idx"
-    result = train(offline_env, "--dataset", "idx", "--data-dir", data, "--epochs", "1", "--quiet")
-    assert result.stderr.splitlines()[0] == ("note: --dataset idx: all classes, all samples, --model convnet and the "
-                                             "model's recipe (pass the flags to choose)")
+    result = train(offline_env, "--dataset", "fashion-mnist", "--data-dir", tmp_path / "none", "--epochs", "1",
+                   "--quiet")
+    assert result.stderr.splitlines()[0] == ("note: --dataset fashion-mnist: all classes, all samples, --model "
+                                             "convnet-bn and the model's recipe (pass the flags to choose)")

@@ -109,10 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"idx: your own IDX files in --data-dir (the four MNIST file names, not checksummed)")
     p.add_argument("--classes", nargs="+", default=None, metavar="C",
                    help=f"digits/classes to train on, or 'all' for ten (default: {' '.join(map(str, d.classes))} "
-                        f"for mnist and the sample; all for the other datasets)")
+                        f"; all for fashion-mnist)")
     p.add_argument("--limit", type=_limit, default=None, metavar="N|all",
-                   help=f"samples per class, train and test alike (default: {d.limit} for mnist and the sample, "
-                        f"as in the derivation; all for the other datasets)")
+                   help=f"samples per class, train and test alike (default: {d.limit}, as in the "
+                        f"derivation; all for fashion-mnist)")
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None,
                    help="default: seed (the derivation's network) for 2 classes, convnet for more")
     p.add_argument("--epochs", type=_integer(0), default=None,

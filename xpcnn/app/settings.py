@@ -18,9 +18,8 @@ from ..losses import LOSSES
 from .._checks import integer, number, one_of
 
 DATASETS = ("mnist", "fashion-mnist", "sample", "idx")
-#: The datasets whose defaults are the derivation's experiment (classes 0 and 1, 100 per class, the seed network).
-DERIVATION_DATASETS = ("mnist", "sample")
-#: The zoo network a dataset other than those defaults to, with its recipe (else ``convnet``).
+#: Datasets that default to all classes, all samples and this zoo network with its recipe. The others (mnist, the
+#: sample, and idx, whose classes are unknown until its files are read) default to the derivation's experiment.
 DATASET_MODELS = {"fashion-mnist": "convnet-bn"}
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DTYPES = ("float32", "float64")
@@ -155,7 +154,7 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         return fallback if fallback is not None else getattr(DEFAULTS, key)
 
     # Only the derivation's datasets default to its experiment; any other: all classes, all data, its recipe
-    derivation = pick("dataset") in DERIVATION_DATASETS or bool(saved)
+    derivation = pick("dataset") not in DATASET_MODELS or bool(saved)
     classes = parse_classes(args.classes) if args.classes is not None else saved.get(
         "classes", DEFAULTS.classes if derivation else tuple(range(10)))
     limit = pick("limit", None if derivation else "all")
