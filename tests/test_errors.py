@@ -63,7 +63,7 @@ def test_an_absurd_convolution_is_refused_at_construction_and_is_a_memory_error(
 def test_the_bound_is_this_machines_memory(monkeypatch):
     monkeypatch.setattr(errors, "memory_bytes", lambda: 4 * 110)  # Dense(10, 10) takes 110 float32 values
     xc.Dense(10, 10)
-    with pytest.raises(errors.OutOfMemoryError, match=r"110 values, 880 B in float64, more than this machine.s 440 B of"):
+    with pytest.raises(errors.OutOfMemoryError, match=r"110 values, 880 B in float64, more than .* 440 B of"):
         xc.Dense(10, 10, dtype="float64")
     monkeypatch.setattr(errors, "memory_bytes", lambda: None)  # the system does not say: nothing refused
     xc.Dense(10, 10, dtype="float64")
@@ -77,8 +77,11 @@ def _failing_model(exc):
     return xc.Sequential([xc.Dense(4, 2), Hungry(), xc.Softmax()], seed=0)
 
 
-@pytest.mark.parametrize("exc", [MemoryError(NUMPY_LINE), type("OutOfMemoryError", (RuntimeError,), {})(
-    "CUDA out of memory. Tried to allocate 20.00 GiB\nmore details")])
+TORCH_LIKE = type("OutOfMemoryError", (RuntimeError,), {})  # torch.cuda.OutOfMemoryError is no MemoryError
+
+
+@pytest.mark.parametrize("exc", [MemoryError(NUMPY_LINE),
+                                 TORCH_LIKE("CUDA out of memory. Tried to allocate 20.00 GiB\nmore details")])
 def test_a_training_step_out_of_memory_names_the_batch_and_what_to_lower(exc):
     x, y = np.zeros((12, 4), np.float32), np.eye(2, dtype=np.float32)[np.arange(12) % 2]
     with pytest.raises(errors.OutOfMemoryError) as info:
