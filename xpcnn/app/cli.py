@@ -21,7 +21,7 @@ import sys
 from .. import backend, zoo
 from ..optim import schedules
 from . import ranks
-from ..errors import ConfigError, XpcnnError
+from ..errors import ConfigError, XpcnnError, is_out_of_memory, out_of_memory
 from .run import Run, confusion_matrix
 from .settings import DATASETS, DEFAULTS, DTYPES, OPTIMIZERS, parse_classes
 
@@ -108,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: {d.dataset}, or the embedded sample when the MNIST files cannot be found; "
                         f"idx: your own IDX files in --data-dir (the four MNIST file names, not checksummed)")
     p.add_argument("--classes", nargs="+", default=None, metavar="C",
-                   help=f"digits/classes to train on, or 'all' for ten (default: {' '.join(map(str, d.classes))})")
+                   help=f"digits/classes to train on, or 'all' for ten (default: {' '.join(map(str, d.classes))} "
+                        f"; all for fashion-mnist)")
     p.add_argument("--limit", type=_limit, default=None, metavar="N|all",
-                   help=f"samples per class, train and test alike (default: {d.limit}, as in the derivation)")
+                   help=f"samples per class, train and test alike (default: {d.limit}, as in the "
+                        f"derivation; all for fashion-mnist)")
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None,
                    help="default: seed (the derivation's network) for 2 classes, convnet for more")
     p.add_argument("--epochs", type=_integer(0), default=None,
@@ -234,6 +236,8 @@ def main(argv: "list[str] | None" = None) -> int:
             raise
         if isinstance(exc, XpcnnError) or (isinstance(exc, OSError) and _about_user_path(exc, args)):
             ranks.report(comm, _one_line(exc))
+        elif is_out_of_memory(exc):  # outside a training step (inference, auto's engine timing, loading data)
+            ranks.report(comm, _one_line(out_of_memory(exc, "", "--batch-size, --limit or the model's size")))
         else:  # a bug: still one line, the traceback on request
             ranks.report(comm, f"internal error {type(exc).__name__}: {_one_line(exc)} (XPCNN_DEBUG=1 shows the "
                                f"traceback)")

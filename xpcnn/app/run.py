@@ -151,6 +151,8 @@ class Run:
         _check_schedule(settings)
         if self.root:
             check_outputs(settings)
+            if settings.chosen:
+                _note(settings.chosen)
         data, settings, fallback = ranks.load_in_turn(self._load_data, settings, comm)
         self.settings = settings
         limit = None if settings.limit == "all" else settings.limit

@@ -18,6 +18,9 @@ from ..losses import LOSSES
 from .._checks import integer, number, one_of
 
 DATASETS = ("mnist", "fashion-mnist", "sample", "idx")
+#: Datasets that default to all classes, all samples and this zoo network with its recipe. The others (mnist, the
+#: sample, and idx, whose classes are unknown until its files are read) default to the derivation's experiment.
+DATASET_MODELS = {"fashion-mnist": "convnet-bn"}
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DTYPES = ("float32", "float64")
 Limit = Union[int, str]  # samples per class, or "all"
@@ -65,6 +68,8 @@ class Settings:
     min_delta: float = 0.0
     #: ``--workers``: threads per process, each training on a share of every batch (``None``: fit's default).
     workers: "int | None" = None
+    #: What the run chose for the settings not given (a dataset other than the derivation's), said in one note.
+    chosen: str = ""
 
     @property
     def checkpoint_path(self) -> "str | None":
@@ -140,7 +145,6 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
     flags = {"dataset": args.dataset, "limit": args.limit, "seed": args.seed, "dtype": args.dtype,
              "model": args.model, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
              "data_dir": args.data_dir, "val_split": args.val_split}
-    classes = parse_classes(args.classes) if args.classes is not None else saved.get("classes", DEFAULTS.classes)
 
     def pick(key: str, fallback: Any = None) -> Any:
         if flags[key] is not None:
@@ -149,7 +153,16 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
             return saved[key]
         return fallback if fallback is not None else getattr(DEFAULTS, key)
 
-    model = pick("model", "seed" if len(classes) <= 2 else "convnet")
+    # Only the derivation's datasets default to its experiment; any other: all classes, all data, its recipe
+    derivation = pick("dataset") not in DATASET_MODELS or bool(saved)
+    classes = parse_classes(args.classes) if args.classes is not None else saved.get(
+        "classes", DEFAULTS.classes if derivation else tuple(range(10)))
+    limit = pick("limit", None if derivation else "all")
+    suits = DATASET_MODELS.get(pick("dataset"), "convnet")
+    model = pick("model", "seed" if derivation and len(classes) <= 2 else suits)
+    chosen = "" if derivation else ", ".join(
+        text for given, text in ((args.classes, "all classes"), (args.limit, "all samples"),
+                                 (args.model, f"--model {model}")) if given is None)
     spec = zoo.get_spec(model)
     if saved:
         for key in ("model", "dtype", "optimizer"):
@@ -161,7 +174,7 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
     return Settings(
         dataset=pick("dataset"),
         classes=tuple(classes),
-        limit=pick("limit"),
+        limit=limit,
         seed=pick("seed"),
         dtype=pick("dtype"),
         model=model,
@@ -185,6 +198,8 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         early_stopping=args.early_stopping,
         min_delta=args.min_delta if args.min_delta is not None else 0.0,
         workers=getattr(args, "workers", None),
+        chosen=f"--dataset {pick('dataset')}: {chosen} and the model's recipe (pass the flags to choose)" if chosen
+        else "",
     )
 
 

@@ -40,7 +40,7 @@ from array_api_compat import array_namespace
 from .. import backend
 from .._checks import integer, one_of, shape as check_shape
 from ..engines import check_engine_name, engine_for, output_size, pad2d
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, ShapeError, check_parameter_memory
 from .base import ParameterLayer
 
 
@@ -87,6 +87,7 @@ class Convolutional(ParameterLayer):
             )
         #: Set to False for a first layer: nobody needs ∂E/∂X there, and backward then returns None.
         self.compute_input_gradient = True
+        check_parameter_memory("Convolutional", [(self.depth, c * k * k + (h + 2 * p) * (w + 2 * p))], dtype, "sizes")
         self.reset_parameters(seed)
 
     def config(self):

@@ -20,6 +20,7 @@ from array_api_compat import array_namespace
 
 from .. import backend
 from .._checks import integer
+from ..errors import check_parameter_memory
 from .base import ParameterLayer
 
 
@@ -31,6 +32,7 @@ class Dense(ParameterLayer):
         self.input_size = integer("Dense", "input_size", input_size, minimum=1)
         self.output_size = integer("Dense", "output_size", output_size, minimum=1)
         self.input_shape = (self.input_size,)
+        check_parameter_memory("Dense", [(self.output_size, self.input_size + 1)], dtype, "input_size or output_size")
         self.reset_parameters(seed)
 
     def config(self) -> dict:

@@ -25,7 +25,7 @@ from .. import backend
 from .._checks import integer
 from ..distributed import Communicator
 from ..distributed.data_parallel import DataParallel, fit_settings
-from ..errors import ConfigError, ConfigTypeError
+from ..errors import ConfigError, ConfigTypeError, is_out_of_memory, out_of_memory
 from ..layers import Sigmoid, Softmax
 from ..losses import LOSSES, get_loss
 from ..optim import SGD, Optimizer, Schedule, ZeroRateWarning, check_optimizer, check_schedule
@@ -85,10 +85,18 @@ class Trainer:
         return self.forward(to_model(self, x), training=bool(training))
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
-        """One forward, backward and update on a prepared batch; returns ``(loss, output)``."""
-        out = self.forward(x)
-        loss = loss_fn(y, out)
-        self.backward(loss_prime(y, out))
+        """One forward, backward and update on a prepared batch; returns ``(loss, output)``.
+
+        Running out of memory is an :class:`~xpcnn.errors.OutOfMemoryError` of one line naming the batch."""
+        try:
+            out = self.forward(x)
+            loss = loss_fn(y, out)
+            self.backward(loss_prime(y, out))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise out_of_memory(exc, f"in a training step on a batch of {x.shape[0]} samples",
+                                "the batch size (batch_size=, --batch-size) or the model's size") from None
         optimizer.step(self.layers)
         return loss, out
 
