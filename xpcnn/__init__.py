@@ -17,7 +17,8 @@ from . import _moved
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
 from .errors import (
     CheckpointError, ConfigError, ConfigTypeError, DataError, DeviceMismatchError, ExportError, GradientCheckError,
-    MissingDependencyError, OutputError, ShapeError, StateError, TrainingError, XpcnnDtypeError, XpcnnError,
+    MissingDependencyError, OutOfMemoryError, OutputError, ShapeError, StateError, TrainingError, XpcnnDtypeError,
+    XpcnnError,
 )
 from .layers import (
     Activation, AvgPool2D, BatchNorm1D, BatchNorm2D, Convolutional, Dense, Dropout, Flatten, GlobalAveragePool2D, Layer,
@@ -25,7 +26,8 @@ from .layers import (
 )
 from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
-    categorical_cross_entropy_prime, get_loss, mse, mse_prime,
+    categorical_cross_entropy_prime, get_loss, mse, mse_prime, sigmoid_cross_entropy, sigmoid_cross_entropy_prime,
+    softmax_cross_entropy, softmax_cross_entropy_prime,
 )
 from .io.checkpoint import load_model
 from .model import Sequential
@@ -45,6 +47,8 @@ __all__ = [
     "Activation", "Sigmoid", "Tanh", "ReLU", "Softmax", "register_layer",
     "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
     "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",
+    "softmax_cross_entropy", "softmax_cross_entropy_prime", "sigmoid_cross_entropy", "sigmoid_cross_entropy_prime",
+    "OutOfMemoryError",
     "Sequential", "predict_classes", "output_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
     "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "EarlyStopping", "load_model",
 ]

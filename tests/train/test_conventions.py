@@ -73,6 +73,28 @@ def test_integer_labels_train_as_one_hot_rows(loss):
     assert a.evaluate(x, labels) == b.evaluate(x, np.eye(3)[labels])
 
 
+@pytest.mark.parametrize("loss", ["CrossEntropyLoss", "cross_entropy", "softmax_cross_entropy"])
+def test_pytorch_cross_entropy_takes_logits_and_class_indices(loss):
+    """PyTorch's nn.CrossEntropyLoss: a network without Softmax, integer targets; the same training as
+    softmax cross-entropy on one-hot rows."""
+    x, labels = data()
+    logits = lambda: xc.Sequential([xc.Dense(6, 8), xc.Tanh(), xc.Dense(8, 3)], seed=1, dtype="float64")  # noqa: E731
+    a, b = logits(), logits()
+    a.fit(x, labels, loss=loss, epochs=2, batch_size=16, learning_rate=0.3, seed=3)
+    b.fit(x, np.eye(3)[labels], loss="softmax_cross_entropy", epochs=2, batch_size=16, learning_rate=0.3, seed=3)
+    assert_same(a, b)
+    assert a.loss == "softmax_cross_entropy"
+
+
+def test_pytorch_bce_with_logits_is_sigmoid_cross_entropy():
+    x, labels = data(classes=2)
+    logits = lambda: xc.Sequential([xc.Dense(6, 1)], seed=1, dtype="float64")  # noqa: E731
+    a, b = logits(), logits()
+    a.fit(x, labels.astype(np.float64), loss="BCEWithLogitsLoss", epochs=2, batch_size=16, seed=3)
+    b.fit(x, labels[:, None].astype(np.float64), loss="sigmoid_cross_entropy", epochs=2, batch_size=16, seed=3)
+    assert_same(a, b)
+
+
 def test_compile_with_the_sparse_loss_then_fit_and_evaluate_on_labels():
     x, labels = data()
     model = classifier().compile(loss="sparse_categorical_crossentropy")

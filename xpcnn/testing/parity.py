@@ -310,12 +310,14 @@ def check_engine(name: str, device, dtype: str, stride: int) -> Check:
 # -- losses ----------------------------------------------------------------------------------------
 
 def loss_arrays(dtype: str) -> "tuple[np.ndarray, np.ndarray]":
-    """``(y_true one-hot (8, 5), y_pred in (0, 1))``; in float64 two predictions sit on the clipped ends
-    (in float32 the clip, at the dtype's epsilon, differs from float64's by design)."""
+    """``(y_true one-hot (8, 5), y_pred)``: rows of probabilities that sum to 1, as every cross-entropy
+    checks; in float64 the first row sits on the clipped ends, ``(0, 1, 0, 0, 0)`` (in float32 the clip,
+    at the dtype's epsilon, differs from float64's by design)."""
     rng = np.random.default_rng(3)
     y_pred = rng.uniform(0.01, 0.99, (8, 5))
+    y_pred /= y_pred.sum(axis=1, keepdims=True)
     if dtype == "float64":
-        y_pred[0, :2] = (0.0, 1.0)
+        y_pred[0] = (0.0, 1.0, 0.0, 0.0, 0.0)
     y_true = np.eye(5)[rng.integers(0, 5, 8)]
     return _host(y_true, dtype), _host(y_pred, dtype)
 

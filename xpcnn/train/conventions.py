@@ -45,6 +45,11 @@ LOSS_ALIASES = {
     "BinaryCrossentropy": "binary_cross_entropy",
     "sparse_categorical_crossentropy": "sparse_categorical_cross_entropy",
     "SparseCategoricalCrossentropy": "sparse_categorical_cross_entropy",
+    # PyTorch's losses take logits: nn.CrossEntropyLoss (class indices or rows) and nn.BCEWithLogitsLoss
+    "cross_entropy": "softmax_cross_entropy",
+    "CrossEntropyLoss": "softmax_cross_entropy",
+    "binary_cross_entropy_with_logits": "sigmoid_cross_entropy",
+    "BCEWithLogitsLoss": "sigmoid_cross_entropy",
 }
 #: The loss that takes integer class labels; xpcnn trains it as categorical cross-entropy on one-hot rows.
 SPARSE = "sparse_categorical_cross_entropy"
@@ -94,9 +99,10 @@ def check_loss_not_optimizer(loss: Any, optimizer: Any, who: str) -> None:
 def targets_for(model: Any, y: Any, loss: Any, who: str) -> "tuple[Any, Any]":
     """``(y, loss)`` as the loss needs them: integer class labels ``(N,)`` become one-hot rows.
 
-    With :data:`SPARSE`, or with categorical cross-entropy given integer labels ``(N,)`` (PyTorch's
-    ``CrossEntropyLoss`` takes class indices), ``y`` becomes ``(N, K)`` one-hot rows in the model's
-    dtype, ``K`` the model's output size, and the loss categorical cross-entropy. Binary
+    With :data:`SPARSE`, or with categorical or softmax cross-entropy given integer labels ``(N,)``
+    (PyTorch's ``CrossEntropyLoss`` takes class indices), ``y`` becomes ``(N, K)`` one-hot rows in the model's
+    dtype, ``K`` the model's output size, and the loss categorical cross-entropy (softmax
+    cross-entropy stays itself). Binary
     cross-entropy and a single output take labels ``(N,)`` as ``(N, 1)``. Everything else is
     returned unchanged, for the data checks to judge. The conversion is one comparison on the
     labels' own namespace (no loop).
@@ -110,11 +116,12 @@ def targets_for(model: Any, y: Any, loss: Any, who: str) -> "tuple[Any, Any]":
         return y, loss
     xp = array_namespace(y)
     integral = xp.isdtype(y.dtype, "integral")
-    if loss == SPARSE or (loss == "categorical_cross_entropy" and integral):
+    if loss == SPARSE or (loss in ("categorical_cross_entropy", "softmax_cross_entropy") and integral):
         if out is None or len(out) != 1:
             raise ShapeError(f"{who}: class labels need a model whose output is (K,) class scores, got "
                              f"{out}")
-        return one_hot(y, out[0], model.dtype, who), "categorical_cross_entropy"
+        rows = one_hot(y, out[0], model.dtype, who)
+        return rows, ("softmax_cross_entropy" if loss == "softmax_cross_entropy" else "categorical_cross_entropy")
     if out == (1,):
         return xp.reshape(y, (y.shape[0], 1)), loss
     return y, loss
