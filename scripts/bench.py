@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Training and inference throughput of xpcnn against the per-sample formulation and PyTorch.
 
-Every contender trains the same network (same weights, dtype, batch, threads), taking turns in
-each repeat; the table gives the median and min–max over the repeats. Contenders: xpcnn[ENGINE]
-per convolution engine, per-sample (xpcnn.testing.per_sample) and torch (pip install -e
-'.[bench]'), with a matrix product timed in the same rounds as the roofline (xpcnn.tools.benchmark,
-.roofline). Models: seed and convnet (xpcnn.zoo) at every --batch-sizes, and issue 9's cases conv11
+Every contender trains the same network (same weights, dtype, batch, threads), each in a process
+of its own, taking turns in each repeat (A B A B): one library's idle threads never sit in
+another's process. The table gives the median and min–max over the repeats. Contenders:
+xpcnn[ENGINE] per convolution engine, xpcnn[ENGINE] workers=T (--workers: T threads, each on a
+share of the batch, BLAS on one thread each), per-sample (xpcnn.testing.per_sample) and torch
+(pip install -e '.[bench]'), with a matrix product timed in the same rounds as the roofline
+(xpcnn.tools.benchmark, .roofline). Models: seed and convnet (xpcnn.zoo) at every --batch-sizes, and issue 9's cases conv11
 and conv25 at their own batch. Ratios are per round; a target (benchmarks/targets.json) is met only
 when the whole min–max reaches its goal (xpcnn.tools.verdicts).
 
@@ -19,12 +21,16 @@ when the whole min–max reaches its goal (xpcnn.tools.verdicts).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 import xpcnn as xc
 from xpcnn import zoo
@@ -33,7 +39,9 @@ from xpcnn.engines import NAMES, auto
 from xpcnn.io.files import atomic_write, check_output_path
 from xpcnn.testing.per_sample import PerSample
 from xpcnn.testing.torch_twins import torch_loss, torch_model
-from xpcnn.tools import benchmark as bm, roofline, verdicts
+from xpcnn.tools import benchmark as bm, roofline, timing, verdicts
+from xpcnn.train import correct_count, threads as worker_threads
+from xpcnn.train.workers import Workers
 
 TARGETS = Path(__file__).resolve().parents[1] / "benchmarks" / "targets.json"
 
@@ -50,29 +58,75 @@ def build(name: str, dtype: str) -> "tuple[xc.Sequential, str, int | None]":
     return model, loss, bm.NETWORKS[name]
 
 
-def run_config(args, config: bm.Config, torch, seconds_per_sample: dict) -> "list[dict]":
+def contender_names(args, config: bm.Config, torch) -> "list[str]":
+    names = [f"xpcnn[{e}]" for e in args.engines]
+    names += [f"xpcnn[{args.engines[0]},workers={t}]" for t in args.workers if t > 1 and config.device == "cpu"]
+    if "per-sample" in args.contenders and config.model == "seed" and config.device == "cpu":
+        names.append("per-sample")
+    return names + (["torch"] if torch is not None else []) + ["matmul"]
+
+
+def run_config(args, config: bm.Config, torch, seconds_per_sample: dict, choices: list) -> "list[dict]":
+    """Every contender of ``config`` in a process of its own (:func:`serve`), timed in turns."""
+    model = build(config.model, config.dtype)[0]
+    contenders, outputs, remotes = [], {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for name in contender_names(args, config, torch):
+                spec = {"config": vars(config), "name": name, "threads": args.threads,
+                        "outputs": f"{tmp}/{len(remotes)}.npy", "per_sample_batch": args.per_sample_batch}
+                remote = timing.Remote([sys.executable, __file__, "--serve", json.dumps(spec)])
+                remotes.append(remote)
+                contenders += [timing.Contender(name, mode, None, None, batch, remote=remote)
+                               for mode, batch in remote.hello["modes"].items()]
+                if remote.hello["outputs"]:
+                    outputs[name] = np.load(spec["outputs"])
+                flops = remote.hello["flops"] if name == "matmul" else None
+            plan = bm.Plan(args.repeats, args.min_time, args.max_step, args.pause)
+            return bm.run_config(config, contenders, outputs, model.layers, flops, plan, seconds_per_sample)
+        finally:
+            for remote in remotes:
+                choices += remote.close().get("auto_choices", [])
+
+
+def serve(spec: dict) -> None:
+    """One contender of one configuration, in this process, answering :class:`xpcnn.tools.timing.Remote`."""
+    config, name = bm.Config(**spec["config"]), spec["name"]
+    torch = importlib.import_module("torch") if name == "torch" else None
+    bm.limit_threads(spec["threads"], torch)
     model, loss, classes = build(config.model, config.dtype)
     x, y = bm.synthetic_batch(model.input_shape, model.output_shape, classes, config.batch, config.dtype)
-    lr, contenders, outputs = bm.learning_rate(config.model), [], {}
-    for engine in args.engines:
-        m = build(config.model, config.dtype)[0].to(config.device)
-        bm.set_engine(m.layers, engine)
-        outputs[f"xpcnn[{engine}]"] = xc.to_numpy(m.forward(xc.to_device(x, config.device)))
-        contenders += bm.model_contenders(f"xpcnn[{engine}]", m, x, y, loss, lr, config.device)
-    if "per-sample" in args.contenders and config.model == "seed" and config.device == "cpu":
-        ref, chunk = PerSample(model, bm.LEARNING_RATE), min(config.batch, args.per_sample_batch)
-        outputs["per-sample"] = ref.predict_batch(x[: min(config.batch, 8)])
+    lr, output, hello, hold = bm.learning_rate(config.model), None, {}, contextlib.ExitStack()
+    if name == "matmul":
+        size = 4096 if config.device != "cpu" else 1536
+        peak, hello["flops"] = roofline.peak_contender(config.device, config.dtype, size)
+        contenders = [peak]
+    elif name.startswith("xpcnn["):
+        engine, _, count = name[len("xpcnn["):-1].partition(",workers=")
+        bm.set_engine(model.layers, engine)
+        model.to(config.device)
+        output = xc.to_numpy(model.forward(xc.to_device(x, config.device)))
+        contenders = bm.model_contenders(name, model, x, y, loss, lr, config.device)
+        if count:  # T replicas in threads on shares of the batch, BLAS held to one thread each
+            hold.enter_context(worker_threads.blas_threads(1))
+            team, model.optimizer = Workers(model, int(count), *xc.get_loss(loss), correct_count), xc.SGD(lr)
+            xd, yd = xc.to_device(x, config.device), xc.to_device(y, config.device)
+            contenders[0].step = lambda: team.step(xd, yd, config.batch)
+            contenders[1].step = lambda: team.forward_shares(xd)
+    elif name == "per-sample":
+        ref, chunk = PerSample(model, bm.LEARNING_RATE), min(config.batch, spec["per_sample_batch"])
+        output = ref.predict_batch(x[: min(config.batch, 8)])
         # Its time per sample does not depend on the batch size: it is timed on `chunk` samples.
-        contenders += bm.host_contenders("per-sample", ref.train_batch, ref.predict_batch, x[:chunk], y[:chunk])
-    if torch is not None:
+        contenders = bm.host_contenders("per-sample", ref.train_batch, ref.predict_batch, x[:chunk], y[:chunk])
+    else:
         tdev = "cuda" if config.device.startswith("cuda") else "cpu"
-        found = bm.torch_contenders(torch, torch_model(model, torch, tdev, config.dtype), torch_loss(torch, loss),
-                                    x, y, lr, tdev, input_gradient=model.layers[0].compute_input_gradient)
-        outputs["torch"] = found[1].step().cpu().numpy()  # inference: the same network, the same outputs
-        contenders += found
-    peak, flops = roofline.peak_contender(config.device, config.dtype, 4096 if config.device != "cpu" else 1536)
-    plan = bm.Plan(args.repeats, args.min_time, args.max_step, args.pause)
-    return bm.run_config(config, [*contenders, peak], outputs, model.layers, flops, plan, seconds_per_sample)
+        contenders = bm.torch_contenders(torch, torch_model(model, torch, tdev, config.dtype), torch_loss(torch, loss),
+                                         x, y, lr, tdev, input_gradient=model.layers[0].compute_input_gradient)
+        output = contenders[1].step().cpu().numpy()  # inference: the same network, the same outputs
+    if output is not None:
+        np.save(spec["outputs"], output)
+    with hold:
+        timing.serve(contenders, {**hello, "outputs": output is not None}, lambda: {"auto_choices": auto.choices()})
 
 
 def csv(kind):
@@ -101,6 +155,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="threads for NumPy's BLAS and PyTorch (default: as many as NumPy's BLAS uses)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (CuPy and PyTorch CUDA)")
+    p.add_argument("--workers", type=csv(int), default=[2],
+                   help="xpcnn[ENGINE] workers=T contenders for these T > 1 (CPU only; default: 2)")
+    p.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # one contender's process (run_config)
     p.add_argument("--quick", action="store_true", help="float32, batches 1 and 128, 3 repeats")
     p.add_argument("--json", dest="json_path", default=None, help="also write the results to this file")
     args = p.parse_args(argv)
@@ -150,6 +207,8 @@ def load_torch(args, device: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.serve:
+        return serve(json.loads(args.serve)) or 0
     args.models = args.models or [*bm.NETWORKS, *bm.CASES]
     args.engines = args.engines or list(bm.DEFAULT_ENGINES)
     targets = check_arguments(args)
@@ -173,21 +232,21 @@ def main(argv=None) -> int:
     print(f"xpcnn default engine: {default}; per-sample contender timed on up to {args.per_sample_batch} "
           f"samples per step; {args.repeats} interleaved repeats of >= {args.min_time:g} s\n")
 
-    rows, seconds_per_sample, started = [], {}, time.perf_counter()
+    rows, seconds_per_sample, started, choices = [], {}, time.perf_counter(), []
     for name in args.models:
         for dtype in args.dtypes:
             for batch in [bm.CASES[name][-1]] if name in bm.CASES else sorted(args.batch_sizes):
-                rows += run_config(args, bm.Config(name, dtype, batch, device), torch, seconds_per_sample)
+                rows += run_config(args, bm.Config(name, dtype, batch, device), torch, seconds_per_sample, choices)
                 print(f"  done {name} {dtype} batch {batch} ({time.perf_counter() - started:.0f} s)", flush=True)
     entries = verdicts.ratios(rows, default)
     judged = verdicts.target_verdicts(targets, rows, entries, default, threads)
     for line in ["", *verdicts.table_lines(rows), *verdicts.ratio_lines(entries), *verdicts.target_lines(judged),
-                 *verdicts.engine_lines(rows, auto.choices()), f"\ntotal {time.perf_counter() - started:.0f} s"]:
+                 *verdicts.engine_lines(rows, choices), f"\ntotal {time.perf_counter() - started:.0f} s"]:
         print(line)
     if args.json_path:
         payload = {"machine": machine, "peak_gflops": peaks, "default_engine": default,
                    "settings": {k: v for k, v in vars(args).items() if k != "json_path"}, "results": rows,
-                   "ratios": entries, "targets": judged, "auto_choices": auto.choices()}
+                   "ratios": entries, "targets": judged, "auto_choices": choices}
         atomic_write(args.json_path, lambda f: json.dump(payload, f, indent=1), "--json", binary=False)
         print(f"wrote {args.json_path}")
     return 0

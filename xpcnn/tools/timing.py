@@ -7,6 +7,9 @@ measurement, CuPy's kernel compilation), then :func:`calibrate` picks how many s
 run takes, and :func:`timed_run` appends one run's samples/s. :func:`interleave` times several
 contenders in rounds, taking turns, so that a noisy neighbour slows all of them alike.
 
+A contender may live in a process of its own (:class:`Remote`, :func:`serve`): the rounds then
+take turns between processes, so that no library's idle threads sit in another's process.
+
 Statistics of the rounds: :func:`summary` (one contender's runs), :func:`paired_ratios` (two
 contenders timed side by side, round by round) and :func:`spread` (median and min–max).
 """
@@ -14,8 +17,11 @@ contenders timed side by side, round by round) and :func:`spread` (median and mi
 from __future__ import annotations
 
 import gc
+import json
 import math
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -35,6 +41,8 @@ class Contender:
     first_step_s: "float | None" = None
     runs: list = field(default_factory=list)
     skipped: str = ""
+    #: The :class:`Remote` process that holds this contender and times it (``None``: this process).
+    remote: Any = None
 
 
 def _one_step(c: Contender) -> float:
@@ -46,7 +54,7 @@ def _one_step(c: Contender) -> float:
 
 def first_step(c: Contender) -> None:
     """Time the very first step on its own (``first_step_s``): compilation and measurements, not steady state."""
-    c.first_step_s = _one_step(c)
+    c.first_step_s = c.remote.ask(op="first", mode=c.mode)["first_step_s"] if c.remote else _one_step(c)
 
 
 def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) -> None:
@@ -54,6 +62,11 @@ def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) ->
 
     The first step's time is kept in ``first_step_s`` (unless :func:`first_step` took it already); a
     step slower than ``max_step`` seconds is not repeated (``skipped`` says why)."""
+    if c.remote is not None:
+        reply = c.remote.ask(op="calibrate", mode=c.mode, min_time=min_time, max_step=max_step, steps=steps)
+        for key in ("step_seconds", "reps", "first_step_s", "skipped"):
+            setattr(c, key, reply[key])
+        return
     one = 0.0
     for _ in range(steps):
         one = _one_step(c)
@@ -68,6 +81,9 @@ def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) ->
 
 def timed_run(c: Contender) -> None:
     """One timed run of ``c.reps`` steps; its samples/s goes to ``c.runs``."""
+    if c.remote is not None:
+        c.runs.append(c.remote.ask(op="run", mode=c.mode)["run"])
+        return
     c.sync()
     start = time.perf_counter()
     for _ in range(c.reps):
@@ -119,3 +135,54 @@ def paired_ratios(ours: list, theirs: list) -> list:
     if len(ours) == len(theirs):
         return [a / b for a, b in zip(ours, theirs)]
     return [a / b for a in ours for b in theirs]
+
+
+class Remote:
+    """A process holding contenders (``command`` runs :func:`serve`), asked one JSON line at a time."""
+
+    def __init__(self, command: "list[str]") -> None:
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hello = self.ask(op="hello")
+
+    def ask(self, **request) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a contender's process ended (exit status {self.proc.wait()}); its error is above")
+        return json.loads(line)
+
+    def close(self) -> dict:
+        """The process's last words (``op="quit"``), then its end."""
+        reply = self.ask(op="quit")
+        self.proc.wait(timeout=60)
+        return reply
+
+
+def serve(contenders: "list[Contender]", hello: dict, last_words: Callable[[], dict] = dict,
+          stdin=None, stdout=None) -> None:
+    """Answer :class:`Remote`'s requests about ``contenders`` (by mode) until it says ``quit``."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    by_mode = {c.mode: c for c in contenders}
+    gc.collect()
+    gc.disable()
+    for line in stdin:
+        request = json.loads(line)
+        op, c = request["op"], by_mode.get(request.get("mode"))
+        if op == "hello":
+            reply = {**hello, "modes": {m: x.batch for m, x in by_mode.items()}}
+        elif op == "first":
+            first_step(c)
+            reply = {"first_step_s": c.first_step_s}
+        elif op == "calibrate":
+            calibrate(c, request["min_time"], request["max_step"], request["steps"])
+            reply = {k: getattr(c, k) for k in ("step_seconds", "reps", "first_step_s", "skipped")}
+        elif op == "run":
+            timed_run(c)
+            reply = {"run": c.runs[-1]}
+        else:
+            stdout.write(json.dumps(last_words()) + "\n")
+            stdout.flush()
+            return
+        stdout.write(json.dumps(reply) + "\n")
+        stdout.flush()
