@@ -43,7 +43,8 @@ def test_compile_sets_the_loss_and_the_optimizer_and_evaluate_needs_one():
     model.fit(x, y, batch_size=4)
     assert model.optimizer is adam and adam.iterations == 3
     with pytest.raises(xc.ConfigTypeError, match="optimizer must be an xpcnn Optimizer"):
-        convnet().compile("mse", optimizer="adam")
+        convnet().compile("mse", optimizer=3)
+    assert isinstance(convnet().compile("mse", optimizer="adam").optimizer, xc.Adam)  # Keras's spelling
 
 
 def test_fit_without_any_loss_takes_the_one_the_output_layer_calls_for_or_asks_in_one_line():

@@ -27,6 +27,7 @@ from .losses import (
     binary_cross_entropy, binary_cross_entropy_prime, categorical_cross_entropy,
     categorical_cross_entropy_prime, get_loss, mse, mse_prime,
 )
+from .io.checkpoint import load_model
 from .model import Sequential
 from .optim import SGD, Adam, Chain, Cosine, Optimizer, Schedule, StepDecay, Warmup, get_optimizer, parse_schedule
 from .tools.gradcheck import gradcheck
@@ -45,7 +46,7 @@ __all__ = [
     "mse", "mse_prime", "binary_cross_entropy", "binary_cross_entropy_prime",
     "categorical_cross_entropy", "categorical_cross_entropy_prime", "get_loss",
     "Sequential", "predict_classes", "output_classes", "SGD", "Adam", "Optimizer", "get_optimizer",
-    "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "EarlyStopping",
+    "Schedule", "StepDecay", "Cosine", "Warmup", "Chain", "parse_schedule", "EarlyStopping", "load_model",
 ]
 
 

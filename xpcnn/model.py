@@ -24,6 +24,12 @@ from .tools import summary as _summary
 from .train import Trainer
 
 
+#: The function :meth:`Sequential.save` calls: :mod:`xpcnn.io.checkpoint` puts ``save_checkpoint``
+#: here when it is imported (the facade imports it), since ``io`` sits above the model: it builds
+#: models when it loads them.
+CHECKPOINT_WRITER: "list[Callable | None]" = [None]
+
+
 class Sequential(Trainer):
     """``Sequential([Convolutional(...), Sigmoid(), ...], seed=0)``.
 
@@ -116,7 +122,19 @@ class Sequential(Trainer):
         return self.device.xp
 
     def parameter_count(self) -> int:
+        """The number of trainable parameters (Keras: :meth:`count_params`)."""
         return sum(math.prod(p.shape) for layer in self.layers for p in layer.params.values())
+
+    def count_params(self) -> int:
+        """Keras's spelling of :meth:`parameter_count`."""
+        return self.parameter_count()
+
+    def save(self, path, extra: "dict | None" = None) -> None:
+        """``model.save(path)``, as Keras: an xpcnn checkpoint (:func:`xpcnn.io.save_checkpoint`: ``.npz``,
+        no pickle), which :func:`xpcnn.load_model` reads back."""
+        if CHECKPOINT_WRITER[0] is None:  # only when xpcnn.io was never imported; the facade imports it
+            raise ConfigError("model.save needs xpcnn.io; import xpcnn (or xpcnn.io) first")
+        CHECKPOINT_WRITER[0](path, self, extra)
 
     def summary(self, input_shape: "tuple | None" = None, *,
                 print_fn: "Callable[[str], Any] | None" = print) -> None:

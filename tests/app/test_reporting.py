@@ -36,3 +36,23 @@ def test_plot_writes_a_png(tmp_path):
                for e in (1, 2, 3)]
     plot_history(history, str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_one_epoch_plot_has_integer_epoch_ticks(tmp_path, monkeypatch):
+    """Issue 25: one epoch gave x ticks 0.945, 0.960, ... (MaxNLocator(integer=True) falls back to them)."""
+    pytest.importorskip("matplotlib")
+    from xpcnn import plot
+
+    drawn = []
+    real_save = plot.save
+
+    def keep(fig, path, what="plot", dpi=100):
+        fig.canvas.draw()
+        drawn.extend(list(ax.get_xticks()) for ax in fig.axes)
+        real_save(fig, path, what, dpi)
+
+    monkeypatch.setattr(plot, "save", keep)
+    plot_history([{"epoch": 1, "loss": 0.5, "accuracy": 0.5, "val_loss": 0.6, "val_accuracy": 0.4}],
+                 str(tmp_path / "one.png"))
+    assert drawn == [[1.0], [1.0]]
+    assert (tmp_path / "one.png").read_bytes()[:4] == b"\x89PNG"

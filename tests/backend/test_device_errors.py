@@ -85,7 +85,7 @@ def test_device_error_is_a_runtime_error_so_callers_can_catch_either():
 
 @pytest.mark.parametrize("spec", ["gpu", "tpu", "", "cuda:", "cuda:x", "cuda:-1", "cuda0", "cpu:0", "cuda:0:1"])
 def test_unknown_device_strings_list_the_accepted_spellings(spec):
-    with pytest.raises(ValueError, match=r"expected 'cpu', 'cuda' or 'cuda:N'"):
+    with pytest.raises(ValueError, match=r"expected 'cpu', 'cuda', 'cuda:N', 'torch:cpu'"):
         xc.get_device(spec)
 
 

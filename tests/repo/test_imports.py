@@ -30,6 +30,7 @@ LAYERS = [
     {"zoo"},
     {"io"},
     {"testing"},
+    {"plot"},
     {"app"},
     {"doctor"},
 ]

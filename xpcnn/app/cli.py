@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "IDX files.",
                 epilog="Errors are one line on stderr: exit status 2 for a bad flag, 1 for anything else, 130 after "
                        "Ctrl-C. XPCNN_DEBUG=1 shows the traceback.")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (needs CuPy; default: cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CuPy), torch:cpu, torch:cuda[:N] or torch:mps "
+                   "(PyTorch tensors; default: cpu)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help=f"default: {d.dataset}, or the embedded sample when the MNIST files cannot be found; "
                         f"idx: your own IDX files in --data-dir (the four MNIST file names, not checksummed)")

@@ -9,13 +9,13 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 
-from ..errors import MissingDependencyError, OutputError
+from ..errors import MissingDependencyError
 from ..io.files import atomic_write
+from ..plot import PLOT_HINT, image_format
 
-#: The hint every "needs matplotlib" error gives (the README gives the same two spellings).
-PLOT_HINT = "pip install 'xpcnn[plot]' (from a checkout: pip install -e '.[plot]')"
+__all__ = ["PLOT_HINT", "write_json", "format_confusion", "check_plot_available", "plot_format", "plot_history",
+           "EpochProgress"]
 
 
 def _finite(value):
@@ -46,6 +46,7 @@ def format_confusion(m: "list[list[int]]", classes: "list[int]", names: "list[st
 
 
 def check_plot_available() -> None:
+    """A :class:`~xpcnn.MissingDependencyError` with :data:`PLOT_HINT` where matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -53,50 +54,19 @@ def check_plot_available() -> None:
 
 
 def plot_format(path: "str | os.PathLike", what: str = "plot") -> str:
-    """The image format the file name asks for: its suffix if matplotlib writes it, PNG without one.
-
-    The file is written at exactly ``path`` (matplotlib alone would add ``.png`` to a name
-    without a suffix); a suffix matplotlib cannot write is an :class:`OutputError`.
-    """
+    """The image format the file name asks for (:func:`xpcnn.plot.image_format`)."""
     check_plot_available()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if not suffix:
-        return "png"
-    known = FigureCanvasAgg.get_supported_filetypes()
-    if suffix not in known:
-        raise OutputError(f"{what} {os.fspath(path)}: matplotlib cannot write .{suffix} files "
-                          f"(it writes {', '.join('.' + k for k in sorted(known))})")
-    return suffix
+    return image_format(path, what)
 
 
 def plot_history(history: "list[dict]", path: "str | os.PathLike", what: str = "plot",
                  val_label: str = "test") -> None:
-    """Loss and accuracy per epoch, train and ``val_*`` (labelled ``val_label``), as an image (PNG unless the
-    suffix says otherwise)."""
-    fmt = plot_format(path, what)
-    import matplotlib
+    """Loss and accuracy per epoch, train and ``val_*`` (labelled ``val_label``), written to ``path``
+    (:func:`xpcnn.plot.history`: PNG unless the suffix says otherwise, integer epoch ticks)."""
+    check_plot_available()
+    from .. import plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
-        ax.plot(epochs, [h[key] for h in history], "o-", label="train")
-        ax.plot(epochs, [h.get("val_" + key) for h in history], "s-", label=val_label)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100), what)
-    finally:
-        plt.close(fig)
+    plot.save(plot.history(history, val_label=val_label), path, what)
 
 
 class EpochProgress:

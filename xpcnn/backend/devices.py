@@ -1,7 +1,9 @@
 """Devices and the explicit moves between them.
 
-``"cpu"`` is NumPy, ``"cuda"`` / ``"cuda:N"`` is CuPy on GPU N (imported lazily), and any other
-array-API namespace (``array_api_strict`` in the tests) is reachable through :meth:`Device.of`.
+``"cpu"`` is NumPy, ``"cuda"`` / ``"cuda:N"`` is CuPy on GPU N, ``"torch:cpu"``, ``"torch:cuda"``,
+``"torch:cuda:N"`` and ``"torch:mps"`` (or a ``torch.device``) are PyTorch tensors there (CuPy and
+PyTorch imported lazily), and any other array-API namespace (``array_api_strict`` in the tests) is
+reachable through :meth:`Device.of`.
 A device carries its namespace and its :class:`~xpcnn.backend.libraries.ArrayBackend`, which
 knows how to send an array to it: no code branches on a device's name.
 """
@@ -17,7 +19,8 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..errors import ConfigError, ConfigTypeError, DeviceError, DeviceMismatchError
-from .libraries import CUPY, CUPY_EXTRA, HOST, NUMPY, ArrayBackend, backend_for, import_cupy, missing_cuda_libraries
+from .libraries import (CUPY, CUPY_EXTRA, HOST, NUMPY, TORCH, ArrayBackend, backend_for, import_cupy, import_torch,
+                        missing_cuda_libraries)
 
 Array = Any
 
@@ -45,6 +48,8 @@ class Device:
         xp = array_namespace(x)
         if library is CUPY:
             return Device(xp, native, f"cuda:{native.id}", CUPY)
+        if library is TORCH:
+            return Device(xp, native, _torch_name(native), TORCH)
         return Device(xp, native, f"{xp.__name__}:{native}", library)
 
     def __str__(self) -> str:
@@ -60,22 +65,71 @@ class Device:
 CPU = Device(array_namespace(np.empty(0)), "cpu", "cpu", NUMPY)
 
 _CUDA_RE = re.compile(r"^cuda(?::(\d+))?$")
+_TORCH_RE = re.compile(r"^torch:(cpu|cuda|mps)(?::(\d+))?$")
+
+#: What a device may be, for the one-line errors.
+DEVICES_ACCEPTED = "'cpu', 'cuda', 'cuda:N', 'torch:cpu', 'torch:cuda', 'torch:cuda:N', 'torch:mps' or a torch.device"
+
+
+def _torch_name(native) -> str:
+    """xpcnn's name for a ``torch.device``: ``torch:cpu``, ``torch:cuda:N``, ``torch:mps``."""
+    if native.type == "cuda":
+        return f"torch:cuda:{native.index or 0}"
+    return f"torch:{native.type}"
+
+
+def _torch_device(spec: str, kind: str, index: "int | None") -> Device:
+    """A torch device that this machine has, or a one-line :class:`DeviceError` saying why not."""
+    torch = import_torch()
+    if kind == "cpu":
+        if index not in (None, 0):
+            raise ConfigError(f"unknown device {spec!r}: expected {DEVICES_ACCEPTED}")
+        native = torch.device("cpu")
+    elif kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r}: PyTorch {torch.__version__} sees no CUDA GPU "
+                              f"(a CPU-only build, or no driver)")
+        count = torch.cuda.device_count()  # pragma: no cover - needs a GPU
+        index = torch.cuda.current_device() if index is None else index  # pragma: no cover
+        if index >= count:  # pragma: no cover - needs a GPU
+            raise DeviceError(f"device {spec!r}: only {count} CUDA GPU(s) visible "
+                              f"(torch:cuda:0..torch:cuda:{count - 1})")
+        native = torch.device("cuda", index)  # pragma: no cover - needs a GPU
+    else:
+        if index not in (None, 0):
+            raise ConfigError(f"unknown device {spec!r}: expected {DEVICES_ACCEPTED}")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(f"device {spec!r}: PyTorch {torch.__version__} sees no Apple GPU (MPS)")
+        native = torch.device("mps")  # pragma: no cover - needs an Apple GPU
+    xp = array_namespace(torch.empty(0, device=native))
+    return Device(xp, native, _torch_name(native), TORCH)
 
 
 def get_device(spec: "str | Device | None" = None) -> Device:
-    """Resolve ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`Device` to a :class:`Device`."""
+    """Resolve ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (NumPy, CuPy), ``"torch:cpu"``, ``"torch:cuda"``,
+    ``"torch:cuda:N"``, ``"torch:mps"``, a ``torch.device``, or a :class:`Device` to a :class:`Device`."""
     if spec is None:
         return CPU
     if isinstance(spec, Device):
         return spec
+    if type(spec).__module__ == "torch" and type(spec).__name__ == "device":  # a torch.device (no import to ask)
+        if spec.type not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"unknown device {spec!r}: expected {DEVICES_ACCEPTED}")
+        index = None if spec.type == "cpu" else spec.index
+        return _torch_device(f"torch.device({str(spec)!r})", spec.type, index)
     if not isinstance(spec, str):
-        raise ConfigTypeError(f"device must be 'cpu', 'cuda', 'cuda:N' or a Device, got {spec!r}")
+        raise ConfigTypeError(f"device must be {DEVICES_ACCEPTED}, or a Device, got {spec!r}")
     text = spec.strip().lower()
     if text == "cpu":
         return CPU
+    torch_match = _TORCH_RE.match(text)
+    if torch_match is not None:
+        index = torch_match.group(2)
+        return _torch_device(spec, torch_match.group(1), None if index is None else int(index))
     match = _CUDA_RE.match(text)
     if match is None:
-        raise ConfigError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        raise ConfigError(f"unknown device {spec!r}: expected {DEVICES_ACCEPTED}")
     index = int(match.group(1) or 0)
     cp = import_cupy()
     try:

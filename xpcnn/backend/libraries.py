@@ -1,4 +1,4 @@
-"""One small object per array library: NumPy, CuPy, and the host fallback for any other namespace.
+"""One small object per array library: NumPy, CuPy, PyTorch, and the host fallback for any other namespace.
 
 Each object holds what the rest of xpcnn needs from its library, and nothing else:
 
@@ -10,9 +10,9 @@ Each object holds what the rest of xpcnn needs from its library, and nothing els
 
 :func:`backend_for` picks the object for an array from the table :data:`BACKENDS`, and
 remembers the answer for the array's type, as einops' ``_backends.py`` does: CuPy is imported
-only when a CuPy array (or ``"cuda"``) shows up. An array of any other namespace
-(``array_api_strict`` in the tests) gets :data:`HOST`, which computes its correlations on the
-host, through NumPy, with explicit moves.
+only when a CuPy array (or ``"cuda"``) shows up, PyTorch only when a tensor (or ``"torch:..."``)
+does. An array of any other namespace (``array_api_strict`` in the tests) gets :data:`HOST`,
+which computes its correlations on the host, through NumPy, with explicit moves.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class ArrayBackend:
 
     def irfft2(self, x: Array, shape: tuple) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def check(self, x: Array, who: str) -> None:
+        """Refuse, in one line naming ``who``, an array this library holds but xpcnn cannot compute with."""
 
     def synchronize(self, x: Array) -> None:
         """Wait until the work queued on ``x``'s device is done (timings need it on a GPU)."""
@@ -225,6 +228,101 @@ class HostBackend(ArrayBackend):
         return array_namespace(x).fft.irfftn(x, s=shape, axes=(-2, -1))
 
 
+class TorchBackend(ArrayBackend):
+    """PyTorch tensors on any of torch's devices (``cpu``, ``cuda:N``, ``mps``).
+
+    The layers compute through array-api-compat's ``torch`` namespace; the FFTs are
+    ``torch.fft`` (the array API's fft extension), so the spectral engine stays on the tensor's
+    device; torch has no N-d direct correlation, so ``signal-direct`` makes an explicit round trip
+    through :data:`NUMPY` (``auto`` never times it on torch). Dropout's numbers come from a
+    ``torch.Generator`` on the tensor's GPU, seeded with each key (on ``torch:cpu``, which is the
+    host, from NumPy's generator, as for NumPy arrays: the same masks as NumPy). ``torch`` is imported only
+    when a tensor or a ``"torch:..."`` device shows up. A tensor that requires grad is refused in
+    one line: xpcnn computes its own gradients, and autograd would only record a graph.
+    """
+
+    name = "torch"
+
+    def __init__(self, torch=None) -> None:
+        self._torch = torch
+
+    @property
+    def torch(self):
+        if self._torch is None:
+            self._torch = import_torch()
+        return self._torch
+
+    def owns(self, x):
+        # Only a torch that is already imported can have made x: no import just to ask.
+        if self._torch is None and "torch" not in sys.modules:
+            return False
+        return isinstance(x, self.torch.Tensor)
+
+    def check(self, x, who: str) -> None:
+        if x.requires_grad:
+            raise ConfigTypeError(f"{who}: expected a tensor without autograd, got one with requires_grad=True; "
+                                  f"pass x.detach() (xpcnn computes its own gradients)")
+
+    def contiguous(self, x):
+        return x.contiguous()
+
+    def to_host(self, x):
+        self.check(x, "to_numpy")
+        return x.cpu().numpy()  # a device-to-host copy; on torch's CPU, NumPy's view of the same memory
+
+    def send(self, x, device):
+        if isinstance(x, np.ndarray):
+            if not x.flags.writeable or not x.flags.c_contiguous:
+                x = np.array(x, order="C")
+            return self.torch.from_numpy(x).to(device.native)  # host-to-device (none for torch:cpu)
+        self.check(x, "to_device")
+        return x.to(device.native)  # device to device, within torch
+
+    def rfft2(self, x, shape):
+        return self.torch.fft.rfftn(x, s=shape, dim=(-2, -1))
+
+    def irfft2(self, x, shape):
+        return self.torch.fft.irfftn(x, s=shape, dim=(-2, -1))
+
+    def signal_call(self, name, x, kernel, mode, method):
+        # torch has no N-d direct correlation: an explicit round trip through SciPy's
+        if x.device != kernel.device:
+            raise DeviceMismatchError(f"{name}: input on {x.device} but kernel on {kernel.device}; "
+                                      f"move one with xpcnn.to_device first")
+        out = NUMPY.signal_call(name, self.to_host(x), self.to_host(kernel), mode, method)
+        return self.torch.from_numpy(np.ascontiguousarray(out)).to(x.device)
+
+    def synchronize(self, x):
+        kind = x.device.type
+        if kind == "cuda":
+            self.torch.cuda.synchronize(x.device)
+        elif kind == "mps":  # pragma: no cover - needs an Apple GPU
+            self.torch.mps.synchronize()
+
+    def random_uniform(self, key, shape, dtype, device):
+        if device.native.type == "cpu":
+            # torch's CPU is the host: NumPy's PCG64 draws there and torch shares its memory, so
+            # torch:cpu drops exactly the values NumPy drops (the parity tests train convnet-bn on both)
+            return super().random_uniform(key, shape, dtype, device)
+        return self.generated(key, shape, dtype, device)
+
+    def generated(self, key, shape, dtype, device):
+        """``U[0, 1)`` from ``torch.rand`` with a ``torch.Generator`` on ``device``, seeded with ``key``
+        (what a GPU draws; on ``torch:cpu`` only the tests call it)."""
+        # One generator per device, re-seeded with each key: the numbers are drawn where the data is.
+        generators = self.__dict__.setdefault("_generators", {})
+        generator = generators.get(device.name)
+        if generator is None:
+            generator = generators[device.name] = self.torch.Generator(device=device.native)
+        generator.manual_seed(key)
+        return self.torch.rand(shape, generator=generator, dtype=getattr(self.torch, dtype), device=device.native)
+
+
+def check_array(x: Array, who: str) -> None:
+    """Refuse, in one line naming ``who``, an array xpcnn cannot compute with (a tensor that requires grad)."""
+    backend_for(x).check(x, who)
+
+
 def float_errors_ignored():
     """A context in which NumPy prints no RuntimeWarning for overflow, 0/0 and the like.
 
@@ -258,6 +356,18 @@ def missing_cuda_libraries(cp) -> "dict[str, str]":
     return missing
 
 
+#: What installs PyTorch (its own wheels choose CPU or CUDA: https://pytorch.org/get-started/locally/).
+TORCH_EXTRA = "pip install 'xpcnn[torch]' (or torch from https://pytorch.org/get-started/locally/)"
+
+
+def import_torch():
+    """Import PyTorch lazily; a missing torch names what installs it."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise DeviceError(f"a 'torch:...' device needs PyTorch, which is not installed: {TORCH_EXTRA}") from exc
+
+
 def import_cupy():
     """Import CuPy lazily; a missing CuPy names the extra that installs it."""
     try:
@@ -269,9 +379,10 @@ def import_cupy():
 NUMPY = NumpyBackend()
 CUPY = CupyBackend()
 HOST = HostBackend()
+TORCH = TorchBackend()
 
 #: The dispatch table, in the order asked: the first backend that owns an array serves it.
-BACKENDS: "list[ArrayBackend]" = [NUMPY, CUPY]
+BACKENDS: "list[ArrayBackend]" = [NUMPY, CUPY, TORCH]
 
 
 #: ``type(x) -> backend``: what :func:`backend_for` found for each array type so far, valid while
@@ -296,10 +407,18 @@ def backend_for(x: Array) -> ArrayBackend:
     return found
 
 
+#: Why a ``jax.Array`` is refused (docs/backends.md, "JAX"): one line, naming the in-place writes.
+JAX_REFUSED = ("JAX arrays are not supported: they are immutable, and xpcnn's engines and layers write into "
+               "arrays in place (padding, im2col, pooling gradients); pass numpy.asarray(x), or a PyTorch tensor")
+
+
 def _owner(x: Array) -> ArrayBackend:
     for candidate in BACKENDS:
         if candidate.owns(x):
             return candidate
+    if array_api_compat.is_jax_array(x):  # looks in sys.modules only: no import of jax just to ask
+        raise ConfigTypeError(f"expected a NumPy, CuPy or PyTorch array, got {type(x).__name__}: {JAX_REFUSED}")
     if HOST.owns(x):
         return HOST
-    raise ConfigTypeError(f"expected an array (NumPy, CuPy or another array-API namespace), got {type(x).__name__}")
+    raise ConfigTypeError(f"expected an array (NumPy, CuPy, a PyTorch tensor or another array-API namespace), "
+                          f"got {type(x).__name__}")

@@ -8,6 +8,10 @@ where it lives, through a table as in :mod:`xpcnn.backend`:
                     its current stream: the kernels that packed the buffer and those that read it
                     back run on the same stream, so nothing waits on the host and no byte of the
                     gradients crosses to host memory
+    torch   MPI     a tensor on torch's CPU: MPI on NumPy's view of its memory, in place (no copy);
+                    a tensor on a GPU (``torch:cuda``, ``torch:mps``): refused in one line (NCCL
+                    through CuPy's DLPack interop is not built: no GPU here to verify it on; use
+                    ``--device cuda``, CuPy, for NCCL)
     other   MPI     an explicit host round trip (``to_numpy``, reduce, ``to_device``): the
                     reference path, for ``array_api_strict`` in the tests
 
@@ -28,7 +32,7 @@ import sys
 import time
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array
+from array_api_compat import array_namespace, device, is_cupy_array, is_numpy_array, is_torch_array
 
 from .. import backend
 from ..errors import DistributedError, MissingDependencyError
@@ -111,6 +115,19 @@ def share_cpus(local_size: int) -> "int | None":
     return threads
 
 
+def _torch_host_view(buf):
+    """NumPy's view of a contiguous tensor on torch's CPU (MPI reads and writes its memory in place);
+    a tensor on a GPU is refused in one line: xpcnn has no NCCL path for torch tensors."""
+    if buf.device.type != "cpu":
+        raise DistributedError(f"distributed training on torch:{buf.device} tensors is not supported: xpcnn "
+                               f"reduces torch tensors with MPI on torch:cpu only; use --device cuda (CuPy, "
+                               f"NCCL) for GPUs or --device torch:cpu")
+    if not buf.is_contiguous():  # pragma: no cover - the data-parallel step packs one contiguous buffer
+        raise DistributedError(f"collectives take one contiguous 1-D buffer, got a strided tensor of shape "
+                               f"{tuple(buf.shape)}")
+    return buf.numpy()
+
+
 class World:
     """``MPI.COMM_WORLD`` (duplicated) with its node-local rank and the collectives xpcnn needs."""
 
@@ -137,6 +154,9 @@ class World:
             return buf
         if is_cupy_array(buf):
             return self._nccl_call("allReduce", buf)
+        if is_torch_array(buf):
+            self.comm.Allreduce(self.MPI.IN_PLACE, _torch_host_view(buf), op=self.MPI.SUM)
+            return buf
         host = backend.host_buffer(buf)  # explicit host round trip
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         return backend.to_device(host, backend.Device.of(buf))
@@ -148,6 +168,9 @@ class World:
             return buf
         if is_cupy_array(buf):
             return self._nccl_call("broadcast", buf, root)
+        if is_torch_array(buf):
+            self.comm.Bcast(_torch_host_view(buf), root=root)
+            return buf
         host = backend.host_buffer(buf)
         self.comm.Bcast(host, root=root)
         return backend.to_device(host, backend.Device.of(buf))

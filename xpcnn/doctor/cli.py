@@ -1,4 +1,5 @@
-"""``xpcnn-doctor [--device cpu|cuda|cuda:N] [--json PATH] [--quick]``: does xpcnn work here, and how fast?
+"""``xpcnn-doctor [--device cpu|cuda[:N]|torch:cpu|torch:cuda[:N]|torch:mps] [--json PATH] [--quick]``: does
+xpcnn work here, and how fast?
 
 Prints the environment, one line per correctness check (ok or FAILED, with the worst relative
 error), the derivation's experiment, the throughputs, then one summary line. Exit status: 0 when
@@ -34,7 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 "NumPy float64, trains the derivation's experiment, and times the networks.",
                                 epilog="Run it first on a new machine; attach the --json report to an issue.")
     p.add_argument("--device", default=None,
-                   help="cpu, cuda or cuda:N (default: cuda when CuPy sees a GPU, else cpu)")
+                   help="cpu, cuda or cuda:N (CuPy), torch:cpu, torch:cuda[:N] or torch:mps (PyTorch tensors) "
+                        "(default: cuda when CuPy sees a GPU, else cpu)")
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH",
                    help="write everything (environment, every check, throughputs) to this JSON file")
     p.add_argument("--quick", action="store_true",

@@ -1,5 +1,6 @@
 """Throughput on the device: the seed network and the convnet, training and inference, two batch
-sizes, float32, against PyTorch on the same device when it is installed.
+sizes, float32, against PyTorch on the same device when it is installed (on a ``torch:...`` device:
+xpcnn's layers on torch tensors against PyTorch's own ``nn`` on that device).
 
 Each contender is built by :mod:`xpcnn.tools.benchmark` and timed with :mod:`xpcnn.tools.timing`, as
 in ``scripts/bench.py``: its first step apart (on a fresh model: ``engine="auto"``'s measurement,
@@ -46,6 +47,8 @@ def load_torch(device) -> "tuple[Any, str | None, str]":
     if importlib.util.find_spec("torch") is None:
         return None, None, "PyTorch is not installed (pip install 'xpcnn[bench]')"
     torch = importlib.import_module("torch")
+    if device.name.startswith("torch:"):  # xpcnn on torch tensors, against torch's own nn on the same device
+        return torch, str(device.native), ""
     if device.name.startswith("cuda"):
         if not torch.cuda.is_available():
             return None, None, f"this PyTorch {torch.__version__} build has no CUDA"

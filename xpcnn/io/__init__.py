@@ -8,7 +8,7 @@
 * :mod:`.export`: ONNX graphs and safetensors weights (the ``export`` extra).
 """
 
-from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from .checkpoint import load_checkpoint, load_model, read_metadata, save_checkpoint
 from .files import atomic_write, check_output_path
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "atomic_write", "check_output_path"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "read_metadata", "atomic_write", "check_output_path"]

@@ -41,6 +41,7 @@ from ..layers import (
 )
 from ..layers.base import Layer, ParameterLayer, parameter_budget
 from ..losses import LOSSES
+from .. import model as _model
 from ..model import Sequential
 from ..optim.optimizers import SGD, Adam, Optimizer, check_optimizer
 from ..optim.schedules import check_schedule, parse_schedule, saved_spec
@@ -278,6 +279,15 @@ def load_checkpoint(path: "str | os.PathLike", device=None) -> Sequential:
     if meta.get("optimizer") is not None:
         model.optimizer = _build_optimizer(path, meta["optimizer"], arrays, layers)
     return model.to(backend.get_device(device) if device is not None else backend.CPU)
+
+
+def load_model(path: "str | os.PathLike", device=None) -> Sequential:
+    """Keras's ``load_model``: the model :meth:`Sequential.save <xpcnn.Sequential.save>` (or
+    :func:`save_checkpoint`) wrote to ``path``, as :func:`load_checkpoint` reads it."""
+    return load_checkpoint(path, device)
+
+
+_model.CHECKPOINT_WRITER[0] = save_checkpoint  # Sequential.save writes through this module
 
 
 def _schedule(path: Path, spec):

@@ -29,7 +29,7 @@ from ..errors import ConfigError, ConfigTypeError
 from ..layers import Sigmoid, Softmax
 from ..losses import LOSSES, get_loss
 from ..optim import SGD, Optimizer, Schedule, ZeroRateWarning, check_optimizer, check_schedule
-from . import data_checks, loop, threads
+from . import conventions, data_checks, loop, threads
 from .batches import to_model
 from .loop import evaluate_batches
 from .early_stopping import EarlyStopping
@@ -51,17 +51,38 @@ class Trainer:
         self.early_stopping: "EarlyStopping | None" = None
         self.epoch = 0
         self.history: dict[str, list] = {}
+        #: Set to ``True`` by a callback (Keras's spelling) to stop ``fit`` after the current epoch.
+        self.stop_training = False
         #: The workers and BLAS threads of the last ``fit``, ``evaluate`` or ``predict`` (:mod:`xpcnn.train.threads`).
         self.parallelism: "threads.Plan | None" = None
 
-    def compile(self, loss: "str | tuple" = "binary_cross_entropy",
-                optimizer: "Optimizer | None" = None) -> "Trainer":
-        """Set the loss (and, optionally, the optimizer) that ``fit`` and ``evaluate`` use; returns ``self``."""
-        get_loss(loss)  # a bad loss fails here
-        self.loss = loss
+    def compile(self, loss: "str | tuple | None" = None, optimizer: "Optimizer | str | None" = None, *,
+                metrics: "list[str] | None" = None) -> "Trainer":
+        """Set the loss (and, optionally, the optimizer) that ``fit`` and ``evaluate`` use; returns ``self``.
+
+        ``loss`` is a name of :data:`xpcnn.losses.LOSSES` or Keras's (``"categorical_crossentropy"``,
+        ``"sparse_categorical_crossentropy"``: :mod:`xpcnn.train.conventions`), or a ``(loss,
+        loss_prime)`` pair; ``None`` takes the one the output layer calls for (Softmax: categorical,
+        Sigmoid: binary cross-entropy). ``optimizer`` is an :class:`~xpcnn.optim.Optimizer` or a name
+        (``"sgd"``, ``"momentum"``, ``"adam"``, at Keras's default rates). ``metrics`` may name
+        ``"accuracy"``, which every epoch reports anyway.
+        """
+        conventions.check_loss_not_optimizer(loss, optimizer, "compile")
+        conventions.check_metrics(metrics, "compile")
+        loss = self._loss_or_default(loss, "compile", infer=True)
+        self.loss = "categorical_cross_entropy" if loss == conventions.SPARSE else loss  # labels: see fit
+        optimizer = conventions.optimizer_named(optimizer, "compile")
         if optimizer is not None:
             self._set_optimizer(self._optimizer_for(optimizer, None))
         return self
+
+    def __call__(self, x, training: bool = False):
+        """``model(x)``, as Keras: the outputs for one batch ``x`` (any namespace), in the model's namespace.
+
+        Inference (``training=False``) unless asked; no batching (:meth:`predict` batches).
+        """
+        data_checks.check_inputs(self, x, "model(x)")
+        return self.forward(to_model(self, x), training=bool(training))
 
     def train_step(self, x, y, loss_fn: Callable, loss_prime: Callable, optimizer: Optimizer):
         """One forward, backward and update on a prepared batch; returns ``(loss, output)``."""
@@ -71,12 +92,14 @@ class Trainer:
         optimizer.step(self.layers)
         return loss, out
 
-    def predict(self, x, batch_size: int = 256, *, workers: "int | None" = None):
+    def predict(self, x, batch_size: int = 256, verbose: int = 0, *, workers: "int | None" = None):
         """Outputs ``(N, *output_shape)`` for ``x`` (any namespace), in batches, in the model's namespace.
 
-        ``N = 0`` gives an empty ``(0, *output_shape)`` array. ``workers`` splits every batch between
-        threads as ``fit`` does (``None``: one per core, see :mod:`xpcnn.train.threads`).
+        ``N = 0`` gives an empty ``(0, *output_shape)`` array. ``verbose`` is accepted for Keras's
+        code; predict prints nothing. ``workers`` splits every batch between threads as ``fit`` does
+        (``None``: one per core, see :mod:`xpcnn.train.threads`).
         """
+        conventions.check_verbose(verbose, "predict")
         batch_size = integer("predict", "batch_size", batch_size, minimum=1)
         data_checks.check_inputs(self, x, "predict")
         chosen = self._plan("predict", workers, min(batch_size, max(1, x.shape[0])))
@@ -96,17 +119,26 @@ class Trainer:
         return self.xp.concat(outs, axis=0) if len(outs) != 1 else outs[0]
 
     def evaluate(self, x, y, *, loss: "str | tuple | None" = None, batch_size: int = 256,
-                 workers: "int | None" = None) -> dict:
+                 verbose: int = 0, workers: "int | None" = None) -> dict:
         """``{"loss", "accuracy"}`` over ``(x, y)``, as Python floats; ``loss`` defaults to the model's.
 
-        ``workers`` splits every batch between threads as ``fit`` does (``None``: one per core)."""
+        Integer class labels ``(N,)`` are taken as :meth:`fit` takes them. ``verbose=1`` or ``2``
+        prints the result in one line (Keras's ``evaluate`` returns a list; xpcnn a dict, as
+        ``return_dict=True``). ``workers`` splits every batch between threads as ``fit`` does
+        (``None``: one per core).
+        """
         batch_size = integer("evaluate", "batch_size", batch_size, minimum=1)
+        verbose = conventions.check_verbose(verbose, "evaluate")
         loss = self._loss_or_default(loss, "evaluate")
+        y, loss = conventions.targets_for(self, y, loss, "evaluate")
         data_checks.check_data(self, x, y, "evaluate", loss)
         chosen = self._plan("evaluate", workers, min(batch_size, x.shape[0]))
         run = evaluate_batches if chosen.workers == 1 else Workers(self, chosen.workers).evaluate_part
         with threads.blas_threads(chosen.blas_threads):
-            return run(self, x, y, get_loss(loss), batch_size)
+            result = run(self, x, y, get_loss(loss), batch_size)
+        if verbose:
+            print(f"loss: {result['loss']:.4f} - accuracy: {result['accuracy']:.4f}")
+        return result
 
     def fit(
         self,
@@ -126,6 +158,9 @@ class Trainer:
         communicator: "Communicator | None" = None,
         schedule: "Schedule | None" = None,
         early_stopping: "EarlyStopping | int | None" = None,
+        verbose: int = 0,
+        validation_split: "float | None" = None,
+        callbacks: "list | None" = None,
         workers: "int | None" = None,
     ) -> dict:
         """Train for ``epochs`` more epochs; returns the per-epoch history (also ``self.history``).
@@ -171,6 +206,14 @@ class Trainer:
         when ``val_loss`` has not improved for ``patience`` epochs and restores the best epoch's
         weights; it needs ``validation_data``. ``model.early_stopping`` reports it.
 
+        Keras's spellings (:mod:`xpcnn.train.conventions`): integer class labels ``(N,)`` with
+        ``loss="sparse_categorical_cross_entropy"`` (or categorical cross-entropy) become one-hot
+        rows; ``verbose`` is 0 (silent, the default), 1 (a progress bar per epoch) or 2 (one line per
+        epoch); ``validation_split`` holds out the last fraction of the samples, before shuffling;
+        ``callbacks`` are objects with Keras's ``on_train_begin``, ``on_epoch_end(epoch, logs)``,
+        ``on_train_batch_end(batch, logs)`` and ``on_train_end`` (an ``EarlyStopping`` among them is
+        ``early_stopping``), and one that sets ``model.stop_training = True`` stops after the epoch.
+
         ``workers`` (:mod:`xpcnn.train.workers`, docs/workers.md) trains ``workers`` replicas in
         threads, each on its share of every batch, with the parameters one pass would give (up to
         the order of floating-point sums); ``None`` chooses one per core when every share gets at
@@ -178,11 +221,21 @@ class Trainer:
         """
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
+        verbose = conventions.check_verbose(verbose, "fit")
+        hooks, keras_stopper = conventions.callback_hooks(self, callbacks, "fit")
+        if keras_stopper is not None:
+            if early_stopping is not None:
+                raise ConfigError("fit: pass early_stopping=... or an EarlyStopping in callbacks, not both")
+            early_stopping = keras_stopper
         loss = self._loss_or_default(loss, "fit", infer=True)
+        x, y, validation_data = conventions.split_validation(x, y, validation_split, validation_data, "fit")
+        y, loss = conventions.targets_for(self, y, loss, "fit")
         data_checks.check_data(self, x, y, "fit", loss)
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ConfigTypeError("fit: validation_data must be a pair (x, y)")
+            val_y, _ = conventions.targets_for(self, validation_data[1], loss, "fit (validation_data)")
+            validation_data = (validation_data[0], val_y)
             data_checks.check_data(self, *validation_data, "fit (validation_data)", loss)
         stopper = EarlyStopping.of(early_stopping)
         if stopper is not None and validation_data is None:
@@ -217,11 +270,31 @@ class Trainer:
             parallel.start(batch_size, fit_settings(self, x, y, loss, batch_size, epochs, shuffle, seed,
                                                     validation_data, stopper))
         self.early_stopping = stopper
+        on_batch, on_epoch = self._with_conventions(on_batch, on_epoch, verbose, epochs, hooks)
+        self.stop_training = False
+        conventions.call(hooks, "on_train_begin", {})
         with threads.blas_threads(chosen_plan.blas_threads):
             loop.run_epochs(self, x, y, loss_fns, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                             validation_data=validation_data, on_batch=on_batch, on_epoch=on_epoch,
                             parallel=parallel, stopper=stopper)
+        conventions.call(hooks, "on_train_end", {k: v[-1] for k, v in self.history.items() if v})
         return self.history
+
+    def _with_conventions(self, on_batch, on_epoch, verbose: int, epochs: int, hooks: list):
+        """``on_batch`` and ``on_epoch`` extended by the progress display and Keras's callbacks."""
+        progress = conventions.Progress(verbose, self.epoch + epochs) if verbose else None
+
+        def keras_batch(logs: dict) -> None:
+            conventions.call(hooks, "on_train_batch_end", logs["batch"] - 1, logs)
+
+        def keras_epoch(logs: dict) -> bool:
+            conventions.call(hooks, "on_epoch_end", logs["epoch"] - 1, logs)
+            return bool(self.stop_training)
+
+        return (conventions.chained(on_batch, progress.on_batch if progress else None,
+                                    keras_batch if hooks else None),
+                conventions.chained(progress.on_epoch if progress else None, keras_epoch if hooks else None,
+                                    on_epoch))
 
     # -- the choices fit and compile share ----------------------------------------------------
     def _plan(self, who: str, workers: "int | None", batch: int, ranks_on_node: int = 1) -> "threads.Plan":
@@ -245,13 +318,13 @@ class Trainer:
                       f"{opt.learning_rate:g}, or pass schedule=...", ZeroRateWarning, stacklevel=3)
 
     def _loss_or_default(self, loss, who: str, infer: bool = False):
-        chosen = loss if loss is not None else self.loss
+        chosen = conventions.canonical_loss(loss if loss is not None else self.loss)
         if chosen is None and infer:
             chosen = loss_for_output(self.layers[-1], who)
         if chosen is None:
             raise ConfigError(f"{who}: the model has no loss yet; pass loss=..., or call compile(loss=...) or "
                               f"fit(...) first")
-        get_loss(chosen)
+        get_loss(chosen if chosen != conventions.SPARSE else "categorical_cross_entropy")
         return chosen
 
     def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> Optimizer:
