@@ -3,13 +3,15 @@
 
 Every contender trains the same network (same weights, dtype, batch, threads), each in a process
 of its own, taking turns in each repeat (A B A B): one library's idle threads never sit in
-another's process. The table gives the median and min–max over the repeats. Contenders:
-xpcnn[ENGINE] per convolution engine, xpcnn[ENGINE] workers=T (--workers: T threads, each on a
-share of the batch, BLAS on one thread each), per-sample (xpcnn.testing.per_sample) and torch
-(pip install -e '.[bench]'), with a matrix product timed in the same rounds as the roofline
-(xpcnn.tools.benchmark, .roofline). Models: seed and convnet (xpcnn.zoo) at every --batch-sizes, and issue 9's cases conv11
-and conv25 at their own batch. Ratios are per round; a target (benchmarks/targets.json) is met only
-when the whole min–max reaches its goal (xpcnn.tools.verdicts).
+another's process (``--one-process`` times them all in this one, as before, to show the
+difference: docs/performance.md). The table gives the median and min–max over the repeats.
+Contenders: xpcnn[ENGINE] per convolution engine, xpcnn[ENGINE,workers=T] (--workers: T threads,
+each on a share of the batch, BLAS on one thread each; seed and convnet), per-sample
+(xpcnn.testing.per_sample) and torch (pip install -e '.[bench]'), with a matrix product timed in
+the same rounds as the roofline (xpcnn.tools.benchmark, .roofline). Models: seed and convnet
+(xpcnn.zoo) at every --batch-sizes, and issue 9's cases conv11 and conv25 at their own batch.
+Ratios are per round; a target (benchmarks/targets.json) is met only when the whole min–max
+reaches its goal (xpcnn.tools.verdicts).
 
     python scripts/bench.py                      # the default run (< 5 minutes on 2 cores)
     python scripts/bench.py --quick              # a one-minute look
@@ -60,73 +62,102 @@ def build(name: str, dtype: str) -> "tuple[xc.Sequential, str, int | None]":
 
 def contender_names(args, config: bm.Config, torch) -> "list[str]":
     names = [f"xpcnn[{e}]" for e in args.engines]
-    names += [f"xpcnn[{args.engines[0]},workers={t}]" for t in args.workers if t > 1 and config.device == "cpu"]
+    if config.device == "cpu" and config.model in bm.NETWORKS:  # workers: shares of the zoo networks' batches
+        names += [f"xpcnn[{args.engines[0]},workers={t}]" for t in args.workers if 1 < t <= config.batch]
     if "per-sample" in args.contenders and config.model == "seed" and config.device == "cpu":
         names.append("per-sample")
     return names + (["torch"] if torch is not None else []) + ["matmul"]
 
 
 def run_config(args, config: bm.Config, torch, seconds_per_sample: dict, choices: list) -> "list[dict]":
-    """Every contender of ``config`` in a process of its own (:func:`serve`), timed in turns."""
+    """Every contender of ``config`` in a process of its own (:func:`serve`), timed in turns; with
+    ``--one-process``, all of them in this process (the old way, which lets their threads interfere)."""
     model = build(config.model, config.dtype)[0]
-    contenders, outputs, remotes = [], {}, []
+    contenders, outputs, remotes, flops, processes = [], {}, [], None, {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for name in contender_names(args, config, torch):
                 spec = {"config": vars(config), "name": name, "threads": args.threads,
-                        "outputs": f"{tmp}/{len(remotes)}.npy", "per_sample_batch": args.per_sample_batch}
-                remote = timing.Remote([sys.executable, __file__, "--serve", json.dumps(spec)])
-                remotes.append(remote)
-                contenders += [timing.Contender(name, mode, None, None, batch, remote=remote)
-                               for mode, batch in remote.hello["modes"].items()]
-                if remote.hello["outputs"]:
-                    outputs[name] = np.load(spec["outputs"])
-                flops = remote.hello["flops"] if name == "matmul" else None
+                        "outputs": f"{tmp}/{len(contenders)}.npy", "per_sample_batch": args.per_sample_batch}
+                if args.one_process:
+                    found, output, hello = make_contenders(spec, torch)
+                else:
+                    remote = timing.Remote([sys.executable, __file__, "--serve", json.dumps(spec)])
+                    remotes.append(remote)
+                    found, hello = remote.contenders(), remote.hello
+                    output = np.load(spec["outputs"]) if hello["outputs"] else None
+                contenders += found
+                processes[name] = hello.get("process", os.getpid())
+                if output is not None:
+                    outputs[name] = output
+                flops = hello.get("flops", flops)
             plan = bm.Plan(args.repeats, args.min_time, args.max_step, args.pause)
-            return bm.run_config(config, contenders, outputs, model.layers, flops, plan, seconds_per_sample)
+            rows = bm.run_config(config, contenders, outputs, model.layers, flops, plan, seconds_per_sample)
+            return [{**row, "process": processes[row["contender"]]} for row in rows]
         finally:
-            for remote in remotes:
-                choices += remote.close().get("auto_choices", [])
+            for remote in remotes:  # each process's measurements, once each
+                choices += [c for c in remote.close().get("auto_choices", []) if c not in choices]
 
 
-def serve(spec: dict) -> None:
-    """One contender of one configuration, in this process, answering :class:`xpcnn.tools.timing.Remote`."""
+def make_contenders(spec: dict, torch=None, hold: "contextlib.ExitStack | None" = None):
+    """``(contenders, first outputs or None, hello)`` of the contender ``spec["name"]`` of one configuration.
+
+    A workers contender holds BLAS to one thread per worker: for as long as ``hold`` lasts (its own
+    process), or around each step (``None``: in one process with the others)."""
     config, name = bm.Config(**spec["config"]), spec["name"]
-    torch = importlib.import_module("torch") if name == "torch" else None
-    bm.limit_threads(spec["threads"], torch)
     model, loss, classes = build(config.model, config.dtype)
     x, y = bm.synthetic_batch(model.input_shape, model.output_shape, classes, config.batch, config.dtype)
-    lr, output, hello, hold = bm.learning_rate(config.model), None, {}, contextlib.ExitStack()
+    lr, output, hello = bm.learning_rate(config.model), None, {}
     if name == "matmul":
         size = 4096 if config.device != "cpu" else 1536
         peak, hello["flops"] = roofline.peak_contender(config.device, config.dtype, size)
-        contenders = [peak]
-    elif name.startswith("xpcnn["):
+        return [peak], None, hello
+    if name.startswith("xpcnn["):
         engine, _, count = name[len("xpcnn["):-1].partition(",workers=")
         bm.set_engine(model.layers, engine)
         model.to(config.device)
         output = xc.to_numpy(model.forward(xc.to_device(x, config.device)))
         contenders = bm.model_contenders(name, model, x, y, loss, lr, config.device)
         if count:  # T replicas in threads on shares of the batch, BLAS held to one thread each
-            hold.enter_context(worker_threads.blas_threads(1))
             team, model.optimizer = Workers(model, int(count), *xc.get_loss(loss), correct_count), xc.SGD(lr)
             xd, yd = xc.to_device(x, config.device), xc.to_device(y, config.device)
-            contenders[0].step = lambda: team.step(xd, yd, config.batch)
-            contenders[1].step = lambda: team.forward_shares(xd)
-    elif name == "per-sample":
+            steps = [lambda: team.step(xd, yd, config.batch), lambda: team.forward_shares(xd)]
+            if hold is not None:
+                hold.enter_context(worker_threads.blas_threads(1))
+            else:
+                steps = [held(step) for step in steps]
+            contenders[0].step, contenders[1].step = steps
+        return contenders, output, hello
+    if name == "per-sample":
         ref, chunk = PerSample(model, bm.LEARNING_RATE), min(config.batch, spec["per_sample_batch"])
         output = ref.predict_batch(x[: min(config.batch, 8)])
         # Its time per sample does not depend on the batch size: it is timed on `chunk` samples.
-        contenders = bm.host_contenders("per-sample", ref.train_batch, ref.predict_batch, x[:chunk], y[:chunk])
-    else:
-        tdev = "cuda" if config.device.startswith("cuda") else "cpu"
-        contenders = bm.torch_contenders(torch, torch_model(model, torch, tdev, config.dtype), torch_loss(torch, loss),
-                                         x, y, lr, tdev, input_gradient=model.layers[0].compute_input_gradient)
-        output = contenders[1].step().cpu().numpy()  # inference: the same network, the same outputs
-    if output is not None:
-        np.save(spec["outputs"], output)
-    with hold:
-        timing.serve(contenders, {**hello, "outputs": output is not None}, lambda: {"auto_choices": auto.choices()})
+        return bm.host_contenders("per-sample", ref.train_batch, ref.predict_batch, x[:chunk], y[:chunk]), output, hello
+    tdev = "cuda" if config.device.startswith("cuda") else "cpu"
+    contenders = bm.torch_contenders(torch, torch_model(model, torch, tdev, config.dtype), torch_loss(torch, loss),
+                                     x, y, lr, tdev, input_gradient=model.layers[0].compute_input_gradient)
+    output = contenders[1].step().cpu().numpy()  # inference: the same network, the same outputs
+    return contenders, output, hello
+
+
+def held(step):
+    def one_blas_thread():
+        with worker_threads.blas_threads(1):
+            return step()
+    return one_blas_thread
+
+
+def serve(spec: dict) -> None:
+    """One contender of one configuration, in this process, answering :class:`xpcnn.tools.timing.Remote`."""
+    channel = timing.claim_stdout()  # prints go to stderr; stdout carries the replies
+    torch = importlib.import_module("torch") if spec["name"] == "torch" else None
+    bm.limit_threads(spec["threads"], torch)
+    with contextlib.ExitStack() as hold:
+        contenders, output, hello = make_contenders(spec, torch, hold)
+        if output is not None:
+            np.save(spec["outputs"], output)
+        timing.serve(contenders, {**hello, "outputs": output is not None, "process": os.getpid()},
+                     lambda: {"auto_choices": auto.choices()}, stdout=channel)
 
 
 def csv(kind):
@@ -157,6 +188,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu or cuda (CuPy and PyTorch CUDA)")
     p.add_argument("--workers", type=csv(int), default=[2],
                    help="xpcnn[ENGINE] workers=T contenders for these T > 1 (CPU only; default: 2)")
+    p.add_argument("--one-process", action="store_true",
+                   help="time every contender in this one process, as bench.py did before: shows the interference")
     p.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # one contender's process (run_config)
     p.add_argument("--quick", action="store_true", help="float32, batches 1 and 128, 3 repeats")
     p.add_argument("--json", dest="json_path", default=None, help="also write the results to this file")
@@ -238,6 +271,7 @@ def main(argv=None) -> int:
             for batch in [bm.CASES[name][-1]] if name in bm.CASES else sorted(args.batch_sizes):
                 rows += run_config(args, bm.Config(name, dtype, batch, device), torch, seconds_per_sample, choices)
                 print(f"  done {name} {dtype} batch {batch} ({time.perf_counter() - started:.0f} s)", flush=True)
+    choices = auto.choices() if args.one_process else choices
     entries = verdicts.ratios(rows, default)
     judged = verdicts.target_verdicts(targets, rows, entries, default, threads)
     for line in ["", *verdicts.table_lines(rows), *verdicts.ratio_lines(entries), *verdicts.target_lines(judged),

@@ -47,6 +47,20 @@ def test_bench_runs_without_torch_and_writes_json_with_ratio_to_per_sample(tmp_p
         assert r["roofline"]["rounds"] == 2 and r["outputs_agree"] is True
     assert {"xpcnn_over_per_sample"} <= set(report["ratios"][0])
     assert "samples/s" in result.stdout and "roofline" in result.stdout
+    processes = {r["contender"]: r["process"] for r in report["results"]}  # each contender in its own process
+    assert len(set(processes.values())) == len(processes) >= 4 and "xpcnn[auto,workers=2]" in processes
+
+
+def test_bench_one_process_times_every_contender_in_one_process_as_before(tmp_path):
+    """``--one-process``: the old way, kept to show how much the libraries' threads interfere."""
+    out = tmp_path / "bench.json"
+    result = run_bench("--models", "seed", "--engines", "gemm", "--contenders", "xpcnn,per-sample", *TINY,
+                       "--one-process", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    report = json.loads(out.read_text())
+    assert {r["contender"] for r in report["results"]} == {"xpcnn[gemm]", "xpcnn[gemm,workers=2]", "per-sample"}
+    assert len({r["process"] for r in report["results"]}) == 1 and report["settings"]["one_process"] is True
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed (pip install -e '.[bench]')")
