@@ -46,6 +46,8 @@ from xpcnn.train import correct_count, threads as worker_threads
 from xpcnn.train.workers import Workers
 
 TARGETS = Path(__file__).resolve().parents[1] / "benchmarks" / "targets.json"
+#: xpcnn's layers on PyTorch CPU tensors (device "torch:cpu", the first --engines), in a process of its own.
+ON_TORCH = "xpcnn-on-torch"
 
 
 def build(name: str, dtype: str) -> "tuple[xc.Sequential, str, int | None]":
@@ -66,7 +68,9 @@ def contender_names(args, config: bm.Config, torch) -> "list[str]":
         names += [f"xpcnn[{args.engines[0]},workers={t}]" for t in args.workers if 1 < t <= config.batch]
     if "per-sample" in args.contenders and config.model == "seed" and config.device == "cpu":
         names.append("per-sample")
-    return names + (["torch"] if torch is not None else []) + ["matmul"]
+    if ON_TORCH in args.contenders and torch is not None and config.device == "cpu" and config.model in bm.NETWORKS:
+        names.append(ON_TORCH)  # the same layers on torch CPU tensors (issue 23)
+    return names + (["torch"] if torch is not None and "torch" in args.contenders else []) + ["matmul"]
 
 
 def run_config(args, config: bm.Config, torch, seconds_per_sample: dict, choices: list) -> "list[dict]":
@@ -77,7 +81,7 @@ def run_config(args, config: bm.Config, torch, seconds_per_sample: dict, choices
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for name in contender_names(args, config, torch):
-                spec = {"config": vars(config), "name": name, "threads": args.threads,
+                spec = {"config": vars(config), "name": name, "threads": args.threads, "engine": args.engines[0],
                         "outputs": f"{tmp}/{len(contenders)}.npy", "per_sample_batch": args.per_sample_batch}
                 if args.one_process:
                     found, output, hello = make_contenders(spec, torch)
@@ -128,6 +132,11 @@ def make_contenders(spec: dict, torch=None, hold: "contextlib.ExitStack | None" 
                 steps = [held(step) for step in steps]
             contenders[0].step, contenders[1].step = steps
         return contenders, output, hello
+    if name == ON_TORCH:
+        bm.set_engine(model.layers, spec["engine"])
+        model.to("torch:cpu")
+        output = xc.to_numpy(model.forward(xc.to_device(x, "torch:cpu")))
+        return bm.model_contenders(name, model, x, y, loss, lr, "torch:cpu"), output, hello
     if name == "per-sample":
         ref, chunk = PerSample(model, bm.LEARNING_RATE), min(config.batch, spec["per_sample_batch"])
         output = ref.predict_batch(x[: min(config.batch, 8)])
@@ -150,7 +159,7 @@ def held(step):
 def serve(spec: dict) -> None:
     """One contender of one configuration, in this process, answering :class:`xpcnn.tools.timing.Remote`."""
     channel = timing.claim_stdout()  # prints go to stderr; stdout carries the replies
-    torch = importlib.import_module("torch") if spec["name"] == "torch" else None
+    torch = importlib.import_module("torch") if spec["name"] in ("torch", ON_TORCH) else None
     bm.limit_threads(spec["threads"], torch)
     with contextlib.ExitStack() as hold:
         contenders, output, hello = make_contenders(spec, torch, hold)
@@ -158,6 +167,37 @@ def serve(spec: dict) -> None:
             np.save(spec["outputs"], output)
         timing.serve(contenders, {**hello, "outputs": output is not None, "process": os.getpid()},
                      lambda: {"auto_choices": auto.choices()}, stdout=channel)
+
+
+def more_ratios(rows: list, default: str) -> "list[dict]":
+    """Issue 22's and 23's ratios, per round: each workers=T contender and xpcnn on torch tensors
+    against xpcnn (the default engine, one thread of Python) and against PyTorch's own ``nn``."""
+    by: dict = {}
+    for r in rows:
+        if "samples_per_s" in r:
+            by.setdefault((r["model"], r["dtype"], r["batch"], r["mode"]), {})[r["contender"]] = r
+    out = []
+    for (model, dtype, batch, mode), found in by.items():
+        for ours in [n for n in found if ",workers=" in n or n == ON_TORCH]:
+            for theirs in (f"xpcnn[{default}]", "torch"):
+                if theirs in found:
+                    ratio = timing.spread(timing.paired_ratios(found[ours]["samples_per_s"]["runs"],
+                                                               found[theirs]["samples_per_s"]["runs"]))
+                    agree = found[ours].get("outputs_agree") is True and found[theirs].get("outputs_agree") is True
+                    out.append({"model": model, "dtype": dtype, "batch": batch, "mode": mode, "ours": ours,
+                                "theirs": theirs, **ratio, "outputs_agree": agree})
+    return out
+
+
+def more_ratio_lines(entries: list) -> "list[str]":
+    if not entries:
+        return []
+    lines = ["", "workers and xpcnn on torch tensors (median and min–max of the per-round ratios):"]
+    for e in entries:
+        note = "" if e["outputs_agree"] else " [outputs differ]"
+        lines.append(f"  {e['model']:8} {e['dtype']:7} batch {e['batch']:>4} {e['mode']:5} "
+                     f"{e['ours']} / {e['theirs']} {verdicts.format_ratio(e)}{note}")
+    return lines
 
 
 def csv(kind):
@@ -173,8 +213,8 @@ def parse_args(argv=None):
     p.add_argument("--dtypes", type=csv(str), default=["float32", "float64"])
     p.add_argument("--engines", type=csv(str), default=None,
                    help=f"xpcnn convolution engines (default: {','.join(bm.DEFAULT_ENGINES)}; also signal-direct)")
-    p.add_argument("--contenders", type=csv(str), default=["xpcnn", "per-sample", "torch"],
-                   help="which of xpcnn, per-sample, torch to run")
+    p.add_argument("--contenders", type=csv(str), default=["xpcnn", "per-sample", "torch", ON_TORCH],
+                   help=f"which of xpcnn, per-sample, torch, {ON_TORCH} (seed and convnet on the CPU) to run")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per contender (interleaved)")
     p.add_argument("--min-time", type=float, default=0.07, help="seconds one timed run lasts at least")
     p.add_argument("--max-step", type=float, default=2.0,
@@ -218,6 +258,9 @@ def check_arguments(args) -> list:
         fail("--dtypes takes float32,float64; --batch-sizes positive integers; --repeats >= 1")
     if "xpcnn" not in args.contenders:
         fail("--contenders must include xpcnn")
+    unknown = [c for c in args.contenders if c not in ("xpcnn", "per-sample", "torch", ON_TORCH)]
+    if unknown:
+        fail(f"unknown contender(s) {unknown}: expected some of xpcnn, per-sample, torch, {ON_TORCH}")
     try:
         if args.json_path:
             check_output_path(args.json_path, "--json")
@@ -228,7 +271,7 @@ def check_arguments(args) -> list:
 
 def load_torch(args, device: str):
     """PyTorch if it is asked for, installed, and (for a GPU run) built with CUDA; else ``None``."""
-    if "torch" not in args.contenders:
+    if "torch" not in args.contenders and ON_TORCH not in args.contenders:
         return None
     if importlib.util.find_spec("torch") is None:
         return print("torch is not installed: PyTorch left out (pip install -e '.[bench]')")
@@ -274,13 +317,16 @@ def main(argv=None) -> int:
     choices = auto.choices() if args.one_process else choices
     entries = verdicts.ratios(rows, default)
     judged = verdicts.target_verdicts(targets, rows, entries, default, threads)
-    for line in ["", *verdicts.table_lines(rows), *verdicts.ratio_lines(entries), *verdicts.target_lines(judged),
+    more = more_ratios(rows, default)
+    for line in ["", *verdicts.table_lines(rows), *verdicts.ratio_lines(entries), *more_ratio_lines(more),
+                 *verdicts.target_lines(judged),
                  *verdicts.engine_lines(rows, choices), f"\ntotal {time.perf_counter() - started:.0f} s"]:
         print(line)
     if args.json_path:
         payload = {"machine": machine, "peak_gflops": peaks, "default_engine": default,
                    "settings": {k: v for k, v in vars(args).items() if k != "json_path"}, "results": rows,
-                   "ratios": entries, "targets": judged, "auto_choices": choices}
+                   "ratios": entries, "more_ratios": more, "targets": judged,
+                   "auto_choices": choices}
         atomic_write(args.json_path, lambda f: json.dump(payload, f, indent=1), "--json", binary=False)
         print(f"wrote {args.json_path}")
     return 0

@@ -72,6 +72,17 @@ def test_bench_with_torch_builds_the_same_networks_and_reports_the_ratio(tmp_pat
     report = json.loads(out.read_text())
     assert any(r["contender"] == "torch" for r in report["results"])
     assert all("xpcnn_over_torch" in e for e in report["ratios"])
+    # issue 23: the same layers on torch CPU tensors, in a process of their own, computing the same outputs
+    on_torch = [r for r in report["results"] if r["contender"] == "xpcnn-on-torch"]
+    assert {(r["model"], r["mode"]) for r in on_torch} == {(m, k) for m in ("seed", "convnet")
+                                                          for k in ("train", "infer")}
+    assert all(r["outputs_agree"] for r in on_torch)
+    assert len({r["process"] for r in report["results"]}) == len({r["contender"] for r in report["results"]})
+    pairs = {(e["model"], e["mode"], e["ours"], e["theirs"]) for e in report["more_ratios"]}
+    assert ("convnet", "train", "xpcnn-on-torch", "torch") in pairs
+    assert ("seed", "train", "xpcnn-on-torch", "xpcnn[gemm]") in pairs
+    assert ("convnet", "train", "xpcnn[gemm,workers=2]", "torch") in pairs
+    assert "xpcnn-on-torch / torch" in result.stdout
 
 
 def test_bench_device_cuda_without_a_gpu_fails_with_one_line():
