@@ -52,8 +52,8 @@ def test_serve_answers_a_remote_one_json_line_at_a_time_by_index():
                                                                "max_step": 60.0, "steps": 2},
                 {"op": "run", "index": 0}, {"op": "quit"}, {"op": "run", "index": 1}]
     out = io.StringIO()
-    serve([a, b], {"flops": 7}, lambda: {"bye": True}, stdin=io.StringIO("".join(json.dumps(r) + "\n" for r in requests)),
-          stdout=out)
+    lines = io.StringIO("".join(json.dumps(r) + "\n" for r in requests))
+    serve([a, b], {"flops": 7}, lambda: {"bye": True}, stdin=lines, stdout=out)
     hello, first, calibrated, run, bye = [json.loads(line) for line in out.getvalue().splitlines()]
     assert hello == {"flops": 7, "contenders": [{"name": "a", "mode": "train", "batch": 4},
                                                 {"name": "b", "mode": "infer", "batch": 8}]}
