@@ -3,7 +3,9 @@
 
 For every model and rank count, a job trains ``--steps`` steps of the global batch (after two
 steps of warm-up) with ``Sequential.fit``; ranks > 1 go through ``xpcnn.distributed`` (one
-fused allreduce per step), 1 is plain ``fit``, the single-process baseline. Jobs take turns
+fused allreduce per step), 1 is plain ``fit``, the single-process baseline. Every job is a fresh
+process (``launch``: ``python bench_dist.py --worker ...``, or ``mpiexec`` of it) and times xpcnn
+alone, so no other library's or job's threads share its process; this driver times nothing. Jobs take turns
 within each repeat (the order rotated every repeat) so a noisy neighbour slows all alike; the
 table gives medians over the repeats (xpcnn.tools.scaling), and the verdict on issue 8's target
 (benchmarks/targets.json).

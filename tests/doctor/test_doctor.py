@@ -5,7 +5,9 @@ No timing is asserted: the throughputs depend on the machine.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 from pathlib import Path
 import sys
@@ -82,6 +84,7 @@ def test_a_corrupted_engine_makes_the_doctor_report_failed_and_exit_1(monkeypatc
     assert "engine gemm stride 1 float64" in report["verdict"]["failed"]
 
 
+HAS_TORCH = importlib.util.find_spec("torch") is not None
 TINY = speed.SpeedPlan(models=("seed", "convnet"), batches=(2,), repeats=1, min_time=0.0)
 
 
@@ -104,6 +107,9 @@ def test_quick_run_passes_and_the_json_holds_environment_checks_and_throughputs(
         {(m, mode) for m in ("seed", "convnet") for mode in ("train", "infer")}
     assert all(r["samples_per_s"]["median"] > 0 and r["first_step_s"] > 0 for r in rows)
     assert report["verdict"] == {"passed": True, "checks": len(names), "failed": []}
+    processes = {r["contender"]: r["process"] for r in rows}  # each library timed in a process of its own
+    assert len(set(processes.values())) == len(processes) and os.getpid() not in processes.values()
+    assert ("torch" in processes) == HAS_TORCH
 
 
 @pytest.mark.parametrize("fake, missing", [

@@ -47,6 +47,20 @@ def test_bench_runs_without_torch_and_writes_json_with_ratio_to_per_sample(tmp_p
         assert r["roofline"]["rounds"] == 2 and r["outputs_agree"] is True
     assert {"xpcnn_over_per_sample"} <= set(report["ratios"][0])
     assert "samples/s" in result.stdout and "roofline" in result.stdout
+    processes = {r["contender"]: r["process"] for r in report["results"]}  # each contender in its own process
+    assert len(set(processes.values())) == len(processes) >= 4 and "xpcnn[auto,workers=2]" in processes
+
+
+def test_bench_one_process_times_every_contender_in_one_process_as_before(tmp_path):
+    """``--one-process``: the old way, kept to show how much the libraries' threads interfere."""
+    out = tmp_path / "bench.json"
+    result = run_bench("--models", "seed", "--engines", "gemm", "--contenders", "xpcnn,per-sample", *TINY,
+                       "--one-process", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    report = json.loads(out.read_text())
+    assert {r["contender"] for r in report["results"]} == {"xpcnn[gemm]", "xpcnn[gemm,workers=2]", "per-sample"}
+    assert len({r["process"] for r in report["results"]}) == 1 and report["settings"]["one_process"] is True
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed (pip install -e '.[bench]')")
@@ -58,6 +72,19 @@ def test_bench_with_torch_builds_the_same_networks_and_reports_the_ratio(tmp_pat
     report = json.loads(out.read_text())
     assert any(r["contender"] == "torch" for r in report["results"])
     assert all("xpcnn_over_torch" in e for e in report["ratios"])
+    # issue 23: the same layers on torch CPU tensors, in a process of their own, computing the same outputs
+    on_torch = [r for r in report["results"] if r["contender"] == "xpcnn-on-torch"]
+    assert {(r["model"], r["mode"]) for r in on_torch} == {(m, k) for m in ("seed", "convnet")
+                                                          for k in ("train", "infer")}
+    assert all(r["outputs_agree"] for r in on_torch)
+    for model in ("seed", "convnet"):  # one process per contender of each configuration
+        rows = [r for r in report["results"] if r["model"] == model]
+        assert len({r["process"] for r in rows}) == len({r["contender"] for r in rows})
+    pairs = {(e["model"], e["mode"], e["ours"], e["theirs"]) for e in report["more_ratios"]}
+    assert ("convnet", "train", "xpcnn-on-torch", "torch") in pairs
+    assert ("seed", "train", "xpcnn-on-torch", "xpcnn[gemm]") in pairs
+    assert ("convnet", "train", "xpcnn[gemm,workers=2]", "torch") in pairs
+    assert "xpcnn-on-torch / torch" in result.stdout
 
 
 def test_bench_device_cuda_without_a_gpu_fails_with_one_line():

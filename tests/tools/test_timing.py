@@ -37,3 +37,66 @@ def test_calibrate_skips_a_contender_slower_than_max_step():
     slow = Contender("slow", "train", lambda: sum(range(200_000)), lambda: None, batch=1)
     calibrate(slow, min_time=0.0, max_step=0.0)
     assert slow.skipped.endswith("per step > --max-step 0") and slow.first_step_s > 0
+
+
+def test_serve_answers_a_remote_one_json_line_at_a_time_by_index():
+    import io
+    import json
+
+    from xpcnn.tools.timing import serve
+
+    steps = []
+    a = Contender("a", "train", lambda: steps.append("a"), lambda: None, batch=4)
+    b = Contender("b", "infer", lambda: steps.append("b"), lambda: None, batch=8)
+    requests = [{"op": "hello"}, {"op": "first", "index": 1}, {"op": "calibrate", "index": 0, "min_time": 0.0,
+                                                               "max_step": 60.0, "steps": 2},
+                {"op": "run", "index": 0}, {"op": "quit"}, {"op": "run", "index": 1}]
+    out = io.StringIO()
+    lines = io.StringIO("".join(json.dumps(r) + "\n" for r in requests))
+    serve([a, b], {"flops": 7}, lambda: {"bye": True}, stdin=lines, stdout=out)
+    hello, first, calibrated, run, bye = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert hello == {"flops": 7, "contenders": [{"name": "a", "mode": "train", "batch": 4},
+                                                {"name": "b", "mode": "infer", "batch": 8}]}
+    assert first["first_step_s"] > 0 and steps[0] == "b"
+    assert calibrated["reps"] == 1 and calibrated["skipped"] == "" and run["run"] > 0
+    assert bye == {"bye": True}
+    assert steps == ["b", "a", "a", "a"]  # after quit nothing more runs (the last request is never read)
+
+
+def test_a_remote_contender_is_timed_in_its_own_process(tmp_path):
+    """The stand-ins ask the process; its step runs there (it writes its process id), never here."""
+    import os
+    import sys
+
+    from xpcnn.tools.timing import Remote, first_step, timed_run
+
+    child = (f"import os, sys\n"
+             f"from xpcnn.tools import timing\n"
+             f"channel = timing.claim_stdout()\n"
+             f"print('a library printing to stdout cannot garble a reply')\n"
+             f"os.write(1, b'nor can a C library writing to file descriptor 1\\n')\n"
+             f"step = lambda: open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+             f"timing.serve([timing.Contender('c', 'train', step, lambda: None, 3)], {{}},"
+             f" lambda: {{'pid': os.getpid()}}, stdout=channel)\n")
+    remote = Remote([sys.executable, "-c", child])
+    (c,) = remote.contenders()
+    assert (c.name, c.mode, c.batch, c.remote) == ("c", "train", 3, remote)
+    first_step(c)
+    calibrate(c, min_time=0.0, max_step=60.0)
+    interleave([c], repeats=2)
+    timed_run(c)
+    assert len(c.runs) == 3 and c.first_step_s > 0 and c.reps == 1
+    pid = remote.close()["pid"]
+    assert pid != os.getpid() and (tmp_path / "pid").read_text() == str(pid)
+    assert remote.proc.returncode == 0 and remote.close() == {}
+
+
+def test_a_remote_process_that_dies_is_one_error_not_a_hang():
+    import sys
+
+    import pytest
+
+    from xpcnn.tools.timing import Remote
+
+    with pytest.raises(RuntimeError, match=r"a contender's process ended \(exit status 3\)"):
+        Remote([sys.executable, "-c", "raise SystemExit(3)"])

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(needs xpcnn[export])")
     p.add_argument("--workers", type=_integer(1), default=None, metavar="T",
                    help="threads that each train on a share of every batch (default: one per core when each gets "
-                        "16 samples; docs/workers.md)")
+                        "32 samples; docs/workers.md)")
     p.add_argument("--quiet", action="store_true",
                    help="no model summary, no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true",

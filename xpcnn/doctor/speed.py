@@ -5,20 +5,24 @@ xpcnn's layers on torch tensors against PyTorch's own ``nn`` on that device).
 Each contender is built by :mod:`xpcnn.tools.benchmark` and timed with :mod:`xpcnn.tools.timing`, as
 in ``scripts/bench.py``: its first step apart (on a fresh model: ``engine="auto"``'s measurement,
 FFT plans, CuPy's kernel compilation), then interleaved timed runs, xpcnn and PyTorch taking
-turns. On CUDA it also measures the host-to-device copy rate.
+turns. Each library runs in a process of its own (:func:`serve_library`, :class:`~xpcnn.tools.timing.Remote`),
+so that neither one's idle threads take the cores the other needs. On CUDA it also measures the
+host-to-device copy rate.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..backend import info as backend_info
+from ..backend import get_device, info as backend_info
 from ..tools.benchmark import NETWORKS, model_contenders, synthetic_batch, torch_contenders
-from ..tools.timing import Contender, calibrate, first_step, interleave, summary
+from ..tools.timing import Contender, Remote, calibrate, claim_stdout, first_step, interleave, serve, summary
 from ..zoo import build_model
 from ..testing.torch_twins import torch_loss, torch_model
 
@@ -56,45 +60,78 @@ def load_torch(device) -> "tuple[Any, str | None, str]":
     return torch, "cpu", ""
 
 
-def contenders(name: str, batch: int, device, torch, tdev) -> "list[Contender]":
+def contenders(name: str, batch: int, device, torch, tdev, libraries=("xpcnn", "torch")) -> "list[Contender]":
     """xpcnn's (and PyTorch's) training and inference steps for model ``name`` at ``batch``."""
     classes = NETWORKS[name]
     model, loss_name = build_model(name, (1, 28, 28), classes, seed=0, device=device, dtype="float32")
     x, y = synthetic_batch((1, 28, 28), (classes,), classes, batch, "float32")
-    out = model_contenders("xpcnn", model, x, y, loss_name, LEARNING_RATE, device)
-    if torch is not None:
+    out = model_contenders("xpcnn", model, x, y, loss_name, LEARNING_RATE, device) if "xpcnn" in libraries else []
+    if torch is not None and "torch" in libraries:
         net = torch_model(model, torch, tdev, "float32")
         out += torch_contenders(torch, net, torch_loss(torch, loss_name), x, y, LEARNING_RATE, tdev)
     return out
 
 
+def serve_library(spec: "dict | None" = None) -> None:
+    """One library's contenders for every model and batch of ``spec`` (default: JSON in ``sys.argv[1]``),
+    in this process, answering :class:`~xpcnn.tools.timing.Remote` (started by :func:`measure`)."""
+    spec = spec or json.loads(sys.argv[1])
+    channel = claim_stdout()
+    device, tdev, torch = get_device(spec["device"]), spec["tdev"], None
+    if spec["library"] == "torch" or device.name.startswith("torch:"):
+        torch = importlib.import_module("torch")
+        if not (tdev or "").startswith("cuda"):
+            torch.set_num_threads(spec["threads"])
+    found, models = [], []
+    for name in spec["models"]:
+        for batch in spec["batches"]:
+            group = contenders(name, batch, device, torch, tdev, libraries=(spec["library"],))
+            found += group
+            models += [name] * len(group)
+    serve(found, {"models": models, "process": os.getpid()}, stdout=channel)
+
+
+def start_library(library: str, device, plan: SpeedPlan, tdev, threads: int) -> "tuple[Remote, list]":
+    """``(the process, [(model, stand-in), ...])`` of ``library``'s contenders (:func:`serve_library`)."""
+    spec = {"library": library, "device": device.name, "tdev": tdev, "threads": threads,
+            "models": list(plan.models), "batches": list(plan.batches)}
+    remote = Remote([sys.executable, "-c", "from xpcnn.doctor.speed import serve_library; serve_library()",
+                     json.dumps(spec)])
+    return remote, list(zip(remote.hello["models"], remote.contenders()))
+
+
 def measure(device, plan: SpeedPlan, say=print) -> dict:
     """``{"rows": [...], "torch": version or why not, "transfer": {...}}``; prints one line per row."""
     torch, tdev, why = load_torch(device)
-    if torch is not None and not tdev.startswith("cuda"):
-        torch.set_num_threads(backend_info.blas().get("num_threads") or os.cpu_count() or 1)
+    threads = backend_info.blas().get("num_threads") or os.cpu_count() or 1
     cores, load = os.cpu_count() or 1, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > cores:
         say(f"  note: load average {load:.1f} on {cores} cores: other processes compete for the CPU, and "
             f"multi-threaded timings suffer (OPENBLAS_NUM_THREADS=1 measures one core's speed)")
-    rows = []
-    for name in plan.models:
-        for batch in plan.batches:
-            group = contenders(name, batch, device, torch, tdev)
-            for c in group:
-                first_step(c)  # a fresh model: auto's measurement, FFT plans, CuPy's compilation
-                calibrate(c, plan.min_time, plan.max_step, steps=1)
-            interleave(group, plan.repeats, plan.pause, family=lambda c: c.name)
-            for c in group:
-                row = {"model": name, "batch": batch, "mode": c.mode, "contender": c.name, "dtype": "float32",
-                       "first_step_s": c.first_step_s}
-                if c.skipped:
-                    row["skipped"] = c.skipped
-                else:
-                    row["samples_per_s"] = summary(c.runs)
-                rows.append(row)
-            for mode in ("train", "infer"):
-                say(format_row(rows, name, batch, mode))
+    rows, remotes = [], []
+    try:
+        for library in ("xpcnn", "torch") if torch is not None else ("xpcnn",):
+            remotes.append(start_library(library, device, plan, tdev, threads))
+        for name in plan.models:
+            for batch in plan.batches:
+                group = [c for _, held in remotes for model, c in held if model == name and c.batch == batch]
+                for c in group:
+                    first_step(c)  # a fresh model: auto's measurement, FFT plans, CuPy's compilation
+                    calibrate(c, plan.min_time, plan.max_step, steps=1)
+                interleave(group, plan.repeats, plan.pause, family=lambda c: c.name)
+                for c in group:
+                    row = {"model": name, "batch": batch, "mode": c.mode, "contender": c.name, "dtype": "float32",
+                           "first_step_s": c.first_step_s, "process": c.remote.hello["process"]}
+                    if c.skipped:
+                        row["skipped"] = c.skipped
+                    else:
+                        row["samples_per_s"] = summary(c.runs)
+                    rows.append(row)
+                for mode in ("train", "infer"):
+                    say(format_row(rows, name, batch, mode))
+    finally:
+        for remote, _ in remotes:
+            remote.close()
     result: dict = {"rows": rows, "torch": getattr(torch, "__version__", None), "torch_left_out": why or None,
                     "plan": plan.__dict__}
     if device.name.startswith("cuda"):

@@ -7,6 +7,9 @@ measurement, CuPy's kernel compilation), then :func:`calibrate` picks how many s
 run takes, and :func:`timed_run` appends one run's samples/s. :func:`interleave` times several
 contenders in rounds, taking turns, so that a noisy neighbour slows all of them alike.
 
+A contender may live in a process of its own (:class:`Remote`, :func:`serve`): the rounds then
+take turns between processes, so that no library's idle threads sit in another's process.
+
 Statistics of the rounds: :func:`summary` (one contender's runs), :func:`paired_ratios` (two
 contenders timed side by side, round by round) and :func:`spread` (median and min–max).
 """
@@ -14,11 +17,21 @@ contenders timed side by side, round by round) and :func:`spread` (median and mi
 from __future__ import annotations
 
 import gc
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+#: The folder that holds the ``xpcnn`` package: a :class:`Remote` process imports this xpcnn.
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+#: What :func:`calibrate` in a :class:`Remote` process sends back.
+REMOTE_FIELDS = ("step_seconds", "reps", "first_step_s", "skipped")
 
 
 @dataclass
@@ -35,6 +48,10 @@ class Contender:
     first_step_s: "float | None" = None
     runs: list = field(default_factory=list)
     skipped: str = ""
+    #: The :class:`Remote` process that holds this contender and times it (``None``: this process),
+    #: and the contender's place in that process's list.
+    remote: Any = None
+    remote_index: int = 0
 
 
 def _one_step(c: Contender) -> float:
@@ -46,7 +63,7 @@ def _one_step(c: Contender) -> float:
 
 def first_step(c: Contender) -> None:
     """Time the very first step on its own (``first_step_s``): compilation and measurements, not steady state."""
-    c.first_step_s = _one_step(c)
+    c.first_step_s = c.remote.ask(op="first", index=c.remote_index)["first_step_s"] if c.remote else _one_step(c)
 
 
 def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) -> None:
@@ -54,6 +71,11 @@ def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) ->
 
     The first step's time is kept in ``first_step_s`` (unless :func:`first_step` took it already); a
     step slower than ``max_step`` seconds is not repeated (``skipped`` says why)."""
+    if c.remote is not None:
+        reply = c.remote.ask(op="calibrate", index=c.remote_index, min_time=min_time, max_step=max_step, steps=steps)
+        for key in REMOTE_FIELDS:
+            setattr(c, key, reply[key])
+        return
     one = 0.0
     for _ in range(steps):
         one = _one_step(c)
@@ -68,6 +90,9 @@ def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) ->
 
 def timed_run(c: Contender) -> None:
     """One timed run of ``c.reps`` steps; its samples/s goes to ``c.runs``."""
+    if c.remote is not None:
+        c.runs.append(c.remote.ask(op="run", index=c.remote_index)["run"])
+        return
     c.sync()
     start = time.perf_counter()
     for _ in range(c.reps):
@@ -119,3 +144,83 @@ def paired_ratios(ours: list, theirs: list) -> list:
     if len(ours) == len(theirs):
         return [a / b for a, b in zip(ours, theirs)]
     return [a / b for a in ours for b in theirs]
+
+
+class Remote:
+    """A process holding contenders (``command`` runs :func:`serve`), asked one JSON line at a time.
+
+    The process finds this xpcnn first on its path. :meth:`contenders` gives stand-ins for the
+    contenders it holds: :func:`first_step`, :func:`calibrate` and :func:`timed_run` on a stand-in
+    ask the process, which times the step itself, so its clock never counts the messages."""
+
+    def __init__(self, command: "list[str]", env: "dict | None" = None) -> None:
+        env = dict(os.environ if env is None else env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.hello = self.ask(op="hello")
+
+    def ask(self, **request) -> dict:
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            raise RuntimeError(f"a contender's process ended (exit status {self.proc.wait()}); its error is above")
+        return json.loads(line)
+
+    def contenders(self) -> "list[Contender]":
+        """One stand-in per contender the process holds, in its order."""
+        return [Contender(c["name"], c["mode"], None, None, c["batch"], remote=self, remote_index=i)
+                for i, c in enumerate(self.hello["contenders"])]
+
+    def close(self) -> dict:
+        """The process's last words (``op="quit"``), then its end; ``{}`` from a process already ended."""
+        reply = self.ask(op="quit") if self.proc.poll() is None else {}
+        self.proc.wait(timeout=60)
+        return reply
+
+
+def claim_stdout():
+    """The protocol's channel for :func:`serve`: this process's standard output, which from now on
+    goes to standard error instead (a library's print, or a C library's, cannot garble a reply)."""
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return channel
+
+
+def serve(contenders: "list[Contender]", hello: dict, last_words: Callable[[], dict] = dict,
+          stdin=None, stdout=None) -> None:
+    """Answer :class:`Remote`'s requests about ``contenders`` (by index) until it says ``quit``.
+
+    ``hello`` goes to the first request, with the contenders' names, modes and batches; the
+    reply to ``quit`` is ``last_words()``. ``stdout``: best :func:`claim_stdout`'s channel."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    gc.collect()
+    gc.disable()  # as in interleave: no collection inside a timed run
+    for line in stdin:
+        request = json.loads(line)
+        op = request["op"]
+        c = contenders[request["index"]] if "index" in request else None
+        if op == "hello":
+            reply = {**hello, "contenders": [{"name": x.name, "mode": x.mode, "batch": x.batch} for x in contenders]}
+        elif op == "first":
+            first_step(c)
+            reply = {"first_step_s": c.first_step_s}
+        elif op == "calibrate":
+            calibrate(c, request["min_time"], request["max_step"], request["steps"])
+            reply = {k: getattr(c, k) for k in REMOTE_FIELDS}
+        elif op == "run":
+            timed_run(c)
+            reply = {"run": c.runs[-1]}
+        elif op == "quit":
+            reply = last_words()
+        else:
+            reply = {"error": f"unknown request {op!r}"}
+        stdout.write(json.dumps(reply) + "\n")
+        stdout.flush()
+        if op == "quit":
+            return

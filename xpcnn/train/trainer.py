@@ -53,7 +53,7 @@ class Trainer:
         self.history: dict[str, list] = {}
         #: Set to ``True`` by a callback (Keras's spelling) to stop ``fit`` after the current epoch.
         self.stop_training = False
-        #: The workers and BLAS threads of the last ``fit``, ``evaluate`` or ``predict`` (:mod:`xpcnn.train.threads`).
+        #: The workers and BLAS threads of the last ``fit``, ``evaluate`` or ``predict`` (``xpcnn.train.threads``).
         self.parallelism: "threads.Plan | None" = None
 
     def compile(self, loss: "str | tuple | None" = None, optimizer: "Optimizer | str | None" = None, *,
@@ -105,7 +105,7 @@ class Trainer:
 
         ``N = 0`` gives an empty ``(0, *output_shape)`` array. ``verbose`` is accepted for Keras's
         code; predict prints nothing. ``workers`` splits every batch between threads as ``fit`` does
-        (``None``: one per core, see :mod:`xpcnn.train.threads`).
+        (``None``: one per core, see ``xpcnn.train.threads``).
         """
         conventions.check_verbose(verbose, "predict")
         batch_size = integer("predict", "batch_size", batch_size, minimum=1)
@@ -222,10 +222,10 @@ class Trainer:
         ``on_train_batch_end(batch, logs)`` and ``on_train_end`` (an ``EarlyStopping`` among them is
         ``early_stopping``), and one that sets ``model.stop_training = True`` stops after the epoch.
 
-        ``workers`` (:mod:`xpcnn.train.workers`, docs/workers.md) trains ``workers`` replicas in
+        ``workers`` (``xpcnn.train.workers``, docs/workers.md) trains ``workers`` replicas in
         threads, each on its share of every batch, with the parameters one pass would give (up to
         the order of floating-point sums); ``None`` chooses one per core when every share gets at
-        least :data:`xpcnn.train.threads.MIN_SHARE` rows, else 1. ``model.parallelism`` says what was chosen.
+        least ``xpcnn.train.threads.MIN_SHARE`` rows, else 1. ``model.parallelism`` says what was chosen.
         """
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
