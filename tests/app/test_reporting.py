@@ -91,3 +91,49 @@ def test_a_pictures_path_that_is_a_file_is_refused_in_one_line(tmp_path):
     with pytest.raises(OutputError, match=r"--pictures .*notes.txt: is a file; give a folder"):
         check_pictures_folder(taken)
     assert taken.read_text() == "mine"
+
+
+def _train_py(capsys, monkeypatch, tmp_path, *args):
+    from xpcnn.app import cli
+
+    monkeypatch.setenv("XPCNN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XPCNN_DATA", raising=False)
+    try:
+        code = cli.main(["--dataset", "sample", "--limit", "10", "--batch-size", "10", *map(str, args)])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()
+
+
+def test_train_py_pictures_writes_the_five_pictures_of_the_run(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tests.plot.test_plot import read_back
+
+    folder = tmp_path / "run" / "pictures"
+    code, out, err = _train_py(capsys, monkeypatch, tmp_path, "--model", "convnet", "--classes", "all",
+                               "--epochs", "1", "--pictures", folder)
+    assert code == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["history.png", "kernels.png", "feature_maps.png", "confusion_matrix.png", "misclassified.png"])
+    for path in folder.iterdir():
+        read_back(path)
+    assert f"in {folder}" in out
+
+
+def test_train_py_pictures_refuses_a_file_and_never_writes_over_the_resumed_checkpoint(capsys, monkeypatch,
+                                                                                       tmp_path):
+    pytest.importorskip("matplotlib")
+    taken = tmp_path / "notes"
+    taken.write_text("mine")
+    code, _, err = _train_py(capsys, monkeypatch, tmp_path, "--epochs", "1", "--quiet", "--pictures", taken)
+    assert code != 0 and len(err) == 1 and "is a file; give a folder" in err[0], err
+    assert taken.read_text() == "mine"
+    saved = tmp_path / "history.png"
+    assert _train_py(capsys, monkeypatch, tmp_path, "--epochs", "1", "--quiet", "--save", saved)[0] == 0
+    before = (tmp_path / "history.png").read_bytes()
+    code, _, err = _train_py(capsys, monkeypatch, tmp_path, "--epochs", "1", "--quiet",
+                             "--resume", tmp_path / "history.png", "--pictures", tmp_path)
+    assert code != 0 and len(err) == 1 and "would write history.png over --resume" in err[0], err
+    assert (tmp_path / "history.png").read_bytes() == before

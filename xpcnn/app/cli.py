@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-json", default=None, metavar="PATH", help="write settings, history and results")
     p.add_argument("--plot", default=None, metavar="PATH.png",
                    help="loss/accuracy curves, PNG (or the format of the suffix; needs matplotlib)")
+    p.add_argument("--pictures", default=None, metavar="DIR",
+                   help="after training, PNGs in DIR (created if missing; needs matplotlib): the curves, the first "
+                        "convolution's kernels and feature maps, the confusion matrix, misclassified test images")
     p.add_argument("--export-onnx", default=None, metavar="PATH.onnx",
                    help="after training, write the model as ONNX (needs xpcnn[export]); with --resume CK "
                         "--epochs 0, exports a checkpoint")
@@ -198,7 +201,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _about_user_path(exc: OSError, args: argparse.Namespace) -> bool:
     """An OS error about a path the user named (or a file inside ``--data-dir``)."""
-    names = [p for p in (args.save, args.resume, args.metrics_json, args.plot, args.data_dir, args.export_onnx,
+    names = [p for p in (args.save, args.resume, args.metrics_json, args.plot, args.pictures, args.data_dir,
+             args.export_onnx,
                          args.export_safetensors) if p]
     filename = getattr(exc, "filename", None)
     if not filename or not names:

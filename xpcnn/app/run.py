@@ -24,11 +24,12 @@ from ..backend import Array
 from ..io.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..datasets import DataNotFoundError, class_counts, hold_out, load_dataset, prepare
 from ..train.early_stopping import EarlyStopping
-from ..errors import ConfigError, DataError, ShapeError
+from ..errors import ConfigError, DataError, OutputError, ShapeError
 from ..losses import get_loss
 from ..optim.optimizers import get_optimizer
 from ..io.files import check_output_path
-from .reporting import EpochProgress, format_confusion, plot_format, plot_history, write_json
+from .reporting import (PICTURES, EpochProgress, check_pictures_folder, format_confusion, plot_format, plot_history,
+                        write_json, write_pictures)
 from .settings import Settings, check_saved, resolve
 from ..train import output_classes, threads
 
@@ -66,6 +67,12 @@ def check_outputs(settings: Settings) -> None:
     if settings.plot:
         plot_format(settings.plot, "--plot")
         check_output_path(settings.plot, "--plot")
+    if settings.pictures:
+        folder = check_pictures_folder(settings.pictures)
+        for name in PICTURES:
+            if settings.resume and os.path.abspath(folder / name) == os.path.abspath(settings.resume):
+                raise OutputError(f"--pictures {settings.pictures}: would write {name} over --resume "
+                                  f"{settings.resume}; choose another folder")
     for flag, path, package in (("--export-onnx", settings.export_onnx, "onnx"),
                                 ("--export-safetensors", settings.export_safetensors, "safetensors.numpy")):
         if path:
@@ -189,6 +196,11 @@ class Run:
         metrics["early_stopping"] = stopper.report() if stopper is not None else None
         metrics["world_size"], metrics["comm_backend"] = (comm.size, comm.backend) if comm is not None else (1, None)
         _report(settings, data, metrics)
+        if settings.pictures:
+            names = [data.class_names[c] for c in settings.classes]
+            written = write_pictures(settings.pictures, model, metrics["history"], x_test, y_test, names,
+                                     val_label="test" if settings.val_split is None else "validation")
+            _say(settings.quiet, f"wrote {', '.join(p.name for p in written)} in {settings.pictures}")
         _export(settings, model)
         return metrics
 

@@ -58,6 +58,7 @@ class Settings:
     resume: "str | None" = None
     metrics_json: "str | None" = None
     plot: "str | None" = None
+    pictures: "str | None" = None
     export_onnx: "str | None" = None
     export_safetensors: "str | None" = None
     quiet: bool = False
@@ -191,6 +192,7 @@ def resolve(args: Any, saved: "dict | None") -> Settings:
         resume=args.resume,
         metrics_json=args.metrics_json,
         plot=args.plot,
+        pictures=getattr(args, "pictures", None),
         export_onnx=getattr(args, "export_onnx", None),
         export_safetensors=getattr(args, "export_safetensors", None),
         quiet=args.quiet,
