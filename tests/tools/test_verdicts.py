@@ -168,7 +168,7 @@ def test_the_table_gives_median_spread_gflops_and_roofline_or_why_a_row_was_skip
     assert head.split() == ["model", "dtype", "batch", "mode", "contender", "samples/s", "min–max", "GFLOP/s",
                             "roofline"] and set(rule) == {"-"}
     assert ours.split() == ["seed", "float32", "128", "train", "xpcnn[gemm]", "200", "100–300", "1.5", "25.0%"]
-    assert theirs.endswith("per-sample     skipped: about 9 s per step > 2 x --max-step 2")
+    assert theirs.endswith("per-sample             skipped: about 9 s per step > 2 x --max-step 2")
 
 
 def test_a_targets_file_that_is_not_a_list_of_targets_is_one_line_naming_it(tmp_path):

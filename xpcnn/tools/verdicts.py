@@ -116,11 +116,11 @@ def format_ratio(ratio: dict, unit: str = "x") -> str:
 
 def table_lines(rows: list) -> "list[str]":
     """The results table: samples/s (median, min–max), GFLOP/s and roofline fraction per row."""
-    head = f"{'model':8} {'dtype':7} {'batch':>5} {'mode':5} {'contender':14} {'samples/s':>10} " \
+    head = f"{'model':8} {'dtype':7} {'batch':>5} {'mode':5} {'contender':22} {'samples/s':>10} " \
            f"{'min–max':>17} {'GFLOP/s':>8} {'roofline':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lead = f"{r['model']:8} {r['dtype']:7} {r['batch']:>5} {r['mode']:5} {r['contender']:14}"
+        lead = f"{r['model']:8} {r['dtype']:7} {r['batch']:>5} {r['mode']:5} {r['contender']:22}"
         if "skipped" in r:
             lines.append(f"{lead} skipped: {r['skipped']}")
             continue
