@@ -63,3 +63,26 @@ def test_the_sigterm_handler_is_the_callers_again_after_main(tmp_path, monkeypat
     before = signal.getsignal(signal.SIGTERM)
     assert cli.main([*QUICK, "--epochs", "1"]) == 0
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# -- Ctrl-C while the program starts ---------------------------------------------------------------------------
+
+CTRL_C_WHILE_IMPORTING = """
+    import runpy, sys
+
+    class CtrlC:  # Ctrl-C arrives while xpcnn's modules are being imported
+        def find_spec(self, name, path=None, target=None):
+            if name == "xpcnn.app.run":
+                raise KeyboardInterrupt
+            return None
+
+    sys.meta_path.insert(0, CtrlC())
+    sys.argv = [sys.argv[1], "--help"]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_train_py_starts_is_one_line_and_exit_130(env):
+    result = python(CTRL_C_WHILE_IMPORTING, ROOT / "scripts" / "train.py", env=env)
+    assert result.returncode == 130, (result.returncode, result.stderr[-400:])
+    assert result.stderr.splitlines() == ["error: interrupted while starting; nothing was trained or written"]
