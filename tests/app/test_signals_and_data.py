@@ -86,3 +86,36 @@ def test_ctrl_c_while_train_py_starts_is_one_line_and_exit_130(env):
     result = python(CTRL_C_WHILE_IMPORTING, ROOT / "scripts" / "train.py", env=env)
     assert result.returncode == 130, (result.returncode, result.stderr[-400:])
     assert result.stderr.splitlines() == ["error: interrupted while starting; nothing was trained or written"]
+
+
+# -- $XPCNN_DATA that names no folder --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, why", [("missing", "does not exist"), ("file", "is a file, not a folder")])
+@pytest.mark.parametrize("flags", [[], ["--dataset", "fashion-mnist"]])
+def test_an_xpcnn_data_that_is_missing_or_a_file_is_one_line_naming_the_variable(tmp_path, monkeypatch, capsys,
+                                                                                 kind, why, flags):
+    from xpcnn.app import cli
+    target = tmp_path / "data"
+    if kind == "file":
+        target.write_text("not a folder")
+    monkeypatch.setenv("XPCNN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XPCNN_DEBUG", raising=False)
+    monkeypatch.setenv("XPCNN_DATA", str(target))
+    code = cli.main([*flags, "--epochs", "0", "--quiet"])  # the bare run must not fall back to the sample silently
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and all(line.startswith(("note: ", "error: ")) for line in err), err  # no traceback
+    assert err[-1].startswith(f"error: XPCNN_DATA={target} {why}; "), err[-1]
+    assert "unset XPCNN_DATA" in err[-1]
+
+
+def test_load_mnist_with_a_broken_xpcnn_data_is_a_data_error_not_data_not_found(tmp_path, monkeypatch):
+    from xpcnn.datasets import DataNotFoundError, load_mnist
+    from xpcnn.errors import DataError
+    monkeypatch.setenv("XPCNN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XPCNN_DATA", str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()  # a data_dir without the files: the search goes on to $XPCNN_DATA
+    with pytest.raises(DataError, match=r"XPCNN_DATA=.*nowhere does not exist") as caught:
+        load_mnist(data_dir=tmp_path / "empty")
+    assert not isinstance(caught.value, DataNotFoundError)  # not something the bare run falls back from
