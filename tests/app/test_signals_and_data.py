@@ -119,3 +119,30 @@ def test_load_mnist_with_a_broken_xpcnn_data_is_a_data_error_not_data_not_found(
     with pytest.raises(DataError, match=r"XPCNN_DATA=.*nowhere does not exist") as caught:
         load_mnist(data_dir=tmp_path / "empty")
     assert not isinstance(caught.value, DataNotFoundError)  # not something the bare run falls back from
+
+
+# -- the CLI's confusion matrix: rows are the true class, columns the prediction -----------------------------
+
+def test_the_clis_confusion_matrix_has_true_rows_and_predicted_columns(tmp_path, monkeypatch, capsys):
+    """A model that always answers class 0: every test sample lands in column 0, in its own class's row."""
+    from xpcnn.app import cli
+    from xpcnn.model import Sequential
+    monkeypatch.setenv("XPCNN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XPCNN_DATA", raising=False)
+    answered = []
+
+    def always_class_0(self, x, *args, **kwargs):
+        answered.append(x.shape[0])
+        out = np.zeros((x.shape[0], 3), dtype=np.float32)
+        out[:, 0] = 1.0
+        return out
+
+    monkeypatch.setattr(Sequential, "predict", always_class_0)
+    path = tmp_path / "metrics.json"
+    code = cli.main(["--dataset", "sample", "--classes", "0", "1", "2", "--limit", "4", "--epochs", "0", "--quiet",
+                     "--metrics-json", str(path)])
+    assert code == 0, capsys.readouterr().err
+    matrix = json.loads(path.read_text())["confusion_matrix"]
+    assert answered and sum(map(sum, matrix)) == answered[-1] == 12
+    assert matrix == [[4, 0, 0], [4, 0, 0], [4, 0, 0]]  # transposed it would be [[4, 4, 4], [0, 0, 0], [0, 0, 0]]
