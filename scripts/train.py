@@ -3,7 +3,9 @@
 
 import sys
 
-from xpcnn.app.cli import main
-
 if __name__ == "__main__":
+    try:  # importing xpcnn takes a moment; Ctrl-C then is one line, as during the run
+        from xpcnn.app.cli import main
+    except KeyboardInterrupt:
+        sys.exit(print("error: interrupted while starting; nothing was trained or written", file=sys.stderr) or 130)
     sys.exit(main())

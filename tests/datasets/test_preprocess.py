@@ -61,3 +61,17 @@ def test_split_per_class_gives_disjoint_halves():
     assert set(first) & set(second) == set()
     assert sorted(np.concatenate([first, second]).tolist()) == list(range(9))
     assert labels[first].tolist().count(3) == 2 and labels[second].tolist().count(3) == 2
+
+
+def test_pixels_are_scaled_by_exactly_one_255th_in_what_the_cli_trains_on():
+    """``prepare`` (the CLI's path from IDX bytes to inputs): 255 -> exactly 1.0, 0 -> 0.0, v -> float32(v) / 255."""
+    values = np.array([0, 1, 127, 128, 254, 255], dtype=np.uint8)
+    images = np.broadcast_to(values[:, None, None], (6, 2, 3)).copy()
+    images[:, 1, 2] = 255 - values  # every image holds its own value and its complement
+    x, _, _ = prepare(images, np.array([0, 1, 0, 1, 0, 1], dtype=np.uint8), classes=(0, 1), seed=None)
+    assert x.dtype == np.float32 and x.shape == (6, 1, 2, 3)
+    assert x.max() == 1.0 and x.min() == 0.0
+    got = {int(round(float(v) * 255)): float(v) for v in np.unique(x)}
+    assert got == {v: float(np.float32(v) / np.float32(255)) for v in (*values.tolist(), *(255 - values).tolist())}
+    expected = images.astype(np.float32) / np.float32(255)  # every pixel, exactly (the order is the shuffle's)
+    assert np.array_equal(np.sort(x.ravel()), np.sort(expected.ravel()))

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from .. import backend, zoo
 from ..optim import schedules
@@ -225,6 +227,7 @@ def main(argv: "list[str] | None" = None) -> int:
     args = parse_args(argv)
     debug = debugging()
     comm = run = None
+    previous = _stop_on_sigterm()
     try:
         comm = ranks.communicator(args.distributed)
         run = Run(args, comm)
@@ -232,9 +235,12 @@ def main(argv: "list[str] | None" = None) -> int:
     except ranks.UsageError as exc:
         print(f"error: {_one_line(exc)} (see --help)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        ranks.report(comm, run.interrupted() if run is not None and run.root else "interrupted")
-        return ranks.end(comm, 130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (exit 128 + the signal's number, as a shell reports)
+        message = run.interrupted() if run is not None and run.root else "interrupted"
+        if isinstance(exc, _Terminated):
+            message = message.replace("interrupted", "stopped by SIGTERM", 1)
+        ranks.report(comm, message)
+        return ranks.end(comm, 143 if isinstance(exc, _Terminated) else 130)
     except Exception as exc:
         if debug:
             raise
@@ -246,7 +252,26 @@ def main(argv: "list[str] | None" = None) -> int:
             ranks.report(comm, f"internal error {type(exc).__name__}: {_one_line(exc)} (XPCNN_DEBUG=1 shows the "
                                f"traceback)")
         return ranks.end(comm, 1, exc)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C is: the run stops as after Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+def _stop_on_sigterm():
+    """Treat SIGTERM (``kill``, ``docker stop``, a batch system's time limit) as Ctrl-C; the old handler, or
+    ``None`` where signals cannot be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":  # pragma: no cover

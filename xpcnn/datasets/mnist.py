@@ -156,6 +156,11 @@ def find_source(info: DatasetInfo, data_dir=None, attempts: "list[str] | None" =
     attempts = [] if attempts is None else attempts
     first = info.files()[0]
     for label, folder in search_places(info.name, data_dir):
+        if folder is not None and label == "$XPCNN_DATA" and folder == Path(os.environ["XPCNN_DATA"]) \
+                and not folder.is_dir():
+            why = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise DataError(f"XPCNN_DATA={folder} {why}; set it to the folder that holds the dataset files "
+                            f"(or their {info.name}/ subfolder), or unset XPCNN_DATA")
         if folder is None:
             attempts.append(f"{label} (not set)")
         elif any(_candidates(folder, entry) for entry in info.files()):
