@@ -240,7 +240,7 @@ def _build_layer(path: Path, index: int, spec: dict, dtype: str, arrays: dict) -
             if issubclass(cls, ParameterLayer):
                 return cls(**config, dtype=dtype, seed=0)
             return cls(**config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, MemoryError) as exc:  # MemoryError: a layer larger than this machine's memory
         raise CheckpointError(f"{path}: layer {index}: cannot rebuild {name}({config}): {exc}") from exc
 
 
