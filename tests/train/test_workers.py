@@ -188,7 +188,30 @@ def test_the_default_takes_a_worker_per_core_when_each_gets_min_share_rows(machi
     assert threads.plan("fit", 2, 128, batch_statistics=True) == threads.Plan(2, 1)
 
 
+def test_the_default_gives_a_worker_only_a_share_worth_a_thread(machine):
+    """Measured (docs/performance.md, "Workers"): two workers slowed the seed network's training at
+    every batch and sped up the convnet's at 64 rows each; the matrix work per share decides."""
+    from xpcnn import zoo
+    from xpcnn.tools.roofline import matrix_flops
+
+    seed, convnet = (zoo.build_model(name, (1, 28, 28), 10)[0] for name in ("seed", "convnet"))
+    for who in ("fit", "predict"):
+        assert threads.plan(who, None, 128, flops_per_sample=matrix_flops(seed.layers, who == "fit")).workers == 1
+    assert threads.plan("fit", None, 128, flops_per_sample=matrix_flops(convnet.layers, True)).workers == 2
+    assert threads.plan("predict", None, 64, flops_per_sample=matrix_flops(convnet.layers, False)).workers == 2
+    assert threads.plan("fit", None, 32, flops_per_sample=matrix_flops(convnet.layers, True)).workers == 1
+    work = threads.MIN_WORK["fit"]
+    assert threads.plan("fit", None, 128, flops_per_sample=2 * work // 128) == threads.Plan(2, 1)
+    assert threads.plan("fit", None, 128, flops_per_sample=2 * work // 128 - 1) == threads.Plan(1, None)
+    assert threads.plan("fit", None, 128, flops_per_sample=0) == threads.Plan(1, None)
+    model = xc.Sequential(seed.layers, seed=0)
+    model.fit(np.zeros((128, 1, 28, 28), np.float32), np.eye(10, dtype=np.float32)[np.arange(128) % 10],
+              epochs=1, batch_size=128, loss="binary_cross_entropy")
+    assert model.parallelism.workers == 1
+
+
 def test_the_default_keeps_batchnorm_models_on_one_worker_in_fit_but_not_in_inference(machine):
+    machine.setattr(threads, "MIN_WORK", {"fit": 1, "evaluate": 1, "predict": 1})  # this rule alone
     x, y = np.random.default_rng(0).random((64, 3)), np.eye(2)[np.arange(64) % 2]
     model = xc.Sequential([xc.Dense(3, 4), xc.BatchNorm1D(4), xc.Dense(4, 2), xc.Softmax()], seed=0)
     model.fit(x, y, batch_size=64)

@@ -318,8 +318,10 @@ class TorchBackend(ArrayBackend):
         return self.torch.rand(shape, generator=generator, dtype=getattr(self.torch, dtype), device=device.native)
 
 
-def check_array(x: Array, who: str) -> None:
-    """Refuse, in one line naming ``who``, an array xpcnn cannot compute with (a tensor that requires grad)."""
+def check_array(x: Array, who: object) -> None:
+    """Refuse, in one line naming ``who``, an array xpcnn cannot compute with (a tensor that requires grad).
+
+    ``who`` is formatted only in the error (a layer passes itself: its ``repr`` is not built on every call)."""
     backend_for(x).check(x, who)
 
 

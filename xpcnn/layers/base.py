@@ -117,7 +117,7 @@ class Layer:
         if not hasattr(x, "shape") or len(shape) == 0:
             raise ShapeError(f"{self!r}: expected a batch, an array of shape (N, ...), got {type(x).__name__} "
                              f"of shape {shape}")
-        backend.check_array(x, repr(self))
+        backend.check_array(x, self)  # the layer, formatted only in an error
         if 0 in shape[1:]:
             raise ShapeError(f"{self!r}: expected samples with at least one value on every axis, got shape {shape}")
         if self.input_shape is not None and shape[1:] != tuple(self.input_shape):

@@ -5,9 +5,11 @@
 
 * ``workers=None`` (the default) takes one worker per core of this process (its CPUs, divided
   between the ranks on the node), as long as each gets at least :data:`MIN_SHARE` rows of the
-  batch. It keeps one worker for a CUDA model, a batch too small to share, a model with batch
-  statistics (BatchNorm, any layer with ``buffers``: workers would normalise each share by
-  itself), and on a busy machine (below): a worker thread waiting for a core stalls every step.
+  batch and, where the model's matrix work is known, at least :data:`MIN_WORK` FLOPs of it per
+  step (a small network's share is over before a second thread pays for itself). It keeps one
+  worker for a CUDA model, a batch too small to share, a model with batch statistics (BatchNorm,
+  any layer with ``buffers``: workers would normalise each share by itself), and on a busy
+  machine (below): a worker thread waiting for a core stalls every step.
 * More than one worker holds BLAS to one thread each: the workers themselves fill the cores.
 * One worker on a busy machine (the 1-minute load average above the number of CPUs, the
   doctor's rule) also holds BLAS to one thread: OpenBLAS's threads spin while they wait for
@@ -33,6 +35,9 @@ from ..errors import ConfigError
 
 #: The fewest rows of a batch the default gives a worker (docs/workers.md says why).
 MIN_SHARE = 32
+#: The fewest matrix FLOPs (``xpcnn.tools.roofline.matrix_flops``) the default gives a worker per step,
+#: training and inference (docs/performance.md, "Workers": the measurements behind them).
+MIN_WORK = {"fit": 10**9, "evaluate": 2 * 10**8, "predict": 2 * 10**8}
 #: The variables through which a user sets BLAS threads; when one is set, :func:`plan` leaves BLAS alone.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -56,8 +61,11 @@ class Plan:
 
 
 def plan(who: str, requested: "int | None", batch: int, device_kind: str = "cpu", ranks_on_node: int = 1,
-         batch_statistics: bool = False) -> Plan:
+         batch_statistics: bool = False, flops_per_sample: "int | None" = None) -> Plan:
     """The workers and BLAS threads for batches of ``batch`` rows (see the module).
+
+    ``flops_per_sample``: the model's matrix FLOPs per sample of this work (``None``: unknown, the
+    rows alone decide).
 
     ``batch_statistics``: the model holds a layer that normalises by its batch (BatchNorm), which
     workers would make normalise by each share; the default then keeps one worker.
@@ -75,6 +83,8 @@ def plan(who: str, requested: "int | None", batch: int, device_kind: str = "cpu"
         workers = 1
     else:
         workers = max(1, min(cores, batch // MIN_SHARE))
+        if flops_per_sample is not None:
+            workers = max(1, min(workers, batch * flops_per_sample // MIN_WORK.get(who, MIN_WORK["fit"])))
     pinned = any(os.environ.get(name) for name in THREAD_VARIABLES)
     if workers > 1:
         return Plan(workers, 1)

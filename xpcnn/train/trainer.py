@@ -29,6 +29,7 @@ from ..errors import ConfigError, ConfigTypeError, is_out_of_memory, out_of_memo
 from ..layers import Sigmoid, Softmax
 from ..losses import LOSSES, get_loss
 from ..optim import SGD, Optimizer, Schedule, ZeroRateWarning, check_optimizer, check_schedule
+from ..tools import roofline
 from . import conventions, data_checks, loop, threads
 from .batches import to_model
 from .loop import evaluate_batches
@@ -225,7 +226,8 @@ class Trainer:
         ``workers`` (``xpcnn.train.workers``, docs/workers.md) trains ``workers`` replicas in
         threads, each on its share of every batch, with the parameters one pass would give (up to
         the order of floating-point sums); ``None`` chooses one per core when every share gets at
-        least ``xpcnn.train.threads.MIN_SHARE`` rows, else 1. ``model.parallelism`` says what was chosen.
+        least ``xpcnn.train.threads.MIN_SHARE`` rows and ``MIN_WORK`` matrix FLOPs, else 1.
+        ``model.parallelism`` says what was chosen.
         """
         epochs = integer("fit", "epochs", epochs, minimum=0)
         batch_size = integer("fit", "batch_size", batch_size, minimum=1)
@@ -308,7 +310,8 @@ class Trainer:
     def _plan(self, who: str, workers: "int | None", batch: int, ranks_on_node: int = 1) -> "threads.Plan":
         kind = "cpu" if self.device.name == "cpu" else self.device.name
         statistics = who == "fit" and any(layer.buffers for layer in self.layers)  # inference uses running ones
-        self.parallelism = threads.plan(who, workers, batch, kind, ranks_on_node, statistics)
+        flops = roofline.matrix_flops(self.layers, train=who == "fit")
+        self.parallelism = threads.plan(who, workers, batch, kind, ranks_on_node, statistics, flops)
         return self.parallelism
 
     def _warn_zero_rate(self, inherited: bool) -> None:
