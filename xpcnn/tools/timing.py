@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import TrainingError
+
 #: The folder that holds the ``xpcnn`` package: a :class:`Remote` process imports this xpcnn.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 #: What :func:`calibrate` in a :class:`Remote` process sends back.
@@ -167,7 +169,7 @@ class Remote:
         except BrokenPipeError:
             line = ""
         if not line:
-            raise RuntimeError(f"a contender's process ended (exit status {self.proc.wait()}); its error is above")
+            raise TrainingError(f"a contender's process ended (exit status {self.proc.wait()}); its error is above")
         return json.loads(line)
 
     def contenders(self) -> "list[Contender]":
