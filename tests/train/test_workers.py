@@ -9,16 +9,8 @@ import xpcnn as xc
 from xpcnn.errors import ConfigError
 from xpcnn.train import threads, workers as workers_module
 
-OPTIMIZERS = {
-    "sgd": lambda: xc.SGD(0.5),
-    "momentum": lambda: xc.SGD(0.1, momentum=0.9),
-    "adam": lambda: xc.Adam(0.01),
-}
-
-
-def data(n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    return rng.random((n, 1, 8, 8)), np.eye(3)[rng.integers(0, 3, n)]
+# the ranks' tests' optimizers, data and buffer layer (tests/support, on the path through conftest.py)
+from distributed_worker import OPTIMIZERS, RunningMean, data
 
 
 def network(dropout: float = 0.25) -> xc.Sequential:
@@ -70,22 +62,6 @@ def test_dropout_masks_come_from_the_global_batch_not_from_each_share():
     without, _ = train(1, "sgd", dropout=0.0)
     assert relative_difference(flat(without), flat(reference)) > 1e-3
     assert relative_difference(flat(with_dropout), flat(reference)) <= 1e-10
-
-
-class RunningMean(xc.Layer):
-    """The identity, keeping a running mean of its inputs in ``buffers`` as BatchNorm keeps its statistics."""
-
-    def __init__(self, features: int):
-        super().__init__()
-        self.buffers = {"mean": np.zeros(features)}
-
-    def forward(self, x, training=True):
-        if training:
-            self.buffers["mean"] = 0.9 * self.buffers["mean"] + 0.1 * np.mean(x, axis=0)
-        return x
-
-    def backward(self, output_gradient, learning_rate=None):
-        return output_gradient
 
 
 @pytest.mark.parametrize("count", [2, 3])
