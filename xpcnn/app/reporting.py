@@ -111,8 +111,9 @@ def write_pictures(folder: "str | os.PathLike", model, history: "list[dict]", x_
     if conv is not None:
         put("kernels.png", plot.kernels(conv))
         put("feature_maps.png", plot.feature_maps(model, x_test[:1]))
-    put("confusion_matrix.png", plot.confusion_matrix(y_test, model.predict(x_test), names=names))
-    put("misclassified.png", plot.misclassified(model, x_test, y_test, names=names))
+    outputs = model.predict(x_test)  # once, for both pictures
+    put("confusion_matrix.png", plot.confusion_matrix(y_test, outputs, names=names))
+    put("misclassified.png", plot.misclassified(model, x_test, y_test, names=names, predictions=outputs))
     return written
 
 

@@ -260,14 +260,15 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, names: "list[str] | None" = No
 
 
 def misclassified(model: Any, x: Any, y: Any, *, count: int = 16, names: "list[str] | None" = None,
-                  path: "str | os.PathLike | None" = None) -> Any:
+                  path: "str | os.PathLike | None" = None, predictions: Any = None) -> Any:
     """The first ``count`` samples of ``x`` the model gets wrong, each titled ``true -> predicted``.
 
     ``y`` is class labels ``(N,)`` or one-hot rows ``(N, K)``. With no mistake the figure says so.
+    ``predictions``: ``model.predict(x)`` where the caller has it already (else it is computed).
     """
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"misclassified: count must be an integer >= 1, got {count!r}")
-    true, pred = _classes(y), _classes(model.predict(x))
+    true, pred = _classes(y), _classes(model.predict(x) if predictions is None else predictions)
     if len(true) != len(pred):
         raise ShapeError(f"misclassified: {len(pred)} samples but {len(true)} labels")
     wrong = [i for i, (t, p) in enumerate(zip(true, pred)) if t != p][:count]
