@@ -310,7 +310,8 @@ class Trainer:
     def _plan(self, who: str, workers: "int | None", batch: int, ranks_on_node: int = 1) -> "threads.Plan":
         kind = "cpu" if self.device.name == "cpu" else self.device.name
         statistics = who == "fit" and any(layer.buffers for layer in self.layers)  # inference uses running ones
-        flops = roofline.matrix_flops(self.layers, train=who == "fit")
+        # the matrix work matters only where the default chooses the workers of a CPU model
+        flops = roofline.matrix_flops(self.layers, train=who == "fit") if workers is None and kind == "cpu" else None
         self.parallelism = threads.plan(who, workers, batch, kind, ranks_on_node, statistics, flops)
         return self.parallelism
 
