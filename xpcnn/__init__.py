@@ -13,6 +13,10 @@ correlations to ``scipy.signal`` (NumPy) or ``cupyx.scipy.signal`` (CuPy). The p
 * :mod:`xpcnn.app` (``xpcnn-train``) and :mod:`xpcnn.doctor` (``xpcnn-doctor``).
 """
 
+from . import _startup
+
+_startup.guard()  # Ctrl-C while xpcnn-train or xpcnn-doctor imports the package: one line, not a traceback
+
 from . import _moved
 from .backend import CPU, Device, DeviceError, get_device, to_device, to_numpy
 from .errors import (

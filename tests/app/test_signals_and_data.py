@@ -88,6 +88,72 @@ def test_ctrl_c_while_train_py_starts_is_one_line_and_exit_130(env):
     assert result.stderr.splitlines() == ["error: interrupted while starting; nothing was trained or written"]
 
 
+CONSOLE_SCRIPT = """
+    import re
+    import sys
+    from {module} import main
+    if __name__ == "__main__":
+        sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+        sys.exit(main())
+"""  # what pip writes for a [project.scripts] entry
+
+CTRL_C_WHILE_THE_CONSOLE_SCRIPT_IMPORTS = """
+    import os, runpy, signal, sys
+    AT = sys.argv[2]
+
+    class CtrlC:  # a real SIGINT, while xpcnn's modules are being imported
+        def find_spec(self, name, path=None, target=None):
+            if name == AT:
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+
+    sys.meta_path.insert(0, CtrlC())
+    sys.argv = [sys.argv[1], "--help"]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("program, module, importing", [  # the package's start, and the program's own modules
+    ("xpcnn-train", "xpcnn.app.cli", "xpcnn.model"), ("xpcnn-train", "xpcnn.app.cli", "xpcnn.app.run"),
+    ("xpcnn-doctor", "xpcnn.doctor.cli", "xpcnn.model"), ("xpcnn-doctor", "xpcnn.doctor.cli", "xpcnn.doctor.checks"),
+])
+def test_ctrl_c_while_a_console_script_imports_xpcnn_is_one_line_and_exit_130(tmp_path, env, program, module,
+                                                                              importing):
+    script = tmp_path / program
+    script.write_text(textwrap.dedent(CONSOLE_SCRIPT.format(module=module)))
+    result = python(CTRL_C_WHILE_THE_CONSOLE_SCRIPT_IMPORTS, script, importing, env=env)
+    assert result.returncode == 130, (result.returncode, result.stderr[-400:])
+    assert result.stderr.splitlines() == ["error: interrupted while starting; nothing was trained or written"]
+
+
+def test_a_program_that_imports_xpcnn_keeps_its_own_ctrl_c(tmp_path, env):
+    script = tmp_path / "my-program"
+    script.write_text("import signal, xpcnn, xpcnn.app.cli\n"
+                      "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+                      "signal.raise_signal(signal.SIGINT)\n")
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == -2 and result.stderr.splitlines()[-1] == "KeyboardInterrupt", result.stderr[-400:]
+
+
+def test_the_console_scripts_main_puts_pythons_ctrl_c_back_before_the_run(monkeypatch):
+    import signal
+    from xpcnn import _startup
+    from xpcnn.app import cli
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/xpcnn-train"])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _startup.guard()
+        assert signal.getsignal(signal.SIGINT) is _startup._interrupted
+        seen = []
+        monkeypatch.setattr(cli, "Run", lambda *a: seen.append(signal.getsignal(signal.SIGINT)) or 1 / 0)
+        monkeypatch.setenv("XPCNN_DEBUG", "0")
+        assert cli.main(QUICK) == 1
+        assert seen == [signal.default_int_handler]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # -- $XPCNN_DATA that names no folder --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind, why", [("missing", "does not exist"), ("file", "is a file, not a folder")])

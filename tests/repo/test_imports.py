@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(xpcnn.__file__).parent
 
 #: Lowest first. A name is a top-level module or a subpackage of ``xpcnn``.
 LAYERS = [
-    {"errors", "_checks"},
+    {"errors", "_checks", "_startup"},
     {"backend"},
     {"losses", "optim"},
     {"engines"},

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-from .. import backend, zoo
+from .. import _startup, backend, zoo
 from ..optim import schedules
 from . import ranks
 from ..errors import ConfigError, XpcnnError, is_out_of_memory, out_of_memory
@@ -228,6 +228,7 @@ def main(argv: "list[str] | None" = None) -> int:
     debug = debugging()
     comm = run = None
     previous = _stop_on_sigterm()
+    _startup.release()  # Ctrl-C is KeyboardInterrupt again, caught below
     try:
         comm = ranks.communicator(args.distributed)
         run = Run(args, comm)

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from .. import backend
+from .. import _startup, backend
 from ..engines import auto
 from ..errors import XpcnnError
 from ..io.files import check_output_path
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     except XpcnnError as exc:
         return _fail(str(exc).splitlines()[0])
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _startup.release()  # Ctrl-C is KeyboardInterrupt again: the report says what was checked
     try:
         return run(device, args, json_path)
     except XpcnnError as exc:
