@@ -111,10 +111,17 @@ def test_train_py_pictures_writes_the_five_pictures_of_the_run(capsys, monkeypat
     pytest.importorskip("matplotlib")
     from tests.plot.test_plot import read_back
 
+    from xpcnn.model import Sequential
+
     folder = tmp_path / "run" / "pictures"
+    predicted = []  # the test set's sizes: predicted once, for the report and the pictures alike
+    predict = Sequential.predict
+    monkeypatch.setattr(Sequential, "predict", lambda self, x, *a, **k: predicted.append(len(x)) or predict(
+        self, x, *a, **k))
     code, out, err = _train_py(capsys, monkeypatch, tmp_path, "--model", "convnet", "--classes", "all",
                                "--epochs", "1", "--pictures", folder)
     assert code == 0, err
+    assert predicted.count(max(predicted)) == 1, predicted
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["history.png", "kernels.png", "feature_maps.png", "confusion_matrix.png", "misclassified.png"])
     for path in folder.iterdir():

@@ -91,12 +91,14 @@ def check_pictures_folder(folder: "str | os.PathLike", what: str = "--pictures")
 
 
 def write_pictures(folder: "str | os.PathLike", model, history: "list[dict]", x_test, y_test,
-                   names: "list[str]", val_label: str = "test", what: str = "--pictures") -> "list[Path]":
+                   names: "list[str]", val_label: str = "test", what: str = "--pictures",
+                   outputs=None) -> "list[Path]":
     """The learner's pictures of a finished run, each written whole or not at all; returns the files written.
 
     ``history.png`` (curves), ``kernels.png`` (the first convolution's kernels) and
     ``feature_maps.png`` (the first test image after it), ``confusion_matrix.png`` and
     ``misclassified.png`` on ``(x_test, y_test)`` (one-hot or class rows; ``names`` label the classes).
+    ``outputs``: the model's outputs on ``x_test``, where the caller has them (else predicted here, once).
     """
     from .. import plot
 
@@ -111,7 +113,8 @@ def write_pictures(folder: "str | os.PathLike", model, history: "list[dict]", x_
     if conv is not None:
         put("kernels.png", plot.kernels(conv))
         put("feature_maps.png", plot.feature_maps(model, x_test[:1]))
-    outputs = model.predict(x_test)  # once, for both pictures
+    if outputs is None:
+        outputs = model.predict(x_test)  # once, for both pictures
     put("confusion_matrix.png", plot.confusion_matrix(y_test, outputs, names=names))
     put("misclassified.png", plot.misclassified(model, x_test, y_test, names=names, predictions=outputs))
     return written

@@ -186,7 +186,7 @@ class Run:
         history, stopper = self._train(settings, model, optimizer, (x_train, y_train), validation)
         if not self.root:
             return {}
-        matrix, test_loss, inference_s = _test(model, x_test, y_test, test_index, settings.loss)
+        matrix, test_loss, inference_s, test_outputs = _test(model, x_test, y_test, test_index, settings.loss)
         metrics = _metrics(settings, data, model, history, first_epoch, matrix, test_loss,
                            (len(x_train), len(x_test), inference_s), time.perf_counter() - started)
         metrics["dataset"]["fallback_to_sample"] = fallback
@@ -199,7 +199,8 @@ class Run:
         if settings.pictures:
             names = [data.class_names[c] for c in settings.classes]
             written = write_pictures(settings.pictures, model, metrics["history"], x_test, y_test, names,
-                                     val_label="test" if settings.val_split is None else "validation")
+                                     val_label="test" if settings.val_split is None else "validation",
+                                     outputs=test_outputs)
             _say(settings.quiet, f"wrote {', '.join(p.name for p in written)} in {settings.pictures}")
         _export(settings, model)
         return metrics
@@ -322,14 +323,15 @@ def _banner(settings: Settings, data, model, sizes: tuple, device) -> str:
 
 
 def _test(model, x_test: Array, y_test: Array, test_index: Array, loss: str):
-    """``(confusion matrix, test loss, seconds)`` from one pass over the test set."""
+    """``(confusion matrix, test loss, seconds, outputs)`` from one pass over the test set (the pictures reuse
+    the outputs)."""
     t0 = time.perf_counter()
     out = model.predict(x_test)
     predicted = backend.to_numpy(output_classes(out))
     targets = backend.to_device(y_test.astype(model.dtype), model.device)
     test_loss = float(get_loss(loss)[0](targets, out))
     seconds = time.perf_counter() - t0
-    return confusion_matrix(test_index, predicted, y_test.shape[1]), test_loss, seconds
+    return confusion_matrix(test_index, predicted, y_test.shape[1]), test_loss, seconds, out
 
 
 def _metrics(settings: Settings, data, model, history: list, first_epoch: int, matrix: Array,
