@@ -51,8 +51,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from array_api_compat import array_namespace, device, is_numpy_array, size
+from array_api_compat import device, is_numpy_array, size
 
+from .backend.namespaces import array_namespace
 from .errors import ConfigError, ConfigTypeError, ShapeError
 
 

@@ -12,6 +12,8 @@ Everything above it sees only ``xp = array_namespace(...)`` and these functions:
 * :mod:`.correlation`: the correlation dispatch (:func:`correlate`, :func:`convolve`, :func:`rfft2`,
   :func:`irfft2`): ``scipy.signal`` / ``scipy.fft`` for NumPy arrays, ``cupyx.scipy.signal`` /
   ``cupy.fft`` for CuPy arrays, ``torch.fft`` (and a host round trip for direct correlations) for tensors;
+* :mod:`.namespaces`: :func:`array_namespace`, array-api-compat's, remembered per array type (the
+  layers ask on every pass);
 * :mod:`.random`: seeded initial weights, drawn by NumPy on the host so a seed gives the same
   weights on every device; dropout masks drawn on the data's device from a host key.
 """
@@ -22,11 +24,12 @@ from .devices import (CPU, Array, Device, as_dtype, device_of, dtype_name, get_d
 from .correlation import choose_method, contiguous, convolve, correlate, irfft2, rfft2, synchronize
 from .libraries import (BACKENDS, CUPY, HOST, NUMPY, TORCH, ArrayBackend, CupyBackend, TorchBackend, backend_for,
                         check_array, float_errors_ignored)
+from .namespaces import array_namespace
 from .random import new_rng, permutation, random_key, rng_state, set_rng_state, uniform, uniform_from_key, zeros
 
 __all__ = [
-    "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of", "to_device", "to_numpy",
-    "host_buffer",
+    "array_namespace", "Array", "Device", "DeviceError", "CPU", "get_device", "device_of", "namespace_of",
+    "to_device", "to_numpy", "host_buffer",
     "as_dtype", "dtype_name", "float_errors_ignored", "ArrayBackend", "CupyBackend", "TorchBackend", "BACKENDS",
     "NUMPY", "CUPY", "TORCH", "HOST",
     "backend_for", "check_array", "correlate", "convolve", "choose_method", "rfft2", "irfft2", "contiguous",

@@ -27,8 +27,8 @@ import math
 from typing import Any, Callable
 
 import array_api_compat
-from array_api_compat import array_namespace
 
+from ..backend.namespaces import array_namespace
 from .. import backend
 from ..errors import ConfigError
 from .communicator import Communicator, on_every_rank, shard

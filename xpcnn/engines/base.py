@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
+
+from ..backend.namespaces import array_namespace
 
 Array = Any
 

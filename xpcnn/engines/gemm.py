@@ -34,8 +34,9 @@ The measurements behind each choice here are in ``docs/performance.md`` ("The ge
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
+from ..backend.namespaces import array_namespace
 from .base import ConvEngine, output_size
 
 

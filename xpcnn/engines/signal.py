@@ -29,8 +29,7 @@ A strided convolution is computed at every position, then sampled every ``s``-th
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from .. import backend
 from ..errors import ConfigError
 from .base import ConvEngine, dilate2d, output_size

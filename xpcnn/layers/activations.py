@@ -6,8 +6,7 @@ so backward costs one or two element-wise operations. Any batched shape ``(N, ..
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from ..errors import ShapeError
 from .base import Layer
 

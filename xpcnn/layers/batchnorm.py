@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from .._checks import integer, number
 from ..errors import ShapeError
 from .base import ParameterLayer

@@ -35,8 +35,7 @@ pass used.
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from .. import backend
 from .._checks import integer, one_of, shape as check_shape
 from ..engines import check_engine_name, engine_for, output_size, pad2d

@@ -16,8 +16,7 @@ rows gives the same equations transposed.)
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from .. import backend
 from .._checks import integer
 from ..errors import check_parameter_memory

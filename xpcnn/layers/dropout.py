@@ -24,8 +24,7 @@ next to the convolutions.
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from .. import backend
 from .._checks import number
 from ..errors import XpcnnDtypeError

@@ -37,8 +37,9 @@ Neither keeps anything but the input's shape for backward.
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
+from ..backend.namespaces import array_namespace
 from .._checks import integer, shape as check_shape
 from ..errors import ShapeError
 from .base import Layer

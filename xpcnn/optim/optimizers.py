@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from .. import backend
 from ..errors import ConfigError, ConfigTypeError
 from .._checks import number

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
-
+from ..backend.namespaces import array_namespace
 from ..distributed import shard
 from ..errors import ConfigError, DataError, ShapeError, format_shape
 from ..losses import target_problem

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from array_api_compat import array_namespace
+from ..backend.namespaces import array_namespace
 
 #: Seconds between two host reads of the running loss, accuracy and finiteness flag.
 READ_INTERVAL = 0.2

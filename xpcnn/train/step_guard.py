@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace, is_numpy_array
+from array_api_compat import is_numpy_array
 
+from ..backend.namespaces import array_namespace
 from ..errors import TrainingError
 
 
