@@ -3,7 +3,7 @@
 No timing is asserted: the contenders below count their steps instead of taking time.
 """
 
-from xpcnn.tools.timing import Contender, calibrate, interleave, paired_ratios, spread, summary
+from xpcnn.tools.timing import Contender, calibrate, interleave, paired_ratios, spread, summary, timed_run
 
 
 def test_spread_is_the_median_and_the_range_of_the_rounds():
@@ -29,8 +29,19 @@ def test_interleave_gives_every_contender_one_run_per_round_the_first_one_rotati
     a = Contender("a", "train", lambda: order.append("a"), lambda: None, batch=2)
     b = Contender("b", "train", lambda: order.append("b"), lambda: None, batch=2)
     interleave([a, b], repeats=3)
-    assert order == ["a", "b", "b", "a", "a", "b"]
+    assert order == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # each run: untimed, timed
     assert len(a.runs) == len(b.runs) == 3
+
+
+def test_a_timed_run_starts_after_one_untimed_step():
+    import time
+
+    calls = []
+    cold = Contender("cold", "train", lambda: calls.append(1) or time.sleep(0.2 if len(calls) == 1 else 0.0),
+                     lambda: None, batch=10)
+    timed_run(cold)
+    assert len(calls) == 2
+    assert cold.runs[0] > 10 / 0.2  # the slow first step (caches cold, threads asleep) is not in the run
 
 
 def test_calibrate_skips_a_contender_slower_than_max_step():
@@ -60,7 +71,7 @@ def test_serve_answers_a_remote_one_json_line_at_a_time_by_index():
     assert first["first_step_s"] > 0 and steps[0] == "b"
     assert calibrated["reps"] == 1 and calibrated["skipped"] == "" and run["run"] > 0
     assert bye == {"bye": True}
-    assert steps == ["b", "a", "a", "a"]  # after quit nothing more runs (the last request is never read)
+    assert steps == ["b", "a", "a", "a", "a"]  # after quit nothing more runs (the last request is never read)
 
 
 def test_a_remote_contender_is_timed_in_its_own_process(tmp_path):

@@ -4,7 +4,7 @@ A :class:`Contender` is one thing to time: ``step()`` runs one batch and ``sync(
 device (a GPU queues work; a timer read before the queue drains measures nothing). The first
 step is timed on its own (:attr:`Contender.first_step_s`: FFT plans, ``engine="auto"``'s
 measurement, CuPy's kernel compilation), then :func:`calibrate` picks how many steps one timed
-run takes, and :func:`timed_run` appends one run's samples/s. :func:`interleave` times several
+run takes, and :func:`timed_run` appends one run's samples/s (after one untimed step). :func:`interleave` times several
 contenders in rounds, taking turns, so that a noisy neighbour slows all of them alike.
 
 A contender may live in a process of its own (:class:`Remote`, :func:`serve`): the rounds then
@@ -91,10 +91,16 @@ def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) ->
 
 
 def timed_run(c: Contender) -> None:
-    """One timed run of ``c.reps`` steps; its samples/s goes to ``c.runs``."""
+    """One timed run of ``c.reps`` steps, after one untimed step; its samples/s goes to ``c.runs``.
+
+    A run follows the other contenders' runs and the pauses between them, which leave this one's
+    caches cold, its threads asleep and memory it freed given back to the system. A training loop
+    runs step after step: the untimed step brings the run to that steady state, for every contender
+    alike (docs/performance.md, "Warm runs")."""
     if c.remote is not None:
         c.runs.append(c.remote.ask(op="run", index=c.remote_index)["run"])
         return
+    c.step()
     c.sync()
     start = time.perf_counter()
     for _ in range(c.reps):
