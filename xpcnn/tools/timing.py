@@ -93,10 +93,10 @@ def calibrate(c: Contender, min_time: float, max_step: float, steps: int = 2) ->
 def timed_run(c: Contender) -> None:
     """One timed run of ``c.reps`` steps, after one untimed step; its samples/s goes to ``c.runs``.
 
-    A run follows the other contenders' runs and the pauses between them, which leave this one's
-    caches cold, its threads asleep and memory it freed given back to the system. A training loop
-    runs step after step: the untimed step brings the run to that steady state, for every contender
-    alike (docs/performance.md, "Warm runs")."""
+    A run follows the other contenders' runs and the pauses between them, after which a step can be
+    slower than the next ones (two workers' first step was, by a fifth). A training loop runs step
+    after step: the untimed step brings the run to that steady state, for every contender alike
+    (docs/performance.md, "Warm runs")."""
     if c.remote is not None:
         c.runs.append(c.remote.ask(op="run", index=c.remote_index)["run"])
         return
