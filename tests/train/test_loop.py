@@ -55,3 +55,32 @@ def test_without_shuffling_every_epoch_visits_in_order():
     recorder = Recorder()
     xc.Sequential([recorder, xc.Dense(2, 2), xc.Softmax()], seed=0).fit(x, y, epochs=2, batch_size=4, shuffle=False)
     assert recorder.seen == list(range(6)) * 2
+
+
+class Rows(xc.Layer):
+    """The identity, recording how many rows each training and each inference pass gets."""
+
+    preserves_shape = True  # (no pass on one zero sample to infer the output's shape)
+
+    def __init__(self):
+        super().__init__()
+        self.rows = {"train": [], "infer": []}  # shared by the workers' replicas (a shallow copy of the layer)
+
+    def forward(self, x, training=True):
+        self.rows["train" if training else "infer"].append(int(x.shape[0]))
+        return x
+
+    def backward(self, output_gradient, learning_rate=None):
+        return output_gradient
+
+
+def test_with_workers_every_training_and_validation_pass_runs_on_one_workers_share():
+    rng = np.random.default_rng(0)
+    x, x_val = rng.random((40, 2)), rng.random((16, 2))
+    y, y_val = np.eye(2)[np.arange(40) % 2], np.eye(2)[np.arange(16) % 2]
+    rows = Rows()
+    model = xc.Sequential([rows, xc.Dense(2, 2), xc.Softmax()], seed=0, dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=20, learning_rate=1e-3, workers=2, validation_data=(x_val, y_val))
+    assert model.parallelism.workers == 2
+    assert rows.rows["train"] == [10] * 4  # two batches of 20, each as two shares of 10: never a whole batch
+    assert rows.rows["infer"] == [8, 8]    # the validation set (one batch of up to 256), split alike
