@@ -112,3 +112,36 @@ def test_an_input_on_another_device_is_a_device_mismatch_error(device1):
     dense = xc.Dense(3, 2, device=device1)
     with pytest.raises(xc.DeviceMismatchError, match="input lives on cpu"):
         dense.forward(np.zeros((1, 3), np.float32))
+
+
+def test_fit_learning_rate_on_a_model_with_an_optimizer_becomes_its_rate_and_keeps_its_state():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 2)), rng.random((40, 2))
+    model = xc.Sequential([xc.Dense(2, 2)], seed=0, dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=10, loss="mse", optimizer=xc.SGD(0.05, momentum=0.9))
+    optimizer, velocity = model.optimizer, dict(model.optimizer.slots)
+    assert optimizer.iterations == 4 and velocity
+    model.fit(x, y, epochs=1, batch_size=10, learning_rate=0.01)  # a Keras or PyTorch user's "train on at 0.01"
+    assert model.optimizer is optimizer and optimizer.learning_rate == 0.01 and optimizer.iterations == 8
+    assert model.history["learning_rate"] == [0.05, 0.01]
+    model.fit(x, y, epochs=1, batch_size=10)  # no rate given: the optimizer's own
+    assert optimizer.learning_rate == 0.01
+    fresh = xc.Sequential([xc.Dense(2, 2)], seed=0, dtype="float64")
+    fresh.fit(x, y, epochs=1, batch_size=10, loss="mse")
+    assert repr(fresh.optimizer) == "SGD(learning_rate=0.1, momentum=0.0)"
+
+
+def test_fit_refuses_an_optimizer_and_another_learning_rate_in_one_line_and_changes_nothing():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 2)), rng.random((40, 2))
+    model = xc.Sequential([xc.Dense(2, 2)], seed=0, dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=10, loss="mse", learning_rate=0.05)
+    expected = (r"^fit: got optimizer=Adam\(learning_rate=0\.001.*and learning_rate=0\.01; "
+                r"the rate belongs to the optimizer: pass Adam\(learning_rate=0\.01, \.\.\.\)")
+    with pytest.raises(xc.ConfigError, match=expected):
+        model.fit(x, y, optimizer=xc.Adam(0.001), learning_rate=0.01)
+    with pytest.raises(xc.ConfigError, match="learning_rate"):
+        model.fit(x, y, learning_rate=-1.0)
+    with pytest.raises(xc.ConfigError, match="min_lr 0.2 is above the base learning rate 0.1"):
+        model.fit(x, y, learning_rate=0.1, schedule=xc.Cosine(min_lr=0.2))  # refused: the old rate stays
+    assert model.optimizer.learning_rate == 0.05 and model.epoch == 1

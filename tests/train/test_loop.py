@@ -84,3 +84,29 @@ def test_with_workers_every_training_and_validation_pass_runs_on_one_workers_sha
     assert model.parallelism.workers == 2
     assert rows.rows["train"] == [10] * 4  # two batches of 20, each as two shares of 10: never a whole batch
     assert rows.rows["infer"] == [8, 8]    # the validation set (one batch of up to 256), split alike
+
+
+def test_a_non_finite_loss_names_its_epoch_step_steps_and_learning_rate():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 2)), rng.random((40, 2))
+    model = xc.Sequential([xc.Dense(2, 2)], seed=0, dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=10, learning_rate=1e-3, loss="mse")  # one finished epoch
+    try:
+        model.fit(x, y, epochs=1, batch_size=10, learning_rate=1e150, loss="mse")
+    except xc.TrainingError as exc:
+        error = exc
+    else:
+        raise AssertionError("a loss of inf trained on")
+    assert (error.epoch, error.step, error.loss) == (2, 3, float("inf"))
+    assert str(error).startswith("epoch 2, step 3/4: the training loss is inf; training stopped.")
+    assert "after step 2 of epoch 2" in str(error) and "holds the 1 finished epoch(s)" in str(error)
+    assert str(error).endswith("Try a lower learning rate (now 1e+150)")
+
+
+def test_with_workers_a_callback_that_asks_to_stop_stops_after_that_epoch():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 2)), np.eye(2)[np.arange(40) % 2]
+    model = xc.Sequential([xc.Dense(2, 2), xc.Softmax()], seed=0, dtype="float64")
+    history = model.fit(x, y, epochs=5, batch_size=20, learning_rate=1e-3, workers=2, on_epoch=lambda logs: True)
+    assert model.parallelism.workers == 2 and model.epoch == 1
+    assert len(history["loss"]) == 1

@@ -22,7 +22,7 @@ import warnings
 from typing import Any, Callable
 
 from .. import backend
-from .._checks import integer
+from .._checks import integer, number
 from ..distributed import Communicator
 from ..distributed.data_parallel import DataParallel, fit_settings
 from ..errors import ConfigError, ConfigTypeError, is_out_of_memory, out_of_memory
@@ -36,6 +36,9 @@ from .loop import evaluate_batches
 from .early_stopping import EarlyStopping
 from .metrics import correct_count
 from .workers import Workers
+
+#: ``fit``'s learning rate for the ``SGD`` it makes when neither the call nor the model has an optimizer.
+DEFAULT_LEARNING_RATE = 0.1
 
 
 class Trainer:
@@ -74,7 +77,7 @@ class Trainer:
         self.loss = "categorical_cross_entropy" if loss == conventions.SPARSE else loss  # labels: see fit
         optimizer = conventions.optimizer_named(optimizer, "compile")
         if optimizer is not None:
-            self._set_optimizer(self._optimizer_for(optimizer, None))
+            self._set_optimizer(self._optimizer_for(optimizer, None, "compile")[0])
         return self
 
     def __call__(self, x, training: bool = False):
@@ -157,7 +160,7 @@ class Trainer:
         loss: "str | tuple | None" = None,
         epochs: int = 1,
         batch_size: int = 32,
-        learning_rate: float = 0.1,
+        learning_rate: "float | None" = None,
         optimizer: "Optimizer | None" = None,
         shuffle: bool = True,
         seed=None,
@@ -177,8 +180,11 @@ class Trainer:
         ``loss`` defaults to the model's (from ``compile`` or an earlier ``fit``), else to the one
         its output layer calls for (:func:`loss_for_output`: Softmax → categorical cross-entropy,
         Sigmoid → binary cross-entropy; any other output asks for ``loss=`` in one line); it becomes
-        the model's loss. ``optimizer`` defaults to the model's, else
-        ``SGD(learning_rate)``. ``seed`` re-seeds the shuffling generator.
+        the model's loss. ``optimizer`` defaults to the model's, else ``SGD(learning_rate)`` (0.1 when
+        not given). ``learning_rate`` given to a model that has an optimizer becomes that optimizer's base
+        rate (its state is kept: momentum, Adam's moments, the step count), as ``--lr`` does on
+        ``--resume``; with ``optimizer=`` it must be that optimizer's rate, since the rate belongs to the
+        optimizer. ``seed`` re-seeds the shuffling generator.
 
         Before any step, ``x`` and ``y`` (and ``validation_data``) are checked: matching shapes, at
         least one sample, no NaN or infinity, and 0/1 (one-hot for categorical cross-entropy)
@@ -257,11 +263,12 @@ class Trainer:
         data_checks.check_batch_sizes(self, x, batch_size, "fit", ranks)
         chosen_plan = self._plan("fit", workers, min(batch_size, x.shape[0]) // ranks,
                                  getattr(communicator, "local_size", 1))
-        chosen = self._optimizer_for(optimizer, learning_rate)
+        chosen, rate = self._optimizer_for(optimizer, learning_rate, "fit")
         planned = schedule if schedule is not None else self.schedule
         if planned is not None:
-            planned.check_base(chosen.learning_rate)
+            planned.check_base(rate)
         self.loss = loss
+        chosen.learning_rate = rate  # the model's optimizer at the rate this fit asked for
         self._set_optimizer(chosen)
         if schedule is not None:
             self.schedule = schedule
@@ -339,13 +346,25 @@ class Trainer:
         get_loss(chosen if chosen != conventions.SPARSE else "categorical_cross_entropy")
         return chosen
 
-    def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None") -> Optimizer:
-        """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else
-        ``SGD(learning_rate)``."""
+    def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None",
+                       who: str) -> "tuple[Optimizer, float]":
+        """``(optimizer, base rate)`` for ``fit`` or ``compile``: ``optimizer`` at its own rate; else the
+        model's optimizer, at ``learning_rate`` when given, else at its own; else ``SGD(learning_rate)``
+        (:data:`DEFAULT_LEARNING_RATE` when not given). Nothing is changed here: ``fit`` sets the rate
+        once every argument has passed its checks."""
+        if learning_rate is not None:
+            learning_rate = number(who, "learning_rate", learning_rate, low=0.0, low_open=True)
         if check_optimizer(optimizer) is not None:
-            return optimizer
+            if learning_rate is not None and learning_rate != optimizer.learning_rate:
+                raise ConfigError(
+                    f"{who}: got optimizer={optimizer!r} and learning_rate={learning_rate:g}; the rate belongs to "
+                    f"the optimizer: pass {type(optimizer).__name__}(learning_rate={learning_rate:g}, ...) alone")
+            return optimizer, optimizer.learning_rate
         own = check_optimizer(self.optimizer, "model.optimizer")  # set by hand, perhaps
-        return own if own is not None else SGD(learning_rate)
+        if own is None:
+            rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
+            return SGD(rate), rate
+        return own, own.learning_rate if learning_rate is None else learning_rate
 
     def _set_optimizer(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer if optimizer is self.optimizer else optimizer.to(self.device)
