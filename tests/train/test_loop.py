@@ -110,3 +110,14 @@ def test_with_workers_a_callback_that_asks_to_stop_stops_after_that_epoch():
     history = model.fit(x, y, epochs=5, batch_size=20, learning_rate=1e-3, workers=2, on_epoch=lambda logs: True)
     assert model.parallelism.workers == 2 and model.epoch == 1
     assert len(history["loss"]) == 1
+
+
+def test_on_batch_gets_each_batch_number_count_and_size_with_a_short_last_batch():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 2)), np.eye(2)[np.arange(40) % 2]
+    logs = []
+    model = xc.Sequential([xc.Dense(2, 2), xc.Softmax()], seed=0, dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=15, learning_rate=1e-3, on_batch=logs.append)
+    assert [(g["epoch"], g["batch"], g["batches"], g["size"]) for g in logs] == [(1, 1, 3, 15), (1, 2, 3, 15),
+                                                                                (1, 3, 3, 10)]
+    assert {"loss", "correct"} <= set(logs[0])
