@@ -117,7 +117,9 @@ def test_on_batch_gets_each_batch_number_count_and_size_with_a_short_last_batch(
     x, y = rng.random((40, 2)), np.eye(2)[np.arange(40) % 2]
     logs = []
     model = xc.Sequential([xc.Dense(2, 2), xc.Softmax()], seed=0, dtype="float64")
-    model.fit(x, y, epochs=1, batch_size=15, learning_rate=1e-3, on_batch=logs.append)
+    history = model.fit(x, y, epochs=1, batch_size=15, learning_rate=1e-3, on_batch=logs.append)
     assert [(g["epoch"], g["batch"], g["batches"], g["size"]) for g in logs] == [(1, 1, 3, 15), (1, 2, 3, 15),
                                                                                 (1, 3, 3, 10)]
     assert {"loss", "correct"} <= set(logs[0])
+    last = logs[-1]  # the running values are read at the last batch: the epoch's own
+    assert (last["running_loss"], last["running_accuracy"]) == (history["loss"][0], history["accuracy"][0])
