@@ -123,3 +123,17 @@ def test_on_batch_gets_each_batch_number_count_and_size_with_a_short_last_batch(
     assert {"loss", "correct"} <= set(logs[0])
     last = logs[-1]  # the running values are read at the last batch: the epoch's own
     assert (last["running_loss"], last["running_accuracy"]) == (history["loss"][0], history["accuracy"][0])
+
+
+def test_an_epochs_seconds_and_samples_per_second_are_its_own():
+    import time
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 2)), np.eye(2)[np.arange(40) % 2]
+    model = xc.Sequential([xc.Dense(2, 2), xc.Softmax()], seed=0, dtype="float64")
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=1, batch_size=15, learning_rate=1e-3)
+    wall = time.perf_counter() - start
+    seconds = history["seconds"][0]
+    assert 0 < seconds <= wall  # the epoch's part of the call, not a time of day
+    assert history["samples_per_s"][0] == 40 / seconds
