@@ -543,3 +543,11 @@ def test_a_non_schedule_is_named_as_fits_argument_by_default():
     with pytest.raises(ConfigTypeError, match=r"^fit: schedule must be an xpcnn schedule \(StepDecay, Cosine, Warmup, "
                                               r"Chain\) or None, got 'cosine'$"):
         check_schedule("cosine")
+
+
+def test_schedules_are_equal_when_they_give_the_same_rates_and_not_otherwise():
+    assert StepDecay(3, 0.5) == StepDecay(3, 0.5) and Chain(Warmup(2), Cosine(4)) == parse_schedule("warmup:2,cosine:4")
+    assert StepDecay(3, 0.5) != StepDecay(4, 0.5) and StepDecay(3, 0.5) != StepDecay(3, 0.25)
+    assert Cosine(3) != Warmup(3) and Cosine(3) != Cosine(3, 0.01) and Chain(Warmup(2)) != Chain(Warmup(2), Cosine(4))
+    assert StepDecay(3, 0.5) != "step:3:0.5"  # a spec is not a schedule
+    assert len({StepDecay(3, 0.5), parse_schedule("step:3:0.5"), Warmup(3)}) == 2
