@@ -368,3 +368,32 @@ def test_a_model_trained_with_cupy_exports_its_weights_moved_to_the_host(cuda, t
     back = from_safetensors(zoo.build_model("convnet", (1, 12, 12), 3, seed=3, device=cuda)[0],
                             tmp_path / "m.safetensors")
     assert back.device == cuda and xc.Device.of(back.layers[0].kernels) == cuda
+
+
+# -- what the mutation run found untested (docs/mutation.md) ----------------------------------------
+
+def test_a_name_mismatch_lists_only_what_is_missing_or_unexpected(tmp_path):
+    from safetensors.numpy import save_file
+
+    model = every_layer()["dense-only"]
+    good = {k: v.copy() for k, v in state_dict(model).items()}
+    first = sorted(good)[0]
+    cases = {
+        "missing": ({k: v for k, v in good.items() if k != first}, rf"missing \['{first}'\]"),
+        "unexpected": ({**good, "9.weight": np.zeros(2, np.float32)}, r"unexpected \['9.weight'\]"),
+        "both": ({**{k: v for k, v in good.items() if k != first}, "9.weight": np.zeros(2, np.float32)},
+                 rf"missing \['{first}'\]; unexpected \['9.weight'\]"),
+    }
+    for name, (tensors, listed) in cases.items():
+        save_file(tensors, str(tmp_path / f"{name}.safetensors"))
+        with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / name}.safetensors: the tensors do not "
+                                              rf"match the model's: {listed}$"):
+            from_safetensors(model, tmp_path / f"{name}.safetensors")
+
+
+def test_reading_without_the_export_extra_names_from_safetensors_and_the_install_command(tmp_path, monkeypatch):
+    model = every_layer()["dense-only"]
+    to_safetensors(model, tmp_path / "m.safetensors")
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import fails, as when the package is missing
+    with pytest.raises(MissingDependencyError, match=r"^from_safetensors needs the safetensors package: pip install "):
+        from_safetensors(model, tmp_path / "m.safetensors")
