@@ -397,3 +397,11 @@ def test_reading_without_the_export_extra_names_from_safetensors_and_the_install
     monkeypatch.setitem(sys.modules, "safetensors", None)  # import fails, as when the package is missing
     with pytest.raises(MissingDependencyError, match=r"^from_safetensors needs the safetensors package: pip install "):
         from_safetensors(model, tmp_path / "m.safetensors")
+
+
+def test_a_missing_file_or_a_folder_is_one_error_naming_it(tmp_path):
+    model = every_layer()["dense-only"]
+    with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / 'none.safetensors'}: no such file$"):
+        from_safetensors(model, tmp_path / "none.safetensors")
+    with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path}: is a folder$"):
+        from_safetensors(model, tmp_path)
