@@ -405,3 +405,16 @@ def test_a_missing_file_or_a_folder_is_one_error_naming_it(tmp_path):
         from_safetensors(model, tmp_path / "none.safetensors")
     with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path}: is a folder$"):
         from_safetensors(model, tmp_path)
+
+
+def test_a_file_that_cannot_be_read_is_one_error_with_the_systems_reason(tmp_path, monkeypatch):
+    model = every_layer()["dense-only"]
+    to_safetensors(model, tmp_path / "m.safetensors")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")  # what an unreadable file gives (root reads any file)
+
+    monkeypatch.setattr(safetensors, "safe_open", refuse)
+    with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / 'm.safetensors'}: cannot read "
+                                          rf"\(Permission denied\)$"):
+        from_safetensors(model, tmp_path / "m.safetensors")
