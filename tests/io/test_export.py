@@ -418,3 +418,27 @@ def test_a_file_that_cannot_be_read_is_one_error_with_the_systems_reason(tmp_pat
     with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / 'm.safetensors'}: cannot read "
                                           rf"\(Permission denied\)$"):
         from_safetensors(model, tmp_path / "m.safetensors")
+
+
+def test_the_header_lists_each_layers_class_and_config_as_the_module_documents(tmp_path):
+    import json
+
+    model = every_layer()["dense-only"]
+    to_safetensors(model, tmp_path / "m.safetensors")
+    with safetensors.safe_open(str(tmp_path / "m.safetensors"), framework="numpy") as f:
+        layers = json.loads(f.metadata()["layers"])
+    assert layers == [{"class": type(layer).__name__, "config": json.loads(json.dumps(layer.config()))}
+                      for layer in model.layers]
+
+
+def test_writing_without_the_export_extra_names_to_safetensors(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(MissingDependencyError, match=r"^to_safetensors needs the safetensors.numpy package: pip "):
+        to_safetensors(every_layer()["dense-only"], tmp_path / "m")
+
+
+def test_a_dense_layer_is_a_gemm_with_the_onnx_flag_trans_b_set_to_1():
+    proto = build_onnx(every_layer()["dense-only"])
+    gemms = [node for node in proto.graph.node if node.op_type == "Gemm"]
+    assert len(gemms) == 2  # transB is a 0/1 flag in the ONNX operator's definition: B is (out, in), as Dense keeps it
+    assert all({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} == {"transB": 1} for node in gemms)
