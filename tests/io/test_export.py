@@ -442,3 +442,11 @@ def test_a_dense_layer_is_a_gemm_with_the_onnx_flag_trans_b_set_to_1():
     gemms = [node for node in proto.graph.node if node.op_type == "Gemm"]
     assert len(gemms) == 2  # transB is a 0/1 flag in the ONNX operator's definition: B is (out, in), as Dense keeps it
     assert all({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} == {"transB": 1} for node in gemms)
+
+
+@pytest.mark.parametrize("write", [to_onnx, to_safetensors])
+def test_a_bad_output_path_is_named_with_the_function_that_writes_it(write, tmp_path):
+    target = tmp_path / "missing" / "m.out"
+    with pytest.raises(ExportError, match=rf"^{write.__name__} {target}: the folder {tmp_path / 'missing'} does not "
+                                          rf"exist"):
+        write(every_layer()["dense-only"], target)
