@@ -531,7 +531,8 @@ def test_a_field_that_is_not_a_number_is_named_as_the_grammar_names_it(spec, mes
 
 
 def test_a_one_item_spec_is_that_schedule_and_none_is_only_parses_word():
-    assert type(parse_schedule("warmup:500")) is Warmup and repr(parse_schedule("step:3:0.5")) == repr(StepDecay(3, 0.5))
+    assert type(parse_schedule("warmup:500")) is Warmup
+    assert repr(parse_schedule("step:3:0.5")) == repr(StepDecay(3, 0.5))
     with pytest.raises(ConfigError, match=r"^schedule 'none': unknown kind 'none'; expected step:EVERY\[:GAMMA\]"):
         parse_schedule("none")  # parse_schedule names a schedule; parse reads "none" as no schedule
     with pytest.raises(ConfigError, match=r"^schedule: empty spec; expected e.g. step:10:0.1, cosine or "
