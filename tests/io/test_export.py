@@ -368,3 +368,85 @@ def test_a_model_trained_with_cupy_exports_its_weights_moved_to_the_host(cuda, t
     back = from_safetensors(zoo.build_model("convnet", (1, 12, 12), 3, seed=3, device=cuda)[0],
                             tmp_path / "m.safetensors")
     assert back.device == cuda and xc.Device.of(back.layers[0].kernels) == cuda
+
+
+# -- what the mutation run found untested (docs/mutation.md) ----------------------------------------
+
+def test_a_name_mismatch_lists_only_what_is_missing_or_unexpected(tmp_path):
+    from safetensors.numpy import save_file
+
+    model = every_layer()["dense-only"]
+    good = {k: v.copy() for k, v in state_dict(model).items()}
+    first = sorted(good)[0]
+    cases = {
+        "missing": ({k: v for k, v in good.items() if k != first}, rf"missing \['{first}'\]"),
+        "unexpected": ({**good, "9.weight": np.zeros(2, np.float32)}, r"unexpected \['9.weight'\]"),
+        "both": ({**{k: v for k, v in good.items() if k != first}, "9.weight": np.zeros(2, np.float32)},
+                 rf"missing \['{first}'\]; unexpected \['9.weight'\]"),
+    }
+    for name, (tensors, listed) in cases.items():
+        save_file(tensors, str(tmp_path / f"{name}.safetensors"))
+        with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / name}.safetensors: the tensors do not "
+                                              rf"match the model's: {listed}$"):
+            from_safetensors(model, tmp_path / f"{name}.safetensors")
+
+
+def test_reading_without_the_export_extra_names_from_safetensors_and_the_install_command(tmp_path, monkeypatch):
+    model = every_layer()["dense-only"]
+    to_safetensors(model, tmp_path / "m.safetensors")
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import fails, as when the package is missing
+    with pytest.raises(MissingDependencyError, match=r"^from_safetensors needs the safetensors package: pip install "):
+        from_safetensors(model, tmp_path / "m.safetensors")
+
+
+def test_a_missing_file_or_a_folder_is_one_error_naming_it(tmp_path):
+    model = every_layer()["dense-only"]
+    with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / 'none.safetensors'}: no such file$"):
+        from_safetensors(model, tmp_path / "none.safetensors")
+    with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path}: is a folder$"):
+        from_safetensors(model, tmp_path)
+
+
+def test_a_file_that_cannot_be_read_is_one_error_with_the_systems_reason(tmp_path, monkeypatch):
+    model = every_layer()["dense-only"]
+    to_safetensors(model, tmp_path / "m.safetensors")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")  # what an unreadable file gives (root reads any file)
+
+    monkeypatch.setattr(safetensors, "safe_open", refuse)
+    with pytest.raises(ExportError, match=rf"^from_safetensors {tmp_path / 'm.safetensors'}: cannot read "
+                                          rf"\(Permission denied\)$"):
+        from_safetensors(model, tmp_path / "m.safetensors")
+
+
+def test_the_header_lists_each_layers_class_and_config_as_the_module_documents(tmp_path):
+    import json
+
+    model = every_layer()["dense-only"]
+    to_safetensors(model, tmp_path / "m.safetensors")
+    with safetensors.safe_open(str(tmp_path / "m.safetensors"), framework="numpy") as f:
+        layers = json.loads(f.metadata()["layers"])
+    assert layers == [{"class": type(layer).__name__, "config": json.loads(json.dumps(layer.config()))}
+                      for layer in model.layers]
+
+
+def test_writing_without_the_export_extra_names_to_safetensors(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(MissingDependencyError, match=r"^to_safetensors needs the safetensors.numpy package: pip "):
+        to_safetensors(every_layer()["dense-only"], tmp_path / "m")
+
+
+def test_a_dense_layer_is_a_gemm_with_the_onnx_flag_trans_b_set_to_1():
+    proto = build_onnx(every_layer()["dense-only"])
+    gemms = [node for node in proto.graph.node if node.op_type == "Gemm"]
+    assert len(gemms) == 2  # transB is a 0/1 flag in the ONNX operator's definition: B is (out, in), as Dense keeps it
+    assert all({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} == {"transB": 1} for node in gemms)
+
+
+@pytest.mark.parametrize("write", [to_onnx, to_safetensors])
+def test_a_bad_output_path_is_named_with_the_function_that_writes_it(write, tmp_path):
+    target = tmp_path / "missing" / "m.out"
+    with pytest.raises(ExportError, match=rf"^{write.__name__} {target}: the folder {tmp_path / 'missing'} does not "
+                                          rf"exist"):
+        write(every_layer()["dense-only"], target)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -11,7 +12,8 @@ import xpcnn as xc
 from xpcnn import backend
 from xpcnn.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from xpcnn.errors import ConfigError, ConfigTypeError
-from xpcnn.optim.schedules import Chain, Cosine, StepDecay, Warmup, ZeroRateWarning, parse, parse_schedule
+from xpcnn.optim.schedules import (Chain, Cosine, Schedule, StepDecay, Warmup, ZeroRateWarning, parse, parse_schedule,
+                                   check_schedule, saved_spec)
 
 
 def torch_rates(make_scheduler, lr, count):
@@ -439,3 +441,114 @@ def test_a_schedule_or_optimizer_set_by_hand_to_a_non_object_is_named_by_fit_and
     with pytest.raises(CheckpointError, match=r"^save_checkpoint: model\.optimizer must be an xpcnn Optimizer"):
         save_checkpoint(tmp_path / "m.npz", model)
     assert list(tmp_path.iterdir()) == [] and model.epoch == 0
+
+
+# -- what the mutation run found untested (docs/mutation.md) ----------------------------------------
+
+def test_each_schedule_writes_the_shortest_spec_of_the_grammar():
+    assert Cosine().spec() == "cosine" and Cosine(None, 0.0).spec() == "cosine"
+    assert Cosine(None, 0.001).spec() == "cosine::0.001" and Cosine(None, 1.0).spec() == "cosine::1.0"
+    assert Cosine(30, 1e-5).spec() == "cosine:30:1e-05" and StepDecay(10).spec() == "step:10:0.1"
+    assert Chain(Warmup(5), Cosine()).spec() == "warmup:5,cosine"
+    # a saved open cosine keeps its minimum: the rate it anneals to when fit gives it a length
+    assert parse_schedule(Cosine(None, 0.001).spec()).resolve(4).learning_rate(0.1, 0, 4) == 0.001
+
+
+def test_an_open_cosine_resolves_to_the_last_epoch_and_keeps_its_minimum():
+    assert Cosine(None, 0.01).resolve(5).epochs == 5 and Cosine(None, 0.01).resolve(5).min_lr == 0.01
+    assert Cosine().resolve(1).epochs == 1 and Cosine().resolve(0).epochs == 1  # at least one epoch
+    assert Cosine(3, 0.02).resolve(9) == Cosine(3, 0.02)  # a set length stays
+    # min_lr is a rate (CosineAnnealingLR's eta_min), not a fraction of the base: half way, (0.1 + 0.01) / 2
+    assert math.isclose(Cosine(4, 0.01).learning_rate(0.1, 0, 2), 0.055, rel_tol=1e-12)
+    assert math.isclose(Cosine(4, 0.01).learning_rate(0.1, 0, 4), 0.01, rel_tol=1e-12)
+
+
+def test_every_schedules_repr_is_the_call_that_builds_it():
+    names = {"StepDecay": StepDecay, "Cosine": Cosine, "Warmup": Warmup, "Chain": Chain}
+    for schedule in (StepDecay(3, 0.5), Cosine(), Cosine(8, 0.01), Warmup(5), Chain(Warmup(5), StepDecay(2, 0.3))):
+        assert eval(repr(schedule), names) == schedule  # noqa: S307 - our own repr
+    assert repr(StepDecay(3, 0.5)) == "StepDecay(every=3, gamma=0.5)"
+    assert repr(Chain(Warmup(5), Cosine(8))) == "Chain(Warmup(steps=5), Cosine(epochs=8, min_lr=0.0))"
+
+
+def test_a_schedule_without_a_spec_says_so_under_its_own_name():
+    class Halve(Schedule):
+        def factor(self, base, step, epoch):
+            return 0.5
+
+    with pytest.raises(ConfigError, match=r"^Halve: a schedule needs a spec\(\) that xpcnn.parse_schedule reads back "
+                                          r"to be saved in a checkpoint or shared between ranks$"):
+        Halve().spec()
+
+
+def test_constructor_errors_name_the_schedule_in_one_line():
+    with pytest.raises(ConfigError, match=r"^Cosine: epochs must be an integer >= 1, got 0$"):
+        Cosine(0)
+    with pytest.raises(ConfigError, match=r"^Cosine: the number of epochs is not set; pass Cosine\(epochs=T\) or "
+                                          r"give it to fit$"):
+        Cosine().factor(0.1, 0, 0)
+    with pytest.raises(ConfigError, match=r"^Chain: needs at least one schedule$"):
+        Chain()
+    with pytest.raises(ConfigError, match=r"^Chain: each kind of schedule at most once, got cosine, warmup twice$"):
+        Chain(Warmup(2), Cosine(), Chain(Warmup(3), Cosine(4)))
+    with pytest.raises(ConfigError, match=r"^StepDecay: every must be an integer >= 1, got 0$"):
+        StepDecay(0)
+    with pytest.raises(ConfigError, match=r"^StepDecay: gamma must be in \(0, 1\], got 0.0$"):
+        StepDecay(2, 0.0)
+    with pytest.raises(ConfigError, match=r"^Cosine: min_lr must be >= 0 and finite, got -1.0$"):
+        Cosine(3, -1.0)
+    with pytest.raises(ConfigError, match=r"^Warmup: steps must be an integer >= 1, got 0$"):
+        Warmup(0)
+
+
+def test_warmup_of_one_step_is_the_full_rate_from_the_first_step():
+    assert [Warmup(1).learning_rate(0.1, k, 0) for k in range(3)] == [0.1, 0.1, 0.1]
+
+
+@pytest.mark.parametrize("spec,form", [("step:2:0.5:9", "step:EVERY[:GAMMA]"), ("warmup:5:7", "warmup:STEPS")])
+def test_a_spec_with_more_fields_than_its_kind_takes_is_refused(spec, form):
+    with pytest.raises(ConfigError, match=rf"^schedule '{spec}': expected {re.escape(form)}$"):
+        parse_schedule(spec)
+
+
+def test_a_schedule_that_cannot_be_saved_shows_its_missing_spec_as_none():
+    class Halve(Schedule):
+        def factor(self, base, step, epoch):
+            return 0.5
+
+    with pytest.raises(ConfigError, match=r"cannot be saved: its spec None does not read back as it"):
+        saved_spec(Halve())
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("cosine:x", "EPOCHS must be an integer, got 'x'"), ("cosine:3:y", "MIN_LR must be a number, got 'y'"),
+    ("step:x", "EVERY must be an integer, got 'x'"), ("step:2:y", "GAMMA must be a number, got 'y'"),
+    ("warmup:y", "STEPS must be an integer, got 'y'"),
+])
+def test_a_field_that_is_not_a_number_is_named_as_the_grammar_names_it(spec, message):
+    with pytest.raises(ConfigError, match=rf"^schedule '{spec}': {message}$"):
+        parse_schedule(spec)
+
+
+def test_a_one_item_spec_is_that_schedule_and_none_is_only_parses_word():
+    assert type(parse_schedule("warmup:500")) is Warmup
+    assert repr(parse_schedule("step:3:0.5")) == repr(StepDecay(3, 0.5))
+    with pytest.raises(ConfigError, match=r"^schedule 'none': unknown kind 'none'; expected step:EVERY\[:GAMMA\]"):
+        parse_schedule("none")  # parse_schedule names a schedule; parse reads "none" as no schedule
+    with pytest.raises(ConfigError, match=r"^schedule: empty spec; expected e.g. step:10:0.1, cosine or "
+                                          r"warmup:500,cosine$"):
+        parse_schedule("  ")
+
+
+def test_a_non_schedule_is_named_as_fits_argument_by_default():
+    with pytest.raises(ConfigTypeError, match=r"^fit: schedule must be an xpcnn schedule \(StepDecay, Cosine, Warmup, "
+                                              r"Chain\) or None, got 'cosine'$"):
+        check_schedule("cosine")
+
+
+def test_schedules_are_equal_when_they_give_the_same_rates_and_not_otherwise():
+    assert StepDecay(3, 0.5) == StepDecay(3, 0.5) and Chain(Warmup(2), Cosine(4)) == parse_schedule("warmup:2,cosine:4")
+    assert StepDecay(3, 0.5) != StepDecay(4, 0.5) and StepDecay(3, 0.5) != StepDecay(3, 0.25)
+    assert Cosine(3) != Warmup(3) and Cosine(3) != Cosine(3, 0.01) and Chain(Warmup(2)) != Chain(Warmup(2), Cosine(4))
+    assert StepDecay(3, 0.5) != "step:3:0.5"  # a spec is not a schedule
+    assert len({StepDecay(3, 0.5), parse_schedule("step:3:0.5"), Warmup(3)}) == 2

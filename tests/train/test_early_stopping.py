@@ -1,5 +1,8 @@
 """Early stopping (xpcnn/train/early_stopping.py): when it stops, what it restores, what the history says."""
 
+import json
+import math
+
 import numpy as np
 import pytest
 
@@ -180,3 +183,89 @@ def test_a_numpy_integer_patience_is_taken_like_an_int_and_a_numpy_bool_is_not()
     assert EarlyStopping.of(np.int64(3)).patience == 3
     with pytest.raises(ConfigTypeError, match="early_stopping must be an EarlyStopping, an integer patience or None"):
         EarlyStopping.of(np.bool_(True))
+
+
+def feed(stopper, m, values, key="val_loss"):
+    """``stopper.update`` after epochs 1, 2, ... whose monitored value is ``values[i]``; the stop flags."""
+    stopper.start()
+    flags = []
+    for epoch, value in enumerate(values, start=1):
+        logs = {"epoch": epoch, "val_loss": 1.0, "val_accuracy": 0.5, key: value}
+        flags.append(stopper.update(m, logs))
+        if flags[-1]:
+            break
+    return flags
+
+
+def test_the_defaults_are_kerass_patience_5_no_min_delta_restore_and_val_loss():
+    stopper = EarlyStopping()
+    assert (stopper.patience, stopper.min_delta, stopper.restore_best, stopper.monitor) == (5, 0.0, True, "val_loss")
+    assert feed(stopper, model(), [1.0] * 10) == [False] * 5 + [True]  # stops after 5 epochs without improvement
+
+
+def test_an_equal_value_is_no_improvement_and_with_min_delta_only_a_rise_beyond_it_counts():
+    m = model()
+    stopper = EarlyStopping(patience=2)
+    assert feed(stopper, m, [1.0, 1.0, 1.0]) == [False, False, True] and stopper.best_epoch == 1
+    stopper = EarlyStopping(patience=2, monitor="val_accuracy")
+    assert feed(stopper, m, [0.5, 0.5, 0.5], "val_accuracy") == [False, False, True] and stopper.best_epoch == 1
+    stopper = EarlyStopping(patience=2, min_delta=0.05, monitor="val_accuracy")
+    # 0.47 and 0.53 are within 0.05 of the best 0.5: no improvement either way; 0.56 is one
+    assert feed(stopper, m, [0.5, 0.47, 0.56, 0.53, 0.6], "val_accuracy") == [False, False, False, False, True]
+    assert stopper.best_epoch == 3 and stopper.best == 0.56
+
+
+def test_a_nan_value_never_improves_and_counts_towards_the_patience_from_the_first_epoch():
+    stopper = EarlyStopping(patience=2)
+    assert feed(stopper, model(), [float("nan")] * 3) == [False, True]
+    # nothing improved: the starting values, +inf for a loss (numbers, as the CLI formats them), and None reported
+    assert stopper.best_epoch is None and stopper.best == math.inf and stopper.best_val_loss == math.inf
+    stopper.finish(model())
+    assert stopper.restored_epoch is None and stopper.stopped_epoch == 2
+    assert stopper.report()["best"] is None and stopper.report()["best_val_loss"] is None
+
+
+def test_the_report_names_every_field_and_is_strict_json_before_and_after_a_run():
+    stopper = EarlyStopping(patience=1, min_delta=0.25, restore_best=False, monitor="val_accuracy")
+    fresh = {"monitor": "val_accuracy", "patience": 1, "min_delta": 0.25, "restore_best": False,
+             "stopped_epoch": None, "best_epoch": None, "best": None, "best_val_loss": None, "restored_epoch": None}
+    assert stopper.report() == fresh
+    json.dumps(stopper.report(), allow_nan=False)  # JSON-ready: no infinite best before any epoch
+    m = model()
+    stopper.start()
+    stopper.update(m, {"epoch": 1, "val_loss": 0.75, "val_accuracy": 0.5})
+    assert stopper.update(m, {"epoch": 2, "val_loss": 0.5, "val_accuracy": 0.625})  # +0.125 < 0.25: stop
+    stopper.finish(m)
+    assert stopper.report() == {**fresh, "stopped_epoch": 2, "best_epoch": 1, "best": 0.5, "best_val_loss": 0.75}
+    json.dumps(stopper.report(), allow_nan=False)
+
+
+def test_the_best_weights_are_a_copy_that_later_in_place_changes_do_not_reach():
+    m = xc.Sequential([xc.Dense(4, 3), xc.BatchNorm1D(3), xc.Dense(3, 1), xc.Sigmoid()], seed=0)
+    m.predict(data()[0])  # every layer built
+    best = weights(m)
+    buffers = {k: backend.to_numpy(v).copy() for k, v in m.layers[1].buffers.items()}
+    stopper = EarlyStopping(patience=1)
+    stopper.start()
+    assert not stopper.update(m, {"epoch": 1, "val_loss": 0.5, "val_accuracy": 0.5})
+    for layer in m.layers:  # the arrays the model holds, changed in place (NumPy arrays on the CPU)
+        for arrays in (layer.params, layer.buffers):
+            for value in arrays.values():
+                value[...] = 7.0
+    assert stopper.update(m, {"epoch": 2, "val_loss": 0.75, "val_accuracy": 0.5})
+    stopper.finish(m)
+    assert stopper.restored_epoch == 1
+    assert_weights(m, best)
+    for key, value in m.layers[1].buffers.items():
+        np.testing.assert_array_equal(backend.to_numpy(value), buffers[key], err_msg=key)
+    assert set(buffers) == {"running_mean", "running_var"}
+
+
+def test_bad_settings_name_early_stopping_in_one_line():
+    with pytest.raises(ConfigError, match=r"^EarlyStopping: patience must be an integer >= 1, got 0$"):
+        EarlyStopping(0)
+    with pytest.raises(ConfigError, match=r"^EarlyStopping: min_delta must be >= 0 and finite, got -0.5$"):
+        EarlyStopping(2, min_delta=-0.5)
+    with pytest.raises(ConfigError, match=r"^EarlyStopping: monitor must be one of 'val_loss', 'val_accuracy', "
+                                          r"got 'loss'$"):
+        EarlyStopping(2, monitor="loss")
