@@ -77,7 +77,7 @@ class Trainer:
         self.loss = "categorical_cross_entropy" if loss == conventions.SPARSE else loss  # labels: see fit
         optimizer = conventions.optimizer_named(optimizer, "compile")
         if optimizer is not None:
-            self._set_optimizer(self._optimizer_for(optimizer, None, "compile")[0])
+            self._set_optimizer(self._optimizer_for(optimizer, None, "compile"))
         return self
 
     def __call__(self, x, training: bool = False):
@@ -263,7 +263,8 @@ class Trainer:
         data_checks.check_batch_sizes(self, x, batch_size, "fit", ranks)
         chosen_plan = self._plan("fit", workers, min(batch_size, x.shape[0]) // ranks,
                                  getattr(communicator, "local_size", 1))
-        chosen, rate = self._optimizer_for(optimizer, learning_rate, "fit")
+        chosen = self._optimizer_for(optimizer, learning_rate, "fit")
+        rate = chosen.learning_rate if learning_rate is None else float(learning_rate)
         planned = schedule if schedule is not None else self.schedule
         if planned is not None:
             planned.check_base(rate)
@@ -346,12 +347,11 @@ class Trainer:
         get_loss(chosen if chosen != conventions.SPARSE else "categorical_cross_entropy")
         return chosen
 
-    def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None",
-                       who: str) -> "tuple[Optimizer, float]":
-        """``(optimizer, base rate)`` for ``fit`` or ``compile``: ``optimizer`` at its own rate; else the
-        model's optimizer, at ``learning_rate`` when given, else at its own; else ``SGD(learning_rate)``
-        (:data:`DEFAULT_LEARNING_RATE` when not given). Nothing is changed here: ``fit`` sets the rate
-        once every argument has passed its checks."""
+    def _optimizer_for(self, optimizer: "Optimizer | None", learning_rate: "float | None", who: str) -> Optimizer:
+        """The optimizer ``fit`` or ``compile`` will use: ``optimizer``, else the model's, else
+        ``SGD(learning_rate)`` (:data:`DEFAULT_LEARNING_RATE` when not given). ``learning_rate`` is checked
+        here, and refused beside an ``optimizer`` of another rate; nothing is changed: ``fit`` sets the
+        model's optimizer to a given rate once every argument has passed its checks."""
         if learning_rate is not None:
             learning_rate = number(who, "learning_rate", learning_rate, low=0.0, low_open=True)
         if check_optimizer(optimizer) is not None:
@@ -359,12 +359,9 @@ class Trainer:
                 raise ConfigError(
                     f"{who}: got optimizer={optimizer!r} and learning_rate={learning_rate:g}; the rate belongs to "
                     f"the optimizer: pass {type(optimizer).__name__}(learning_rate={learning_rate:g}, ...) alone")
-            return optimizer, optimizer.learning_rate
+            return optimizer
         own = check_optimizer(self.optimizer, "model.optimizer")  # set by hand, perhaps
-        if own is None:
-            rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
-            return SGD(rate), rate
-        return own, own.learning_rate if learning_rate is None else learning_rate
+        return own if own is not None else SGD(DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate)
 
     def _set_optimizer(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer if optimizer is self.optimizer else optimizer.to(self.device)
