@@ -450,3 +450,82 @@ def test_a_bad_output_path_is_named_with_the_function_that_writes_it(write, tmp_
     with pytest.raises(ExportError, match=rf"^{write.__name__} {target}: the folder {tmp_path / 'missing'} does not "
                                           rf"exist"):
         write(every_layer()["dense-only"], target)
+
+
+# -- what the graph says about itself, and every error naming the function the user called -------------
+
+def test_every_node_is_named_after_its_one_output_and_the_graph_after_xpcnn():
+    model = every_layer()["convnet-bn"]
+    proto = build_onnx(model)
+    names = [node.name for node in proto.graph.node]
+    assert all(list(node.output) == [node.name] for node in proto.graph.node)
+    assert len(set(names)) == len(names) and names[-1] == "output" and names[0] == "0.Conv"
+    assert proto.graph.name == "xpcnn"
+    out = proto.graph.output[0].type.tensor_type.shape.dim
+    assert out[0].dim_param == "N" and [d.dim_value for d in out[1:]] == [4]
+
+
+def test_the_producer_version_and_the_layers_property_describe_the_model_exactly():
+    model = every_layer()["dense-only"]
+    proto = build_onnx(model)
+    assert proto.producer_version == xc.__version__
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props == {"xpcnn_layers": "Dense(input_size=5, output_size=7); Tanh(); Dense(input_size=7, output_size=2); "
+                                      "ReLU()"}
+    assert props["xpcnn_layers"] == "; ".join(repr(layer) for layer in model.layers)
+
+
+def test_the_newest_opset_this_onnx_package_knows_is_accepted():
+    newest = onnx.defs.onnx_opset_version()
+    assert build_onnx(every_layer()["dense-only"], opset=newest).opset_import[0].version == newest
+    with pytest.raises(ExportError, match=rf"^to_onnx: opset {newest + 1} is newer .*expected 13\.\.{newest}$"):
+        build_onnx(every_layer()["dense-only"], opset=newest + 1)
+
+
+def test_build_onnx_names_to_onnx_in_each_of_its_errors(monkeypatch):
+    with pytest.raises(ConfigError, match=r"^to_onnx: opset must be an integer >= 13, got 12$"):
+        build_onnx(every_layer()["dense-only"], opset=12)
+    with pytest.raises(ExportError, match=r"^to_onnx: cannot convert layer 1 Unmapped\(\)"):
+        build_onnx(xc.Sequential([xc.Dense(3, 2), Unmapped()], seed=0))
+    with pytest.raises(ExportError, match=r"^to_onnx: the model's first layer does not fix the input shape"):
+        build_onnx(xc.Sequential([xc.Flatten(), xc.Dense(12, 3)], seed=0))
+    model = every_layer()["dense-only"]
+    model.layers[2].params["bias"] = np.zeros(2, np.float64)  # one parameter in another dtype than the model's
+    with pytest.raises(ExportError, match=r"^to_onnx: 2\.bias has dtype float64, the model float32$"):
+        build_onnx(model)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(MissingDependencyError, match=r"^to_onnx needs the onnx package: pip install"):
+        build_onnx(every_layer()["dense-only"])
+
+
+def test_writing_without_onnx_names_to_onnx(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(MissingDependencyError, match=r"^to_onnx needs the onnx package: pip install"):
+        to_onnx(every_layer()["dense-only"], tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("write", [to_onnx, to_safetensors])
+def test_a_write_that_fails_is_an_export_error_naming_the_function_and_the_systems_reason(write, tmp_path,
+                                                                                          monkeypatch):
+    import errno
+    import os
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)  # the last step of the atomic write: the disk is full
+    target = tmp_path / "m.out"
+    with pytest.raises(ExportError, match=rf"^{write.__name__} {target}: cannot write \(No space left on device\)$"):
+        write(every_layer()["dense-only"], target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_whose_declared_shapes_disagree_with_its_operators_is_refused(monkeypatch):
+    """``check_model(full_check=True)`` infers every shape: a converter's mistake is caught before a file is
+    written (the plain check reads the declared shapes without inferring any)."""
+    from xpcnn.io.export import onnx_export
+
+    model = every_layer()["dense-only"]
+    monkeypatch.setattr(onnx_export, "_shapes", lambda model, shape: ((5,), (3,)))  # the graph computes (N, 2)
+    with pytest.raises(Exception, match="(?i)shape"):
+        build_onnx(model)
