@@ -137,3 +137,44 @@ def test_an_epochs_seconds_and_samples_per_second_are_its_own():
     seconds = history["seconds"][0]
     assert 0 < seconds <= wall  # the epoch's part of the call, not a time of day
     assert history["samples_per_s"][0] == 40 / seconds
+
+
+class SecondOfTwoRanks:
+    """What ``run_epochs`` asks of a data-parallel run, as rank 1 of 2 sees it, without a second process:
+    the rank trains on its half of each batch (``local``), and stops when rank 0 decides to (``agree``)."""
+
+    def __init__(self, model, rank0_stops_after):
+        self.model, self.rank0_stops_after = model, rank0_stops_after
+        self.rows, self.asked = [], []
+
+    def local(self, lo, hi):
+        from xpcnn.distributed.communicator import shard
+
+        return shard(lo, hi, 1, 2)
+
+    def step(self, xb, yb, batch):
+        self.rows.append([int(v) for v in np.asarray(xb)[:, 0]])
+        xp = self.model.xp
+        return xp.asarray(0.5, dtype=xp.float64), xp.asarray(0.0, dtype=xp.float64)  # as the allreduce gives them
+
+    def evaluate(self, x, y, loss_fns, batch_size):
+        return {"loss": 0.5, "accuracy": 0.0}
+
+    def agree(self, stop):
+        self.asked.append(stop)
+        return len(self.asked) >= self.rank0_stops_after  # rank 0's decision, whatever this rank's
+
+
+def test_a_rank_trains_its_own_rows_of_each_batch_and_stops_when_rank_0_decides():
+    from xpcnn.losses import get_loss
+    from xpcnn.train.loop import run_epochs
+
+    x, y = np.zeros((10, 2)), np.eye(2)[np.arange(10) % 2]
+    x[:, 0] = np.arange(10)
+    model = xc.Sequential([xc.Dense(2, 2), xc.Softmax()], seed=0, dtype="float64")
+    model.compile(optimizer="sgd", loss="categorical_cross_entropy")
+    rank = SecondOfTwoRanks(model, rank0_stops_after=2)
+    run_epochs(model, x, y, get_loss("categorical_cross_entropy"), epochs=5, batch_size=4, shuffle=False,
+               validation_data=None, on_batch=None, on_epoch=lambda logs: True, parallel=rank, stopper=None)
+    assert rank.rows == [[2, 3], [6, 7], [9]] * 2  # rank 1's half of [0, 4), [4, 8), [8, 10), never the whole
+    assert rank.asked == [True, True] and model.epoch == 2  # its own callback's stop waits for rank 0's
