@@ -270,3 +270,212 @@ def test_a_missing_or_stray_buffer_is_a_checkpoint_error(tmp_path):
     rewrite(path, {**arrays, "buffer/0/running_mean": np.zeros(3, np.float32)})
     with pytest.raises(CheckpointError, match=r"\['buffer/0/running_mean'\] belong to no layer"):
         load_checkpoint(path)
+
+
+# -- the reader's rules, one by one (mutmut's survivors, docs/mutation.md) ------------------------------------
+
+def saved(tmp_path, model=None, name="m.npz"):
+    """A trained small model's checkpoint: ``(path, arrays, meta)``."""
+    path = tmp_path / name
+    save_checkpoint(path, model if model is not None else train(small_model(), 1, xc.Adam(0.01)))
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return path, arrays, json.loads(str(arrays["meta"]))
+
+
+def npy(version, header: str, data: bytes = b"") -> bytes:
+    """A raw ``.npy`` member: magic, format ``version``, the header dict's text, then the data."""
+    text = header.encode("latin1") + b"\n"
+    size = (1, 2) if version == (1, 0) else (2, 4)
+    length = len(text).to_bytes(size[1], "little")
+    return b"\x93NUMPY" + bytes(version) + length + text + data
+
+
+def zip_members(path, members: "dict[str, bytes]") -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+
+
+def npz_bytes(arrays, versions=None) -> "dict[str, bytes]":
+    """Each array as the ``.npy`` member ``np.savez`` writes, in the given header format version."""
+    import io
+
+    members = {}
+    for key, value in arrays.items():
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, np.asanyarray(value), version=(versions or {}).get(key),
+                                  allow_pickle=False)
+        members[key + ".npy"] = buffer.getvalue()
+    return members
+
+
+def test_npy_members_in_header_versions_2_and_3_load_as_version_1_does(tmp_path):
+    path, arrays, _ = saved(tmp_path)
+    original = load_checkpoint(path)
+    zip_members(path, npz_bytes(arrays, {"param/6/weights": (2, 0), "param/6/bias": (3, 0), "meta": (2, 0)}))
+    assert_same_params(load_checkpoint(path), original, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("version", [(2, 1), (4, 0), (0, 0)])
+def test_an_npy_header_version_numpy_does_not_define_is_refused_naming_the_member(tmp_path, version):
+    path, arrays, _ = saved(tmp_path)
+    members = npz_bytes(arrays)
+    members["param/6/bias.npy"] = npy(version, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+                                      bytes(12))
+    zip_members(path, members)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: param/6/bias.npy: unknown .npy version {version}"
+
+
+def test_a_negative_dimension_in_an_npy_header_is_refused_naming_it(tmp_path):
+    path, arrays, _ = saved(tmp_path)
+    members = npz_bytes(arrays)
+    members["param/6/bias.npy"] = npy((1, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }",
+                                      bytes(12))
+    zip_members(path, members)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: param/6/bias.npy: bad shape (-3,)"
+
+
+def test_a_member_of_zero_values_is_a_valid_array_and_is_read(tmp_path):
+    path, arrays, _ = saved(tmp_path)
+    rewrite(path, {**arrays, "notes": np.zeros((0, 4), np.float32)})  # not a parameter: read, then left alone
+    assert ckpt._read(path)[1]["notes"].shape == (0, 4)
+    assert load_checkpoint(path).epoch == 1
+
+
+def test_a_parameter_stored_in_fortran_order_loads_with_its_values(tmp_path):
+    path, arrays, _ = saved(tmp_path)
+    weights = arrays["param/6/weights"]
+    rewrite(path, {**arrays, "param/6/weights": np.asfortranarray(weights)})
+    with zipfile.ZipFile(path) as archive:  # np.savez keeps the order: the header says fortran_order True
+        assert b"'fortran_order': True" in archive.read("param/6/weights.npy")[:128]
+    np.testing.assert_array_equal(backend.to_numpy(load_checkpoint(path).layers[6].params["weights"]), weights)
+
+
+def test_the_metadata_lists_each_layers_parameters_and_buffers_by_name(tmp_path):
+    path = tmp_path / "bn.npz"
+    save_checkpoint(path, bn_model())
+    layers = read_metadata(path)["layers"]
+    assert [(entry["class"], entry["params"], entry.get("buffers")) for entry in layers[:2]] == [
+        ("Convolutional", ["kernels"], None), ("BatchNorm2D", ["gamma", "beta"], ["running_mean", "running_var"])]
+
+
+def test_a_loss_given_as_functions_is_saved_as_none_and_a_named_one_by_name(tmp_path):
+    from xpcnn.losses import mse, mse_prime
+
+    rng = np.random.default_rng(0)
+    model = xc.Sequential([xc.Dense(3, 2)], seed=0)
+    model.fit(rng.random((6, 3)), rng.random((6, 2)), loss=(mse, mse_prime), epochs=1, batch_size=3)
+    save_checkpoint(tmp_path / "fn.npz", model)
+    assert read_metadata(tmp_path / "fn.npz")["loss"] is None and load_checkpoint(tmp_path / "fn.npz").loss is None
+    model.fit(rng.random((6, 3)), rng.random((6, 2)), loss="mse", epochs=1, batch_size=3)
+    save_checkpoint(tmp_path / "named.npz", model)
+    assert load_checkpoint(tmp_path / "named.npz").loss == "mse"
+
+
+class Odd(xc.Layer):
+    """The identity, with a configuration that JSON cannot hold (registered by the test that uses it)."""
+
+    def __init__(self, value=None):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x, training=True):
+        return x
+
+    def backward(self, output_gradient, learning_rate=None):
+        return output_gradient
+
+    def config(self):
+        return {"value": self.value}
+
+
+class Unregistered(Odd):
+    pass
+
+
+def test_what_cannot_be_saved_is_one_error_naming_the_layer_or_the_extra(tmp_path, monkeypatch):
+    from xpcnn.layers import registry
+
+    path = tmp_path / "m.npz"
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, xc.Sequential([xc.Dense(3, 2), Unregistered()], seed=0))
+    assert str(info.value) == (f"save_checkpoint: layer 1 Unregistered(value=None) ({__name__}.Unregistered) is "
+                               f"not registered, so a checkpoint could not rebuild it; decorate its class with "
+                               f"@xpcnn.register_layer")
+    monkeypatch.setitem(registry.LAYERS, "Odd", Odd)
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, xc.Sequential([xc.Dense(3, 2), Odd({1, 2})], seed=0))
+    assert str(info.value).startswith("save_checkpoint: layer 1 Odd: config() must return JSON values (numbers, "
+                                      "strings, lists, dicts): Object of type set")
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, xc.Sequential([xc.Dense(3, 2), Odd(1)], seed=0), extra={"when": object()})
+    assert str(info.value).startswith("save_checkpoint: the metadata is not JSON (Object of type object")
+    assert str(info.value).endswith("); extra= must hold JSON values")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_is_one_checkpoint_error_with_the_systems_reason(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(tmp_path / "m.npz", small_model())
+    assert str(info.value) == f"checkpoint {tmp_path / 'm.npz'}: cannot write (No space left on device)"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key, value", [("epoch", -1), ("epoch", True), ("epoch", 1.0), ("history", {"loss": 3}),
+                                        ("history", []), ("layers", {}), ("rng_state", None)])
+def test_metadata_of_the_wrong_kind_is_named(tmp_path, key, value):
+    path, arrays, meta = saved(tmp_path)
+    rewrite(path, arrays, {**meta, key: value})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: incomplete or corrupt checkpoint metadata ({key!r} is {value!r})"
+
+
+def test_load_model_loads_on_the_device_it_is_given(tmp_path):
+    path, _, _ = saved(tmp_path)
+    assert xc.load_model(path, device=STRICT).device == STRICT
+    assert xc.load_model(path).device == backend.CPU
+
+
+@pytest.mark.parametrize("key", ["0.kernels", "x.kernels.m", "8.weights.m", "7.weights.m", "6.nothing.m"])
+def test_an_optimizer_slot_named_for_no_parameter_is_refused_naming_it(tmp_path, key):
+    path, arrays, meta = saved(tmp_path)  # 8 layers; layer 6 is Dense(8, 3), layer 7 Softmax
+    meta["optimizer"]["slots"] = [*meta["optimizer"]["slots"], key]
+    rewrite(path, {**arrays, f"optim/{key}": np.zeros((3, 8), np.float32)}, meta)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: optimizer slot {key!r} belongs to no parameter"
+
+
+def test_an_optimizer_that_never_stepped_loads_and_a_negative_step_count_is_refused(tmp_path):
+    model = small_model()
+    model.compile(optimizer=xc.Adam(0.01), loss="categorical_cross_entropy")
+    path, arrays, meta = saved(tmp_path, model)
+    assert meta["optimizer"]["iterations"] == 0 and load_checkpoint(path).optimizer.iterations == 0
+    meta["optimizer"]["iterations"] = -1
+    rewrite(path, arrays, meta)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: optimizer step count -1 is not an integer >= 0"
+
+
+def test_an_unknown_layer_class_lists_the_registered_ones(tmp_path):
+    from xpcnn.layers import registry
+
+    path, arrays, meta = saved(tmp_path)
+    rewrite(path, arrays, {**meta, "layers": [{"class": "Nope", "config": {}}]})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value).endswith(f"(registered: {', '.join(sorted(registry.LAYERS))})")
