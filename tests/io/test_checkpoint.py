@@ -479,3 +479,77 @@ def test_an_unknown_layer_class_lists_the_registered_ones(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     assert str(info.value).endswith(f"(registered: {', '.join(sorted(registry.LAYERS))})")
+
+
+def deflated(path, members: "dict[str, bytes]") -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+
+
+def zeros_member(nbytes: int) -> bytes:
+    """A ``.npy`` of ``nbytes`` bytes in all (a 1.0 header padded to 128 bytes, then zeros)."""
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (%d,), }" % (nbytes - 128)
+    return npy((1, 0), header.ljust(128 - 11)) + bytes(nbytes - 128)
+
+
+@pytest.mark.parametrize("mib, refused", [(1.0, False), (1.5, True)])
+def test_the_unpacked_size_guard_allows_1_mib_whatever_the_ratio_and_refuses_more_beyond_100_times(tmp_path, mib,
+                                                                                                  refused):
+    path = tmp_path / "m.npz"
+    deflated(path, {"meta.npy": zeros_member(int(mib * (1 << 20)))})  # zeros deflate about 1000:1
+    assert path.stat().st_size * 100 < mib * (1 << 20)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    claims = f"{path}: claims {int(mib * (1 << 20))} bytes unpacked from {path.stat().st_size} on disk; refused"
+    assert (str(info.value) == claims) is refused
+    assert refused or str(info.value) == f"{path}: not an xpcnn checkpoint (no 'meta' string)"
+
+
+def test_a_checkpoint_larger_than_1_mib_loads_when_it_is_not_packed_tighter_than_100_to_1(tmp_path):
+    model = xc.Sequential([xc.Dense(512, 600), xc.Softmax()], seed=0)  # 1.2 MB of random weights: stored as is
+    save_checkpoint(tmp_path / "big.npz", model)
+    assert (tmp_path / "big.npz").stat().st_size > 1 << 20
+    assert_same_params(load_checkpoint(tmp_path / "big.npz"), model, rtol=0, atol=0)
+
+
+def test_each_way_a_file_is_not_a_checkpoint_has_its_own_message(tmp_path):
+    path, arrays, meta = saved(tmp_path)
+    cases = {
+        "a member that is not an array": (lambda: zip_members(path, {**npz_bytes(arrays), "notes.txt": b"hi"}),
+                                          f"{path}: unexpected member 'notes.txt' (not an .npy array)"),
+        "meta a number": (lambda: rewrite(path, {**arrays, "meta": np.array(5)}),
+                          f"{path}: not an xpcnn checkpoint (no 'meta' string)"),
+        "meta not JSON": (lambda: rewrite(path, {**arrays, "meta": np.array("{not json")}),
+                          f"{path}: corrupt checkpoint metadata (Expecting property name enclosed in double quotes: "
+                          f"line 1 column 2 (char 1))"),
+        "another format": (lambda: rewrite(path, arrays, {**meta, "format": "keras"}),
+                           f"{path}: not an xpcnn checkpoint (format 'keras')"),
+        "meta a list": (lambda: rewrite(path, {**arrays, "meta": np.array("[1, 2]")}),
+                        f"{path}: not an xpcnn checkpoint (format None)"),
+        "extra not a dict": (lambda: rewrite(path, arrays, {**meta, "extra": [1]}),
+                             f"{path}: corrupt checkpoint metadata ('extra' is not a dict)"),
+        "an unknown loss": (lambda: rewrite(path, arrays, {**meta, "loss": "hinge"}),
+                            f"{path}: unknown loss 'hinge' (known: {sorted(xc.losses.LOSSES)})"),
+        "a loss that is not a name": (lambda: rewrite(path, arrays, {**meta, "loss": 5}),
+                                      f"{path}: unknown loss 5 (known: {sorted(xc.losses.LOSSES)})"),
+    }
+    for name, (damage, message) in cases.items():
+        damage()
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        assert str(info.value) == message, name
+    rewrite(path, arrays, {**meta, "schedule": "bogus"})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: bad learning-rate schedule 'bogus' (")
+    path.write_bytes(path.read_bytes()[:600])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: corrupt or truncated checkpoint (BadZipFile: ")
+
+
+def test_a_path_that_cannot_be_read_gives_the_systems_reason(tmp_path):
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path)
+    assert str(info.value) == f"{tmp_path}: cannot read the checkpoint (Is a directory)"
