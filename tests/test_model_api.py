@@ -145,3 +145,51 @@ def test_fit_refuses_an_optimizer_and_another_learning_rate_in_one_line_and_chan
     with pytest.raises(xc.ConfigError, match="min_lr 0.2 is above the base learning rate 0.1"):
         model.fit(x, y, learning_rate=0.1, schedule=xc.Cosine(min_lr=0.2))  # refused: the old rate stays
     assert model.optimizer.learning_rate == 0.05 and model.epoch == 1
+
+
+# -- what mutmut found untested in xpcnn/model.py (docs/mutation.md) --------------------------------------------
+
+def test_to_refuses_a_dtype_it_does_not_train_in_naming_itself():
+    with pytest.raises(xc.ConfigError) as info:
+        convnet().to(dtype="float16")
+    assert str(info.value) == "Sequential.to: dtype must be one of 'float32', 'float64', got 'float16'"
+    assert convnet().to(dtype="float64").dtype == "float64"
+
+
+def test_a_cast_alone_keeps_the_models_device_and_so_does_a_model_built_from_placed_layers(device1):
+    model = convnet().to(device1)
+    assert model.to(dtype="float64").device == device1
+    assert all(backend.Device.of(p) == device1 for layer in model.layers for p in layer.params.values())
+    dense = xc.Dense(3, 2, seed=0).to(device1)
+    cast = xc.Sequential([dense, xc.Softmax()], dtype="float64")  # no seed: the layer keeps its weights and device
+    assert cast.device == device1 and backend.Device.of(dense.weights) == device1 and cast.dtype == "float64"
+
+
+def test_save_passes_extra_to_the_checkpoint_and_without_the_writer_names_the_import(tmp_path, monkeypatch):
+    from xpcnn import model as model_module
+    from xpcnn.io.checkpoint import read_metadata
+
+    convnet().save(tmp_path / "m.npz", extra={"note": "hello"})
+    assert read_metadata(tmp_path / "m.npz")["extra"] == {"note": "hello"}
+    monkeypatch.setattr(model_module, "CHECKPOINT_WRITER", [None])
+    with pytest.raises(xc.ConfigError) as info:
+        convnet().save(tmp_path / "n.npz")
+    assert str(info.value) == "model.save needs xpcnn.io; import xpcnn (or xpcnn.io) first"
+
+
+def test_repr_lists_one_layer_per_line_with_the_device_and_dtype():
+    model = xc.Sequential([xc.Dense(3, 2), xc.Softmax()], seed=0)
+    assert repr(model) == ("Sequential([\n    Dense(input_size=3, output_size=2),\n    Softmax()\n], device='cpu', "
+                           "dtype='float32')")
+
+
+def test_summary_hands_its_table_for_the_given_input_shape_to_print_fn_or_print(capsys):
+    model = xc.Sequential([xc.Flatten(), xc.Dense(12, 3), xc.Softmax()], seed=0)  # takes any input shape
+    tables = []
+    model.summary((3, 2, 2), print_fn=tables.append)
+    assert tables == [model.summary_text((3, 2, 2))] and "(N, 12)" in tables[0]
+    model.summary((3, 2, 2), print_fn=None)
+    assert capsys.readouterr().out == tables[0] + "\n"
+    with pytest.raises(xc.ConfigTypeError) as info:
+        model.summary((3, 2, 2), print_fn="stdout")
+    assert str(info.value) == "summary: print_fn must be a function taking the table, or None, got 'stdout'"
