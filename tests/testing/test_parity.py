@@ -39,3 +39,19 @@ def test_right_values_in_the_wrong_place_fail(monkeypatch, layer, problem):
 
 def test_the_plain_layer_passes():
     assert parity.check_layer("relu", xc.CPU, "float32").ok
+
+
+def test_the_convolution_cases_cover_every_engine_bias_padding_and_stride_each_built_as_asked():
+    convs = {name: case for name, case in parity.LAYER_CASES.items() if name.startswith("conv-")}
+    configs = {name: case.make("float32").config() for name, case in convs.items()}
+    engine_in_name = {"signal": "signal", "gemm": "gemm", "direct": "signal-direct", "auto": "auto"}
+    assert all(config["engine"] == engine_in_name[name.split("-")[1]] for name, config in configs.items())
+    assert {config["engine"] for config in configs.values()} == set(parity.ENGINE_NAMES)
+    assert {config["bias"] for config in configs.values()} == {"tied", "untied"}
+    assert {config["padding"] for config in configs.values()} == {0, 1, 2}
+    assert {config["stride"] for config in configs.values()} == {1, 2, 3}
+    for name, case in convs.items():
+        assert tuple(configs[name]["input_shape"]) == case.shape, name
+        for dtype in parity.DTYPES:  # the device's and the host's builds: the same weights, from seed 0
+            a, b = case.make(dtype), case.make(dtype)
+            assert a.dtype == dtype and np.array_equal(xc.to_numpy(a.kernels), xc.to_numpy(b.kernels)), name
