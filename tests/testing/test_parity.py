@@ -55,3 +55,174 @@ def test_the_convolution_cases_cover_every_engine_bias_padding_and_stride_each_b
         for dtype in parity.DTYPES:  # the device's and the host's builds: the same weights, from seed 0
             a, b = case.make(dtype), case.make(dtype)
             assert a.dtype == dtype and np.array_equal(xc.to_numpy(a.kernels), xc.to_numpy(b.kernels)), name
+
+
+def off_in_float32(array, factor=1.01):
+    """``array`` times ``factor`` when it is float32 (the device's dtype in these tests): a device-only error."""
+    return array * factor if array.dtype == np.float32 else array
+
+
+class DenseOffForward(xc.Dense):
+    def forward(self, x, training=True):
+        return off_in_float32(super().forward(x, training))
+
+
+class DenseOffInputGradient(xc.Dense):
+    def backward(self, output_gradient, learning_rate=None):
+        return off_in_float32(super().backward(output_gradient, learning_rate))
+
+
+class DenseOffWeightGradient(xc.Dense):
+    def backward(self, output_gradient, learning_rate=None):
+        dx = super().backward(output_gradient, learning_rate)
+        self.grads["weights"] = off_in_float32(self.grads["weights"])
+        return dx
+
+
+class DenseNoInputGradient(xc.Dense):
+    def backward(self, output_gradient, learning_rate=None):
+        dx = super().backward(output_gradient, learning_rate)
+        return None if dx.dtype == np.float32 else dx
+
+
+class BatchNormOffStatistics(xc.BatchNorm1D):
+    def forward(self, x, training=True):
+        y = super().forward(x, training)
+        self.buffers["running_mean"] = off_in_float32(self.buffers["running_mean"], 1.5)
+        return y
+
+
+@pytest.mark.parametrize("name, make, array", [
+    ("dense", lambda dtype: DenseOffForward(12, 5, dtype=dtype, seed=0), "Y"),
+    ("dense", lambda dtype: DenseOffInputGradient(12, 5, dtype=dtype, seed=0), "∂E/∂X"),
+    ("dense", lambda dtype: DenseOffWeightGradient(12, 5, dtype=dtype, seed=0), "∂E/∂weights"),
+    ("batchnorm1d", lambda dtype: BatchNormOffStatistics(7, dtype=dtype), "buffer running_mean"),
+])
+def test_a_layer_wrong_on_the_device_alone_fails_naming_the_array(monkeypatch, name, make, array):
+    monkeypatch.setitem(parity.LAYER_CASES, name, parity.LayerCase(make, parity.LAYER_CASES[name].shape))
+    check = parity.check_layer(name, xc.CPU, "float32")
+    assert not check.ok and check.worst_array == array and check.worst > check.tolerance == 1e-4
+    assert parity.check_layer(name, xc.CPU, "float64").ok  # the host reference is float64: no error there
+
+
+def test_a_layer_that_hands_back_fewer_arrays_on_the_device_fails_listing_them(monkeypatch):
+    monkeypatch.setitem(parity.LAYER_CASES, "dense",
+                        parity.LayerCase(lambda dtype: DenseNoInputGradient(12, 5, dtype=dtype, seed=0), (12,)))
+    check = parity.check_layer("dense", xc.CPU, "float32")
+    assert not check.ok
+    assert check.problems == ["arrays ['Y', '∂E/∂bias', '∂E/∂weights'], expected ['Y', '∂E/∂X', '∂E/∂bias', "
+                              "'∂E/∂weights']"]
+
+
+def test_a_check_reports_itself_as_json_with_infinity_as_text():
+    check = parity.Check("layer x float32", ok=False, worst=float("inf"), tolerance=1e-4, worst_array="Y",
+                         problems=["Y: shape (2,), expected (3,)"], seconds=1.234567)
+    assert check.to_json() == {"name": "layer x float32", "ok": False, "worst_relative_error": "inf",
+                               "tolerance": 1e-4, "worst_array": "Y", "problems": ["Y: shape (2,), expected (3,)"],
+                               "seconds": 1.2346}
+    assert parity.Check("c", worst=2.5e-7).to_json()["worst_relative_error"] == 2.5e-7
+
+
+def test_each_check_is_named_for_what_it_compares():
+    assert parity.check_layer("relu", xc.CPU, "float32").name == "layer relu float32"
+    assert parity.check_layer_gradients("relu").name == "gradient relu float64 (finite differences)"
+    assert parity.check_engine("gemm", xc.CPU, "float32", 2).name == "engine gemm stride 2 float32"
+    auto = parity.check_engine("auto", xc.CPU, "float64", 1).name
+    assert auto.startswith("engine auto stride 1 float64 -> ") and auto.split(" -> ")[1] in parity.ENGINES
+    assert parity.check_loss("mse", xc.CPU, "float32").name == "loss mse float32"
+    assert parity.check_loss_gradient("mse").name == "gradient loss mse float64 (finite differences)"
+    assert parity.check_optimizer("adam", xc.CPU, "float32").name == "optimizer adam float32"
+    names = [name for name, _ in parity.parity_checks(xc.CPU)]
+    assert len(names) == len(set(names)) and "engine signal stride 2 float32" in names
+    assert "gradient loss binary_cross_entropy" in names and "gradient dropout" not in names  # inference only
+
+
+def test_a_passing_check_still_names_the_array_it_compared_last():
+    assert parity.check_layer("relu", xc.CPU, "float64").worst_array == "∂E/∂X"  # every error 0: the last one
+
+
+class OffEngine:
+    """The gemm engine, with one product off by 1% in float32 (the device's dtype here)."""
+
+    def __init__(self, product):
+        from xpcnn.engines import ENGINES
+
+        self.inner, self.product, self.name = ENGINES["gemm"], product, "gemm"
+
+    def forward(self, x, kernels, stride=1, keep=False):
+        y, kept = self.inner.forward(x, kernels, stride, keep)
+        return (off_in_float32(y) if self.product == "Y" else y), kept
+
+    def backward(self, x, kernels, dy, stride=1, kept=None, input_gradient=True):
+        dk, dx = self.inner.backward(x, kernels, dy, stride, kept, input_gradient)
+        return (off_in_float32(dk) if self.product == "∂E/∂K" else dk,
+                off_in_float32(dx) if self.product == "∂E/∂X" else dx)
+
+
+@pytest.mark.parametrize("product", ["Y", "∂E/∂K", "∂E/∂X"])
+def test_an_engine_wrong_on_the_device_alone_fails_naming_the_product(monkeypatch, product):
+    monkeypatch.setitem(parity.ENGINES, "gemm", OffEngine(product))
+    check = parity.check_engine("gemm", xc.CPU, "float32", 1)
+    assert not check.ok and check.worst_array == product and check.worst > check.tolerance
+
+
+def test_an_engine_answering_on_another_device_fails(monkeypatch):
+    class Elsewhere(OffEngine):
+        def forward(self, x, kernels, stride=1, keep=False):
+            y, kept = self.inner.forward(x, kernels, stride, keep)
+            return array_api_strict.asarray(np.asarray(y)), kept
+
+    monkeypatch.setitem(parity.ENGINES, "gemm", Elsewhere(None))
+    check = parity.check_engine("gemm", xc.CPU, "float32", 1)
+    assert not check.ok and any(p.startswith("Y: on ") and p.endswith("expected cpu") for p in check.problems)
+
+
+@pytest.mark.parametrize("wrong", ["E", "∂E/∂Y"])
+def test_a_loss_wrong_on_the_device_alone_fails_naming_it(monkeypatch, wrong):
+    from xpcnn.losses import mse, mse_prime
+
+    loss = (lambda t, p: off_in_float32(mse(t, p))) if wrong == "E" else mse
+    prime = (lambda t, p: off_in_float32(mse_prime(t, p))) if wrong == "∂E/∂Y" else mse_prime
+    monkeypatch.setitem(parity.LOSSES, "mse", (loss, prime))
+    check = parity.check_loss("mse", xc.CPU, "float32")
+    assert not check.ok and check.worst_array == wrong
+
+
+def test_an_optimizer_wrong_on_the_device_alone_fails_naming_the_parameter_and_the_slot(monkeypatch):
+    class OffAdam(xc.Adam):
+        def step(self, layers):
+            super().step(layers)
+            for layer in layers:
+                layer.params["bias"] = off_in_float32(layer.params["bias"], 1.001)
+
+    monkeypatch.setitem(parity.OPTIMIZER_CASES, "adam", lambda: OffAdam(1e-2))
+    check = parity.check_optimizer("adam", xc.CPU, "float32")
+    assert not check.ok and check.worst_array == "bias after 4 steps"
+
+    class ExtraSlot(xc.Adam):
+        def step(self, layers):
+            super().step(layers)
+            if layers[0].params["bias"].dtype == np.float32:
+                self.slots["0.bias.extra"] = self.slots["0.bias.m"]
+
+    monkeypatch.setitem(parity.OPTIMIZER_CASES, "adam", lambda: ExtraSlot(1e-2))
+    check = parity.check_optimizer("adam", xc.CPU, "float32")
+    assert not check.ok and any(p.startswith("slots ['0.bias.extra', ") for p in check.problems)
+
+
+def test_the_host_reference_holds_the_devices_parameters_and_buffers_rounded_to_its_dtype_exactly():
+    for name in ("dense", "batchnorm2d"):
+        layer, ref = parity.paired_layers(parity.LAYER_CASES[name], xc.CPU, "float32")
+        for store in ("params", "buffers"):
+            for key, value in getattr(layer, store).items():
+                theirs = getattr(ref, store)[key]
+                assert theirs.dtype == np.float64 and np.array_equal(theirs, np.asarray(value, np.float64)), key
+        assert ref.params and layer.params["gamma" if name == "batchnorm2d" else "weights"].dtype == np.float32
+
+
+def test_relative_error_edge_cases():
+    assert parity.relative_error(np.zeros(0), np.zeros(0), 1e-4, 1e-5) == 0.0
+    assert parity.relative_error(np.array([1.0, np.inf]), np.array([1.0, 2.0]), 1e-4, 1e-5) == float("inf")
+    assert parity.relative_error(np.array([1.0, np.inf]), np.array([1.5, np.inf]), 0.1, 0.1) == 0.5 / 2.5
+    assert parity.relative_error(np.array([3], np.int8), np.array([1], np.int8), 1.0, 1.0) == 2 / 2
+    assert parity.relative_error(np.array([-128], np.int8), np.array([127], np.int8), 1.0, 1.0) == 255 / 128
