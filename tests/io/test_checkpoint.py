@@ -553,3 +553,11 @@ def test_a_path_that_cannot_be_read_gives_the_systems_reason(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(tmp_path)
     assert str(info.value) == f"{tmp_path}: cannot read the checkpoint (Is a directory)"
+
+
+def test_an_optimizer_slot_of_the_wrong_shape_is_named_with_the_file(tmp_path):
+    path, arrays, _ = saved(tmp_path)
+    rewrite(path, {**arrays, "optim/6.weights.m": np.zeros((2, 2), np.float32)})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: 'optim/6.weights.m' has shape (2, 2), the model needs (3, 8)"
