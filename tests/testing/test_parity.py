@@ -138,7 +138,8 @@ def test_each_check_is_named_for_what_it_compares():
 
 
 def test_a_passing_check_still_names_the_array_it_compared_last():
-    assert parity.check_layer("relu", xc.CPU, "float64").worst_array == "∂E/∂X"  # every error 0: the last one
+    # every error is 0: the name is the last compared (in set order), never the empty one a check starts with
+    assert parity.check_layer("relu", xc.CPU, "float64").worst_array in {"Y", "∂E/∂X"}
 
 
 class OffEngine:
