@@ -109,7 +109,7 @@ def test_a_layer_that_hands_back_fewer_arrays_on_the_device_fails_listing_them(m
     monkeypatch.setitem(parity.LAYER_CASES, "dense",
                         parity.LayerCase(lambda dtype: DenseNoInputGradient(12, 5, dtype=dtype, seed=0), (12,)))
     check = parity.check_layer("dense", xc.CPU, "float32")
-    assert not check.ok
+    assert check.ok is False
     assert check.problems == ["arrays ['Y', '∂E/∂bias', '∂E/∂weights'], expected ['Y', '∂E/∂X', '∂E/∂bias', "
                               "'∂E/∂weights']"]
 
@@ -227,3 +227,110 @@ def test_relative_error_edge_cases():
     assert parity.relative_error(np.array([1.0, np.inf]), np.array([1.5, np.inf]), 0.1, 0.1) == 0.5 / 2.5
     assert parity.relative_error(np.array([3], np.int8), np.array([1], np.int8), 1.0, 1.0) == 2 / 2
     assert parity.relative_error(np.array([-128], np.int8), np.array([127], np.int8), 1.0, 1.0) == 255 / 128
+
+
+def test_compare_fails_a_shape_mismatch_and_passes_an_error_of_exactly_rtol():
+    check = parity.compare(np.zeros(2), np.zeros(3), "Y")
+    assert (check.ok, check.worst, check.name, check.problems) == (False, float("inf"), "Y",
+                                                                    ["Y: shape (2,), expected (3,)"])
+    assert parity.compare(np.array([1.5]), np.array([1.0]), "v", tolerance=(0.5, 0.0)).ok  # |1.5 - 1| / 1 = rtol
+    assert not parity.compare(np.array([1.5]), np.array([1.0]), "v", tolerance=(0.49, 0.0)).ok
+    assert parity.compare(np.zeros(0), np.zeros(0), "empty").ok
+    assert parity.compare(np.ones(2), np.ones(2), "v").tolerance == 1e-10  # no dtype: float64's tolerance
+
+
+def test_atol_is_scaled_by_the_largest_expected_value_but_never_below_1():
+    # expected 0, error 1.5e-5 against float32's atol 1e-5: fails unscaled, as |expected| < 1 leaves atol alone
+    check = parity.compare(np.array([1.5e-5, 0.5]), np.array([0.0, 0.5]), "v", tolerance=(1e-4, 1e-5))
+    assert not check.ok and check.problems == [] and check.worst == pytest.approx(1.5e-4)
+    # the same error beside an expected value of 4: atol becomes 4e-5, and it passes
+    check = parity.compare(np.array([1.5e-5, 4.0]), np.array([0.0, 4.0]), "v", tolerance=(1e-4, 1e-5))
+    assert check.ok and check.worst == pytest.approx(1.5e-5 / 0.4)
+
+
+def test_relative_error_of_infinities_where_both_are_infinite_is_zero():
+    assert parity.relative_error(np.array([np.inf, -np.inf]), np.array([np.inf, -np.inf]), 1e-4, 1e-5) == 0.0
+
+
+def test_the_host_reference_rounds_to_the_devices_dtype_then_holds_float64():
+    rounded = parity._host(np.array([0.1]), "float32")
+    assert rounded.dtype == np.float64 and rounded[0] == float(np.float32(0.1)) != 0.1
+
+
+def test_a_check_that_crashes_fails_with_the_first_line_of_its_error_and_its_own_time(monkeypatch):
+    import time
+
+    def crash(message):
+        def make(dtype):
+            raise ValueError(message)
+        return parity.LayerCase(make, (3, 7))
+
+    monkeypatch.setitem(parity.LAYER_CASES, "relu", crash("bad layer\nsecond line"))
+    start = time.perf_counter()
+    check = parity.check_layer("relu", xc.CPU, "float32")
+    wall = time.perf_counter() - start
+    assert (check.ok, check.worst, check.problems) == (False, float("inf"), ["ValueError: bad layer"])
+    assert 0 <= check.seconds <= wall
+    monkeypatch.setitem(parity.LAYER_CASES, "relu", crash(""))
+    assert parity.check_layer("relu", xc.CPU, "float32").problems == ["ValueError: "]
+
+
+class DenseWrongBackward(xc.Dense):
+    def backward(self, output_gradient, learning_rate=None):
+        return super().backward(output_gradient, learning_rate) * 1.1
+
+
+def test_the_gradient_check_fails_a_backward_off_its_forward_with_one_problem_and_passes_the_rest(monkeypatch):
+    good = parity.check_layer_gradients("dense")
+    assert good.ok and good.problems == [] and good.worst_array == "gradients" and good.tolerance == 1e-6
+    monkeypatch.setitem(parity.LAYER_CASES, "dense",
+                        parity.LayerCase(lambda dtype: DenseWrongBackward(12, 5, dtype=dtype, seed=0), (12,)))
+    bad = parity.check_layer_gradients("dense")
+    assert bad.ok is False and bad.worst_array == "gradients" and bad.worst > 0.05
+    assert bad.problems == [f"a gradient disagrees with central differences: relative error {bad.worst:.3g}"]
+    check = parity.Check("c")
+    parity._finite_differences(check, parity.GRADIENT_TOLERANCE)  # exactly the tolerance passes
+    assert check.ok and check.problems == []
+    assert parity.check_layer_gradients("dropout").problems == ["inference-only case: no gradients to check"]
+
+
+@pytest.mark.parametrize("product", ["Y", "∂E/∂K", "∂E/∂X"])
+def test_an_engine_answering_on_another_device_fails_naming_the_product(monkeypatch, product):
+    class Elsewhere(OffEngine):
+        def forward(self, x, kernels, stride=1, keep=False):
+            y, kept = self.inner.forward(x, kernels, stride, keep)
+            return (array_api_strict.asarray(np.asarray(y)) if product == "Y" else y), kept
+
+        def backward(self, x, kernels, dy, stride=1, kept=None, input_gradient=True):
+            dk, dx = self.inner.backward(x, kernels, dy, stride, kept, input_gradient)
+            move = array_api_strict.asarray
+            return (move(np.asarray(dk)) if product == "∂E/∂K" else dk,
+                    move(np.asarray(dx)) if product == "∂E/∂X" else dx)
+
+    monkeypatch.setitem(parity.ENGINES, "gemm", Elsewhere(None))
+    check = parity.check_engine("gemm", xc.CPU, "float32", 1)
+    assert check.ok is False and any(p.startswith(f"{product}: on ") for p in check.problems)
+
+
+@pytest.mark.parametrize("wrong", ["E", "∂E/∂Y"])
+def test_a_loss_answering_on_another_device_fails_naming_it(monkeypatch, wrong):
+    from xpcnn.losses import mse, mse_prime
+
+    def elsewhere(fn):
+        return lambda t, p: array_api_strict.asarray(np.asarray(fn(t, p)))
+
+    monkeypatch.setitem(parity.LOSSES, "mse", (elsewhere(mse) if wrong == "E" else mse,
+                                               elsewhere(mse_prime) if wrong == "∂E/∂Y" else mse_prime))
+    check = parity.check_loss("mse", xc.CPU, "float32")
+    assert check.ok is False and any(p.startswith(f"{wrong}: on ") for p in check.problems)
+
+
+def test_the_host_reference_copies_the_devices_buffers_too():
+    def make(dtype):
+        layer = xc.BatchNorm1D(7, dtype=dtype)
+        drawn = np.random.default_rng(0).uniform(0.5, 1.5, 7).astype(dtype)
+        layer.buffers["running_var"] = drawn
+        return layer
+
+    layer, ref = parity.paired_layers(parity.LayerCase(make, (7,)), xc.CPU, "float32")
+    assert np.array_equal(ref.buffers["running_var"], layer.buffers["running_var"].astype(np.float64))
