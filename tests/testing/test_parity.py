@@ -208,7 +208,47 @@ def test_an_optimizer_wrong_on_the_device_alone_fails_naming_the_parameter_and_t
 
     monkeypatch.setitem(parity.OPTIMIZER_CASES, "adam", lambda: ExtraSlot(1e-2))
     check = parity.check_optimizer("adam", xc.CPU, "float32")
-    assert not check.ok and any(p.startswith("slots ['0.bias.extra', ") for p in check.problems)
+    assert check.ok is False and check.problems == [
+        "slots ['0.bias.extra', '0.bias.m', '0.bias.v', '0.weights.m', '0.weights.v'], expected ['0.bias.m', "
+        "'0.bias.v', '0.weights.m', '0.weights.v']"]
+
+
+@pytest.mark.parametrize("where", ["off", "elsewhere"])
+@pytest.mark.parametrize("what", ["bias", "slot 0.bias.m"])
+def test_an_optimizer_whose_parameter_or_slot_is_wrong_or_elsewhere_on_the_device_fails_naming_it(monkeypatch,
+                                                                                                  where, what):
+    def spoil(array):
+        if where == "off":
+            return off_in_float32(array, 1.001)
+        return array_api_strict.asarray(np.asarray(array)) if array.dtype == np.float32 else array
+
+    class Spoiled(xc.Adam):
+        def step(self, layers):
+            super().step(layers)
+            if self.iterations < 4:  # spoiled after the last of the check's 4 steps
+                return
+            if what == "bias":
+                layers[0].params["bias"] = spoil(layers[0].params["bias"])
+            else:
+                self.slots["0.bias.m"] = spoil(self.slots["0.bias.m"])
+
+    monkeypatch.setitem(parity.OPTIMIZER_CASES, "adam", lambda: Spoiled(1e-2))
+    check = parity.check_optimizer("adam", xc.CPU, "float32")
+    name = "bias after 4 steps" if what == "bias" else what
+    assert check.ok is False
+    if where == "off":
+        assert check.worst_array == name
+    else:
+        assert any(p.startswith(f"{name}: on ") and p.endswith("expected cpu") for p in check.problems)
+
+
+def test_a_loss_gradient_off_its_loss_fails_with_the_gradient_checks_own_problem(monkeypatch):
+    from xpcnn.losses import mse, mse_prime
+
+    monkeypatch.setitem(parity.LOSSES, "mse", (mse, lambda t, p: 1.1 * mse_prime(t, p)))
+    check = parity.check_loss_gradient("mse")
+    assert check.ok is False and check.worst > 0.05
+    assert check.problems == [f"a gradient disagrees with central differences: relative error {check.worst:.3g}"]
 
 
 def test_the_host_reference_holds_the_devices_parameters_and_buffers_rounded_to_its_dtype_exactly():
