@@ -193,3 +193,21 @@ def test_summary_hands_its_table_for_the_given_input_shape_to_print_fn_or_print(
     with pytest.raises(xc.ConfigTypeError) as info:
         model.summary((3, 2, 2), print_fn="stdout")
     assert str(info.value) == "summary: print_fn must be a function taking the table, or None, got 'stdout'"
+
+
+def test_a_model_that_takes_any_shape_remembers_one_samples_shape_from_its_first_batch_only():
+    free = xc.Sequential([xc.Flatten(), xc.Dense(12, 3)], seed=0)
+    assert free.first_input_shape is None
+    free.predict(np.zeros((4, 3, 2, 2), np.float32))
+    assert free.first_input_shape == (3, 2, 2)
+    free.predict(np.zeros((2, 12), np.float32))  # a later batch of another shape changes nothing
+    assert free.first_input_shape == (3, 2, 2)
+    fixed = convnet()  # its first layer fixes the shape: nothing to remember
+    fixed.predict(data(2)[0])
+    assert fixed.first_input_shape is None
+
+
+def test_layers_that_are_not_a_list_are_one_error_naming_what_came():
+    with pytest.raises(xc.ConfigTypeError) as info:
+        xc.Sequential(xc.Dense(3, 2))
+    assert str(info.value) == "Sequential: layers must be a list of layers, got Dense"
