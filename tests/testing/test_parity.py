@@ -374,3 +374,24 @@ def test_the_host_reference_copies_the_devices_buffers_too():
 
     layer, ref = parity.paired_layers(parity.LayerCase(make, (7,)), xc.CPU, "float32")
     assert np.array_equal(ref.buffers["running_var"], layer.buffers["running_var"].astype(np.float64))
+
+
+def test_every_planned_check_runs_its_own_case_on_the_device_and_in_the_dtype_it_is_named_for(monkeypatch):
+    calls = []
+    for function in ("check_layer", "check_engine", "check_loss", "check_optimizer", "check_layer_gradients",
+                     "check_loss_gradient"):
+        monkeypatch.setattr(parity, function, lambda *args, f=function: calls.append((f, *args)) or len(calls))
+    device = object()  # stands for the device the doctor checks
+    plan = parity.parity_checks(device, dtypes=("float32",))
+    assert [run() for _, run in plan] == list(range(1, len(plan) + 1))  # each run hands back its check
+    kind = {"layer": "check_layer", "engine": "check_engine", "loss": "check_loss", "optimizer": "check_optimizer"}
+    for (name, _), call in zip(plan, calls):
+        words = name.split()
+        if words[0] == "gradient":
+            expected = ("check_loss_gradient", words[2]) if words[1] == "loss" else ("check_layer_gradients",
+                                                                                      words[1])
+        elif words[0] == "engine":
+            expected = ("check_engine", words[1], device, "float32", int(words[3]))
+        else:
+            expected = (kind[words[0]], words[1], device, "float32")
+        assert call == expected, name
