@@ -211,3 +211,46 @@ def test_layers_that_are_not_a_list_are_one_error_naming_what_came():
     with pytest.raises(xc.ConfigTypeError) as info:
         xc.Sequential(xc.Dense(3, 2))
     assert str(info.value) == "Sequential: layers must be a list of layers, got Dense"
+
+
+def test_what_sequential_refuses_is_one_error_naming_it():
+    cases = [([], xc.ConfigError, "Sequential: needs at least one layer"),
+             ([xc.Dense(3, 2), "relu"], xc.ConfigTypeError, "Sequential: layers[1] is 'relu', not an xpcnn layer"),
+             ([xc.Dense(3, 2), xc.Dense(4, 1)], xc.ShapeError,
+              "Dense(input_size=4, output_size=1) expects input (N, 4) but Dense(input_size=3, output_size=2) "
+              "produces (N, 2)")]
+    for layers, error, message in cases:
+        with pytest.raises(error) as info:
+            xc.Sequential(layers)
+        assert str(info.value) == message
+    with pytest.raises(xc.ConfigError) as info:
+        xc.Sequential([xc.Dense(3, 2)], dtype="float16")
+    assert str(info.value) == "Sequential: dtype must be one of 'float32', 'float64', got 'float16'"
+
+
+def test_the_shapes_walk_through_layers_that_take_any_shape():
+    model = xc.Sequential([xc.Dense(3, 2), xc.ReLU(), xc.Reshape((2,), (1, 2)), xc.Flatten(), xc.Dense(2, 1)], seed=0)
+    assert (model.input_shape, model.output_shape) == ((3,), (1,))
+    free = xc.Sequential([xc.Flatten(), xc.Dense(12, 3), xc.Softmax()], seed=0)
+    assert (free.input_shape, free.output_shape) == (None, (3,))  # fixed from the first layer that fixes it
+    shapeless = xc.Sequential([xc.ReLU(), xc.Softmax()])
+    assert (shapeless.input_shape, shapeless.output_shape) == (None, None)
+    assert (shapeless.device, shapeless.dtype) == (backend.CPU, "float32")  # no parameters: the defaults
+
+
+def test_the_first_convolution_computes_no_input_gradient_and_the_others_do():
+    model = convnet()
+    conv = xc.Convolutional((2, 6, 6), 3, 2)
+    two = xc.Sequential([xc.Convolutional((1, 6, 6), 3, 2, padding="same"), conv, xc.Flatten(),
+                         xc.Dense(32, 3)], seed=0)
+    assert model.layers[0].compute_input_gradient is False
+    assert two.layers[0].compute_input_gradient is False and conv.compute_input_gradient is True
+
+
+def test_a_model_takes_its_dtype_from_its_first_layer_with_parameters_and_its_device_from_its_parameters(device1):
+    model = xc.Sequential([xc.ReLU(), xc.Dense(3, 2, dtype="float64", seed=0), xc.Dense(2, 2, dtype="float64",
+                                                                                       seed=1)])
+    assert model.dtype == "float64" and model.device == backend.CPU
+    moved = xc.Sequential([xc.ReLU(), xc.Dense(3, 2, seed=0).to(device1)])
+    assert moved.device == device1 and moved.dtype == "float32"
+    assert xc.Sequential([xc.ReLU()], device=device1).device == device1  # no parameters: the device asked for
