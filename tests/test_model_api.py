@@ -254,3 +254,13 @@ def test_a_model_takes_its_dtype_from_its_first_layer_with_parameters_and_its_de
     moved = xc.Sequential([xc.ReLU(), xc.Dense(3, 2, seed=0).to(device1)])
     assert moved.device == device1 and moved.dtype == "float32"
     assert xc.Sequential([xc.ReLU()], device=device1).device == device1  # no parameters: the device asked for
+
+
+def test_an_unseeded_model_casts_with_dtype_alone_and_moves_with_device_alone(device1):
+    cast = xc.Sequential([xc.Dense(3, 2, seed=0), xc.Softmax()], dtype="float64")
+    assert cast.layers[0].params["weights"].dtype == np.float64 and cast.device == backend.CPU
+    moved = xc.Sequential([xc.Dense(3, 2, seed=0), xc.Softmax()], device=device1)
+    weights = moved.layers[0].params["weights"]
+    assert backend.Device.of(weights) == device1 and backend.dtype_name(weights) == "float32"
+    both = xc.Sequential([xc.Dense(3, 2, seed=0)], device=device1, dtype="float64")
+    assert backend.dtype_name(both.layers[0].params["weights"]) == "float64"
