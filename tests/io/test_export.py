@@ -529,3 +529,17 @@ def test_a_graph_whose_declared_shapes_disagree_with_its_operators_is_refused(mo
     monkeypatch.setattr(onnx_export, "_shapes", lambda model, shape: ((5,), (3,)))  # the graph computes (N, 2)
     with pytest.raises(Exception, match="(?i)shape"):
         build_onnx(model)
+
+
+def test_every_layer_without_a_mapping_is_listed_with_the_classes_that_have_one(tmp_path):
+    model = xc.Sequential([Unmapped(), xc.Dense(3, 2), SigmoidVariant()], seed=0)
+    onnx_names = ", ".join(sorted(cls.__name__ for cls in CONVERTERS))
+    torch_names = ", ".join(sorted(cls.__name__ for cls in TORCH_NAMES))
+    missing = "layer 0 Unmapped(); layer 2 SigmoidVariant()"
+    with pytest.raises(ExportError) as info:
+        build_onnx(model)
+    assert str(info.value) == f"to_onnx: cannot convert {missing} (no mapping; layers that have one: {onnx_names})"
+    with pytest.raises(ExportError) as info:
+        to_safetensors(model, tmp_path / "m.safetensors")
+    assert str(info.value) == (f"PyTorch names: cannot convert {missing} (no mapping; layers that have one: "
+                               f"{torch_names})")
