@@ -291,8 +291,8 @@ def npy(version, header: str, data: bytes = b"") -> bytes:
     return b"\x93NUMPY" + bytes(version) + length + text + data
 
 
-def zip_members(path, members: "dict[str, bytes]") -> None:
-    with zipfile.ZipFile(path, "w") as archive:
+def zip_members(path, members: "dict[str, bytes]", compression=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, raw in members.items():
             archive.writestr(name, raw)
 
@@ -317,27 +317,28 @@ def test_npy_members_in_header_versions_2_and_3_load_as_version_1_does(tmp_path)
     assert_same_params(load_checkpoint(path), original, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("version", [(2, 1), (4, 0), (0, 0)])
-def test_an_npy_header_version_numpy_does_not_define_is_refused_naming_the_member(tmp_path, version):
+def refusal_of_bias_member(tmp_path, version, shape) -> "tuple[object, str]":
+    """``(path, message)``: a saved checkpoint whose ``param/6/bias`` (3 float32 values) is written with
+    this header ``version`` and ``shape``, loaded."""
     path, arrays, _ = saved(tmp_path)
     members = npz_bytes(arrays)
-    members["param/6/bias.npy"] = npy(version, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+    members["param/6/bias.npy"] = npy(version, f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}",
                                       bytes(12))
     zip_members(path, members)
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
-    assert str(info.value) == f"{path}: param/6/bias.npy: unknown .npy version {version}"
+    return path, str(info.value)
+
+
+@pytest.mark.parametrize("version", [(2, 1), (4, 0), (0, 0)])
+def test_an_npy_header_version_numpy_does_not_define_is_refused_naming_the_member(tmp_path, version):
+    path, message = refusal_of_bias_member(tmp_path, version, (3,))
+    assert message == f"{path}: param/6/bias.npy: unknown .npy version {version}"
 
 
 def test_a_negative_dimension_in_an_npy_header_is_refused_naming_it(tmp_path):
-    path, arrays, _ = saved(tmp_path)
-    members = npz_bytes(arrays)
-    members["param/6/bias.npy"] = npy((1, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }",
-                                      bytes(12))
-    zip_members(path, members)
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(path)
-    assert str(info.value) == f"{path}: param/6/bias.npy: bad shape (-3,)"
+    path, message = refusal_of_bias_member(tmp_path, (1, 0), (-3,))
+    assert message == f"{path}: param/6/bias.npy: bad shape (-3,)"
 
 
 def test_a_member_of_zero_values_is_a_valid_array_and_is_read(tmp_path):
@@ -481,12 +482,6 @@ def test_an_unknown_layer_class_lists_the_registered_ones(tmp_path):
     assert str(info.value).endswith(f"(registered: {', '.join(sorted(registry.LAYERS))})")
 
 
-def deflated(path, members: "dict[str, bytes]") -> None:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, raw in members.items():
-            archive.writestr(name, raw)
-
-
 def zeros_member(nbytes: int) -> bytes:
     """A ``.npy`` of ``nbytes`` bytes in all (a 1.0 header padded to 128 bytes, then zeros)."""
     header = "{'descr': '|u1', 'fortran_order': False, 'shape': (%d,), }" % (nbytes - 128)
@@ -497,7 +492,7 @@ def zeros_member(nbytes: int) -> bytes:
 def test_the_unpacked_size_guard_allows_1_mib_whatever_the_ratio_and_refuses_more_beyond_100_times(tmp_path, mib,
                                                                                                   refused):
     path = tmp_path / "m.npz"
-    deflated(path, {"meta.npy": zeros_member(int(mib * (1 << 20)))})  # zeros deflate about 1000:1
+    zip_members(path, {"meta.npy": zeros_member(int(mib * (1 << 20)))}, zipfile.ZIP_DEFLATED)  # about 1000:1
     assert path.stat().st_size * 100 < mib * (1 << 20)
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
